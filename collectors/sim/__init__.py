@@ -1,0 +1,1 @@
+"""Plant simulators: realistic industrial load served over real protocols on loopback."""
