@@ -17,9 +17,9 @@ SLOT_S = 900  # 15-minute slots: the billing interval
 _REF_NS = 1_577_836_800 * 10**9  # 2020-01-01T00:00Z: counters start at zero here
 
 
-def _hash01(*parts: int) -> np.ndarray | float:
+def _hash01(*parts: int | np.ndarray) -> np.ndarray:
     """Cheap deterministic noise in [0, 1) from integers (works on numpy arrays too)."""
-    x = np.uint64(0x9E3779B97F4A7C15)
+    x: np.ndarray = np.asarray(0x9E3779B97F4A7C15, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for p in parts:
             x = (np.asarray(p, dtype=np.uint64) ^ x) * np.uint64(0xBF58476D1CE4E5B9)
@@ -111,8 +111,8 @@ class LoadModel:
         n_full = int(t_s // SLOT_S)
         slots = np.arange(ref_slot, ref_slot + n_full + 1, dtype=np.int64)
         kw = self._cached_kw(slots)
-        cum_kw: np.ndarray = _KW_CACHE[self]["cum_kw"]  # type: ignore[assignment]
-        cum_kvar: np.ndarray = _KW_CACHE[self]["cum_kvar"]  # type: ignore[assignment]
+        cum_kw = _KW_CACHE[self]["cum_kw"]
+        cum_kvar = _KW_CACHE[self]["cum_kvar"]
         frac = (t_s - n_full * SLOT_S) / 3600.0
         hours = SLOT_S / 3600.0
         prev = n_full - 1
@@ -124,15 +124,14 @@ class LoadModel:
     def _cached_kw(self, slots: np.ndarray) -> np.ndarray:
         cache = _KW_CACHE.setdefault(self, {})
         first, last = int(slots[0]), int(slots[-1])
-        have = cache.get("range")
+        have = _RANGES.get(self)
         if have is None or have[0] != first or have[1] < last:
             arr = self.slot_kw(np.arange(first, last + 96 * 2, dtype=np.int64))  # a little ahead
-            cache["range"] = (first, last + 96 * 2 - 1)
+            _RANGES[self] = (first, last + 96 * 2 - 1)
             cache["kw"] = arr
             cache["cum_kw"] = np.cumsum(arr)
             cache["cum_kvar"] = np.cumsum(self.slot_kvar(arr))
-        kw: np.ndarray = cache["kw"]
-        return kw[: last - first + 1]
+        return cache["kw"][: last - first + 1]
 
     def instant(self, t_ns: int) -> dict[str, float]:
         """What a meter shows at t: power with a little jitter, voltages, currents, PF and counters."""
@@ -157,7 +156,8 @@ class LoadModel:
         }
 
 
-_KW_CACHE: dict[LoadModel, dict[str, object]] = {}
+_KW_CACHE: dict[LoadModel, dict[str, np.ndarray]] = {}
+_RANGES: dict[LoadModel, tuple[int, int]] = {}
 
 
 def history_days(model: LoadModel, end: datetime, days: int) -> list[date]:
