@@ -128,7 +128,7 @@ class QueryService:
         apparent = np.sqrt(frame["kwh"] ** 2 + frame["kvarh"] ** 2)
         frame["pf"] = (frame["kwh"] / apparent).where(apparent > 0)
         frame["missing"] = frame["kwh"].isna()
-        frame.index = frame.index.tz_convert(tz)
+        frame.index = grid.tz_convert(tz)
         frame.index.name = "interval_start"
         return frame
 
@@ -228,7 +228,7 @@ class QueryService:
         for point, name in zip(FORECAST_POINTS, ("forecast", "lower80", "upper80", "lower95", "upper95"), strict=True):
             cols[name] = self.store.buckets([meter], point, start_ns, end_ns, _INTERVAL_S, "last")[meter].reindex(grid)
         frame = pd.DataFrame(cols, index=grid)
-        frame.index = frame.index.tz_convert(tz)
+        frame.index = grid.tz_convert(tz)
         frame.index.name = "interval_start"
         return frame
 
