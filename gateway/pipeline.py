@@ -61,6 +61,7 @@ class Pipeline:
         self.retry_max_s = retry_max_s
         self.expire_every_s = expire_every_s
         self._pending: list[Reading] = []
+        self._in_flight = 0  # taken from memory by the writer, not yet committed to the outbox
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._drain_now = threading.Event()
@@ -102,7 +103,7 @@ class Pipeline:
             self._cond.notify()
         while time.monotonic() < deadline:
             with self._cond:
-                pending = len(self._pending)
+                pending = len(self._pending) + self._in_flight
             if pending == 0 and self.outbox.depth == 0:
                 return True
             self._drain_now.set()
@@ -145,19 +146,22 @@ class Pipeline:
             }
 
     # -- threads -----------------------------------------------------------------------------------
-    def _take_pending(self) -> list[Reading]:
+    def _persist_pending(self) -> None:
         with self._cond:
             batch, self._pending = self._pending, []
-        return batch
-
-    def _persist_pending(self) -> None:
-        batch = self._take_pending()
-        if batch:
-            accepted = self.outbox.put(batch)
-            if accepted < len(batch):
-                self._drop("full_drop_newest_mem", 0)
-            self._drain_now.set()
-            OUTBOX_DEPTH.set(self.outbox.depth)
+            self._in_flight = len(batch)
+        try:
+            if batch:
+                self.outbox.put(batch)  # refusals under drop_newest are counted by the outbox
+                self._drain_now.set()
+                OUTBOX_DEPTH.set(self.outbox.depth)
+        except BaseException:
+            with self._cond:  # keep them in memory for the next attempt
+                self._pending[:0] = batch
+            raise
+        finally:
+            with self._cond:
+                self._in_flight = 0
 
     def _write_loop(self) -> None:
         last_expire = time.monotonic()

@@ -1,0 +1,1 @@
+"""Tests of the composition root: config, outbox, pipeline, query layer, CLI, demo."""

@@ -1,0 +1,72 @@
+"""The durable outbox: order, bounds, counted drops, dead letters, survival across reopen."""
+
+from __future__ import annotations
+
+import time
+
+from collectors.reading import Quality, Reading
+from gateway.outbox import DropPolicy, Outbox
+
+
+def _r(i: int, ts: int | None = None) -> Reading:
+    return Reading("dev", "p", float(i), "kW", Quality.GOOD, source_ts=ts or 1_000 + i, gateway_ts=ts or time.time_ns())
+
+
+def test_fifo_peek_ack_and_reopen(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    ob.put([_r(i) for i in range(10)])
+    batch = ob.peek(4)
+    assert [r.value for r in batch.readings] == [0.0, 1.0, 2.0, 3.0]
+    # Nothing leaves before ack: a second peek sees the same readings.
+    assert [r.value for r in ob.peek(4).readings] == [0.0, 1.0, 2.0, 3.0]
+    ob.ack(batch.last_id)
+    assert ob.depth == 6
+    ob.close()
+    again = Outbox(tmp_path / "ob.db")
+    assert again.depth == 6
+    assert [r.value for r in again.peek(100).readings] == [4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+
+
+def test_readings_round_trip_every_field(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    r = Reading("电表 1", "active_power_kw", None, "kW", Quality.COMM_LOST, 123, 456, "客户", "site,1", "m=1")
+    ob.put([r])
+    assert ob.peek(1).readings == [r]
+
+
+def test_drop_oldest_counts_every_drop(tmp_path):
+    ob = Outbox(tmp_path / "ob.db", max_rows=5, policy=DropPolicy.DROP_OLDEST)
+    ob.put([_r(i) for i in range(3)])
+    ob.put([_r(i) for i in range(3, 8)])
+    assert ob.depth == 5
+    assert [r.value for r in ob.peek(10).readings] == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert ob.drops == {"full_drop_oldest": 3}
+    ob.close()
+    assert Outbox(tmp_path / "ob.db").drops == {"full_drop_oldest": 3}  # counters survive a restart
+
+
+def test_drop_newest_refuses_and_counts(tmp_path):
+    ob = Outbox(tmp_path / "ob.db", max_rows=5, policy=DropPolicy.DROP_NEWEST)
+    assert ob.put([_r(i) for i in range(4)]) == 4
+    assert ob.put([_r(i) for i in range(4, 8)]) == 1
+    assert [r.value for r in ob.peek(10).readings] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert ob.drops == {"full_drop_newest": 3}
+
+
+def test_age_bound_expires_and_counts(tmp_path):
+    ob = Outbox(tmp_path / "ob.db", max_age_s=60)
+    now = time.time_ns()
+    ob.put([_r(1, ts=now - 120 * 10**9), _r(2, ts=now - 10 * 10**9)])
+    assert ob.expire(now) == 1
+    assert [r.value for r in ob.peek(10).readings] == [2.0]
+    assert ob.drops == {"expired": 1}
+    assert 9 < ob.oldest_age_s(now) < 11
+
+
+def test_dead_letter_keeps_reading_and_reason(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    ob.dead_letter([_r(7)], "field type conflict")
+    (reading, why), = ob.dead_letters()
+    assert reading.value == 7.0
+    assert why == "field type conflict"
+    assert ob.drops == {"rejected": 1}
