@@ -63,6 +63,7 @@ class Topology:
         return sorted(m for m, s in self.meter_site.items() if s in sites)
 
     def tz_of(self, scope: Scope, ident: str) -> ZoneInfo:
+        self.meters_of(scope, ident)  # raises QueryError for an unknown id
         if scope == "meter":
             ident, scope = self.meter_site[ident], "site"
         if scope == "site":
