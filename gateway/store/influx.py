@@ -1,0 +1,489 @@
+"""The InfluxDB time-series store: line-protocol writes over API v1 or v2, InfluxQL reads on /query for both.
+
+Schema: measurement `reading`; tags customer, device, meter, point, site, unit (an empty tag is omitted, which
+InfluxQL's `tag = ''` still matches); fields value (float, omitted when None), quality (string) and gateway_ts
+(integer); timestamp = source_ts in ns. InfluxDB identifies a point by measurement + tag set + timestamp, so a
+reading written twice is stored once: that is what makes the outbox's at-least-once delivery exactly-once.
+
+Errors are classified, never retried here (the pipeline retries): connection errors, timeouts, 5xx, 429 and the
+"fix the configuration, then retry" answers (401, 403, 404 database/bucket not found) raise `StoreUnavailable`;
+anything else the server refuses (400 bad data, 413, 422) raises `StoreRejected` with the server's message, so the
+pipeline can bisect the batch and set aside only the offending readings.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from collectors.reading import Quality, Reading
+from gateway.store.base import Agg, LatestValue, StoreError, StoreRejected, StoreUnavailable, TimeSeriesStore
+
+log = logging.getLogger(__name__)
+
+MEASUREMENT = "reading"
+# InfluxDB's representable time range (models.MinNanoTime / MaxNanoTime).
+MIN_NS = -9223372036854775806
+MAX_NS = 9223372036854775806
+_AGGS: frozenset[str] = frozenset({"last", "first", "mean", "max", "min", "count", "sum"})
+_METERS_PER_QUERY = 200
+_PREFIX_CACHE_MAX = 200_000
+
+
+class InfluxStoreConfig(BaseModel):
+    """`[store]` with `type = "influxdb"`. Secrets are named by environment variable, never written in the TOML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["influxdb"] = "influxdb"
+    url: str = Field(description="base URL, e.g. http://influxdb:8086")
+    api: Literal["v1", "v2"] = "v1"
+    # API v1 (InfluxDB 1.x)
+    database: str = ""
+    retention_policy: str = ""
+    username: str = ""
+    password_env: str = ""
+    create_database: bool = False
+    # API v2 (InfluxDB 2.x, 3.x, Cloud, 1.8+)
+    org: str = ""
+    bucket: str = ""
+    token_env: str = ""
+    # both
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    gzip: bool = True
+    timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_api_fields(self) -> InfluxStoreConfig:
+        if self.api == "v1":
+            if not self.database:
+                raise ValueError("api = 'v1' needs 'database'")
+            stray = [k for k in ("org", "bucket", "token_env") if getattr(self, k)]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} belong to api = 'v2'; with api = 'v1' use database/username")
+            if self.password_env and not self.username:
+                raise ValueError("password_env is set but username is empty")
+        else:
+            missing = [k for k in ("org", "bucket", "token_env") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"api = 'v2' needs {', '.join(missing)}")
+            stray = [k for k in ("database", "retention_policy", "username", "password_env") if getattr(self, k)]
+            if self.create_database:
+                stray.append("create_database")
+            if stray:
+                raise ValueError(f"{', '.join(stray)} belong to api = 'v1'; with api = 'v2' use org/bucket/token_env")
+        return self
+
+
+# -- line protocol -----------------------------------------------------------------------------------------
+
+_TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+# InfluxDB 1.x cannot represent a backslash right before a character it would have to escape, or at the end of a
+# tag value (the parser reads it as an escape); nor a line break anywhere. Refuse those instead of mangling them.
+_BAD_TAG = re.compile(r"[\n\r]|\\(?=[ ,=\\]|$)")
+_QUALITY_FIELD = {q: f'quality="{q.value}"' for q in Quality}
+_TAG_ORDER = ("customer", "device", "meter", "point", "site", "unit")  # sorted keys: InfluxDB's own order
+
+
+def _escape_tag(key: str, value: str, r: Reading) -> str:
+    if _BAD_TAG.search(value):
+        raise StoreRejected(
+            f"reading {r.device!r}/{r.point!r} at {r.source_ts}: tag {key}={value!r} holds a line break or a "
+            "backslash before a space, comma, '=', backslash or the end, which InfluxDB line protocol cannot carry"
+        )
+    return value.translate(_TAG_ESCAPES)
+
+
+class LineEncoder:
+    """Reading -> one line of line protocol; the escaped tag set of each series is built once and cached."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[str, str, str, str, str, str], str] = {}
+
+    def _prefix(self, r: Reading) -> str:
+        key = (r.customer, r.device, r.meter, r.point, r.site, r.unit)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            if not r.device or not r.point:
+                raise StoreRejected(f"reading at {r.source_ts}: device and point must not be empty "
+                                    f"(device={r.device!r}, point={r.point!r})")
+            parts = [MEASUREMENT]
+            for name, value in zip(_TAG_ORDER, key, strict=True):
+                if value:
+                    parts.append(f"{name}={_escape_tag(name, value, r)}")
+            prefix = ",".join(parts)
+            if len(self._prefixes) >= _PREFIX_CACHE_MAX:
+                self._prefixes.clear()
+            self._prefixes[key] = prefix
+        return prefix
+
+    def line(self, r: Reading) -> str:
+        quality = _QUALITY_FIELD.get(r.quality)  # type: ignore[call-overload]
+        if quality is None:
+            raise StoreRejected(f"reading {r.device!r}/{r.point!r} at {r.source_ts}: unknown quality {r.quality!r}")
+        ts = r.source_ts
+        if not MIN_NS <= ts <= MAX_NS:
+            raise StoreRejected(f"reading {r.device!r}/{r.point!r}: source_ts {ts} is outside InfluxDB's time range")
+        value = r.value
+        if value is None:
+            return f"{self._prefix(r)} {quality},gateway_ts={int(r.gateway_ts)}i {int(ts)}"
+        v = float(value)
+        if not math.isfinite(v):
+            raise StoreRejected(f"reading {r.device!r}/{r.point!r} at {ts}: value {v} is not a finite number "
+                                "(a value that is not a number must be sent as None with quality bad)")
+        return f"{self._prefix(r)} value={v!r},{quality},gateway_ts={int(r.gateway_ts)}i {int(ts)}"
+
+    def encode(self, readings: Iterable[Reading]) -> bytes:
+        line = self.line
+        return "\n".join([line(r) for r in readings]).encode()
+
+
+# -- InfluxQL ----------------------------------------------------------------------------------------------
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def _clamp(ns: int) -> int:
+    return max(MIN_NS, min(MAX_NS, int(ns)))
+
+
+def _server_message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip()[:500] or resp.reason_phrase
+    if isinstance(body, dict):
+        msg = body.get("error") or body.get("message")
+        if msg:
+            return str(msg)
+    return resp.text.strip()[:500]
+
+
+def classify_status(where: str, status: int, message: str) -> StoreError:
+    """The store error for an HTTP answer that is not a success."""
+    text = f"{where}: HTTP {status}: {message}"
+    if status >= 500 or status in (401, 403, 404, 408, 429):
+        return StoreUnavailable(text)
+    return StoreRejected(text)
+
+
+Series = dict[str, Any]
+
+
+class _InfluxStore(TimeSeriesStore):
+    """The query layer both API generations share: InfluxQL over HTTP on /query."""
+
+    def __init__(self, cfg: InfluxStoreConfig, db: str, headers: Mapping[str, str], auth: httpx.BasicAuth | None):
+        self.cfg = cfg
+        self.db = db
+        self.url = cfg.url
+        self._encoder = LineEncoder()
+        self._http = httpx.Client(
+            base_url=cfg.url,
+            headers=dict(headers),
+            auth=auth,
+            timeout=cfg.timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=4, max_connections=8),
+        )
+        rp = cfg.retention_policy if cfg.api == "v1" else ""
+        self._from = (quote_ident(rp) + "." if rp else "") + quote_ident(MEASUREMENT)
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"influxdb {self.url} ({self.cfg.api}, {self.db!r})"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 300:
+            raise classify_status(f"{self._where()} {path}", resp.status_code, _server_message(resp))
+        return resp
+
+    def _before_query(self) -> None:
+        """Hook: v1 creates its database on first use when asked to."""
+
+    def query(self, q: str) -> list[list[Series]]:
+        """Run InfluxQL; one list of series per statement, chunks merged."""
+        self._before_query()
+        data = {"q": q, "db": self.db, "epoch": "ns", "chunked": "true", "chunk_size": "10000"}
+        if self.cfg.api == "v1" and self.cfg.retention_policy:
+            data["rp"] = self.cfg.retention_policy
+        resp = self._request("POST", "/query", data=data)
+        statements: dict[int, dict[tuple[Any, ...], Series]] = {}
+        for raw_line in resp.text.splitlines():
+            if not raw_line.strip():
+                continue
+            try:
+                chunk = json.loads(raw_line)
+            except ValueError as exc:
+                raise StoreError(f"{self._where()}: unreadable /query answer: {raw_line[:200]!r}") from exc
+            if "error" in chunk:
+                raise self._query_error(str(chunk["error"]), q)
+            for result in chunk.get("results", []):
+                if "error" in result:
+                    raise self._query_error(str(result["error"]), q)
+                merged = statements.setdefault(int(result.get("statement_id", 0)), {})
+                for s in result.get("series", []):
+                    key = (s.get("name"), tuple(sorted((s.get("tags") or {}).items())))
+                    have = merged.get(key)
+                    if have is None:
+                        merged[key] = {"tags": s.get("tags") or {}, "columns": s["columns"],
+                                       "values": list(s.get("values", []))}
+                    else:
+                        have["values"].extend(s.get("values", []))
+        return [list(statements[k].values()) for k in sorted(statements)]
+
+    def _query_error(self, message: str, q: str) -> StoreError:
+        if message.startswith("database not found"):
+            return StoreUnavailable(f"{self._where()}: {message}")
+        return StoreError(f"{self._where()}: query failed: {message} (query: {q[:300]})")
+
+    def _series(self, q: str) -> list[Series]:
+        results = self.query(q)
+        return results[0] if results else []
+
+    # -- TimeSeriesStore -----------------------------------------------------------------------------------
+    def write(self, readings: Sequence[Reading]) -> None:
+        step = self.cfg.batch_size
+        for i in range(0, len(readings), step):
+            body = self._encoder.encode(readings[i : i + step])
+            if body:
+                self._write_body(body)
+
+    def _write_body(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    def buckets(
+        self, meters: Sequence[str], point: str, start_ns: int, end_ns: int, every_s: int, agg: Agg
+    ) -> pd.DataFrame:
+        if agg not in _AGGS:
+            raise StoreError(f"unknown aggregate {agg!r}; expected one of {sorted(_AGGS)}")
+        if int(every_s) <= 0:
+            raise StoreError(f"bucket width must be a positive number of seconds, got {every_s!r}")
+        every_ns = int(every_s) * 10**9
+        first = -(-int(start_ns) // every_ns) * every_ns
+        end = _clamp(end_ns)
+        index_ns = np.arange(first, end, every_ns, dtype=np.int64)
+        columns = list(meters)
+        values = np.full((len(index_ns), len(columns)), np.nan, dtype="float64")
+        if columns and len(index_ns):
+            col_of = {m: i for i, m in enumerate(columns)}
+            unique = list(col_of)
+            for j in range(0, len(unique), _METERS_PER_QUERY):
+                chunk = unique[j : j + _METERS_PER_QUERY]
+                meter_cond = " OR ".join(f'"meter" = {quote_string(m)}' for m in chunk)
+                q = (
+                    f'SELECT {agg}("value") FROM {self._from} WHERE "quality" = \'good\' '  # noqa: S608 - every value goes through quote_string/quote_ident
+                    f'AND "point" = {quote_string(point)} AND ({meter_cond}) '
+                    f'AND time >= {first} AND time < {end} '
+                    f'GROUP BY time({int(every_s)}s), "meter" fill(none)'
+                )
+                for s in self._series(q):
+                    col = col_of.get(s["tags"].get("meter", ""))
+                    if col is None:
+                        continue
+                    for t, v in s["values"]:
+                        if v is None:
+                            continue
+                        row = (int(t) - first) // every_ns
+                        if 0 <= row < len(index_ns):
+                            values[row, col] = float(v)
+        return pd.DataFrame(values, index=pd.to_datetime(index_ns, utc=True), columns=columns)
+
+    def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        q = (
+            f'SELECT "value", "quality" FROM {self._from} WHERE "device" = {quote_string(device)} '  # noqa: S608 - every value goes through quote_string/quote_ident
+            f'AND "point" = {quote_string(point)} AND time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}'
+        )
+        rows: list[list[Any]] = []
+        for s in self._series(q):
+            cols = s["columns"]
+            it, iv, iq = cols.index("time"), cols.index("value"), cols.index("quality")
+            rows.extend([r[it], r[iv], r[iq]] for r in s["values"])
+        rows.sort(key=lambda r: int(r[0]))  # one merged series arrives sorted; timsort makes that O(n)
+        return pd.DataFrame(
+            {
+                "ts": pd.Series([int(r[0]) for r in rows], dtype="int64"),
+                "value": pd.Series([np.nan if r[1] is None else float(r[1]) for r in rows], dtype="float64"),
+                "quality": pd.Series([r[2] for r in rows], dtype="object"),
+            }
+        )
+
+    def latest(self, devices: Sequence[str] | None = None) -> list[LatestValue]:
+        where = f"time >= {MIN_NS} AND time <= {MAX_NS}"
+        if devices is not None:
+            if not devices:
+                return []
+            where += " AND (" + " OR ".join(f'"device" = {quote_string(d)}' for d in dict.fromkeys(devices)) + ")"
+        q = (
+            f'SELECT last("quality") AS "quality", "value", "unit", "meter" FROM {self._from} '  # noqa: S608 - every value goes through quote_string/quote_ident
+            f'WHERE {where} GROUP BY "device", "point"'
+        )
+        out: list[LatestValue] = []
+        for s in self._series(q):
+            cols = s["columns"]
+            row = s["values"][-1]
+            rec = dict(zip(cols, row, strict=True))
+            out.append(
+                LatestValue(
+                    device=s["tags"].get("device", ""),
+                    point=s["tags"].get("point", ""),
+                    value=None if rec.get("value") is None else float(rec["value"]),
+                    unit=rec.get("unit") or "",
+                    quality=str(rec.get("quality")),
+                    source_ts=int(rec["time"]),
+                    meter=rec.get("meter") or "",
+                )
+            )
+        out.sort(key=lambda v: (v.device, v.point))
+        return out
+
+    def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
+        q = (
+            f'SELECT count("quality"), sum("value") FROM {self._from} '  # noqa: S608 - every value goes through quote_string/quote_ident
+            f"WHERE time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}"
+        )
+        n, total = 0, 0.0
+        for s in self._series(q):
+            for row in s["values"]:
+                rec = dict(zip(s["columns"], row, strict=True))
+                n += int(rec.get("count") or 0)
+                total += float(rec.get("sum") or 0.0)
+        return n, total
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class InfluxV1Store(_InfluxStore):
+    """InfluxDB 1.x: `/write?db=&rp=` with line protocol over a keep-alive httpx client, user/password auth."""
+
+    def __init__(self, cfg: InfluxStoreConfig, password: str = "") -> None:
+        if cfg.api != "v1":
+            raise StoreError("InfluxV1Store needs api = 'v1'")
+        auth = httpx.BasicAuth(cfg.username, password) if cfg.username else None
+        super().__init__(cfg, cfg.database, {}, auth)
+        self._db_ready = not cfg.create_database
+        self._write_params = {"db": cfg.database, "precision": "n"}
+        if cfg.retention_policy:
+            self._write_params["rp"] = cfg.retention_policy
+
+    def _before_query(self) -> None:
+        if not self._db_ready:
+            self._create_database()
+
+    def _create_database(self) -> None:
+        self._db_ready = True  # set first: the CREATE itself goes through query()
+        try:
+            self.query(f"CREATE DATABASE {quote_ident(self.cfg.database)}")
+        except BaseException:
+            self._db_ready = False
+            raise
+        log.info("influxdb %s: database %r ready", self.url, self.cfg.database)
+
+    def _write_body(self, body: bytes) -> None:
+        if not self._db_ready:
+            self._create_database()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.cfg.gzip:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self._request("POST", "/write", params=self._write_params, content=body, headers=headers)
+
+
+class InfluxV2Store(_InfluxStore):
+    """InfluxDB 2.x/3.x/Cloud/1.8+: writes through influxdb-client's synchronous write API (gzip), token auth."""
+
+    def __init__(self, cfg: InfluxStoreConfig, token: str) -> None:
+        if cfg.api != "v2":
+            raise StoreError("InfluxV2Store needs api = 'v2'")
+        from influxdb_client import InfluxDBClient, WriteOptions
+        from influxdb_client.client.write_api import WriteType
+
+        super().__init__(cfg, cfg.bucket, {"Authorization": f"Token {token}"}, None)
+        # retries=False: the pipeline owns retrying; a write call must fail fast and be classified.
+        self._client = InfluxDBClient(
+            url=cfg.url, token=token, org=cfg.org, timeout=int(cfg.timeout_s * 1000), enable_gzip=cfg.gzip,
+            retries=False,
+        )
+        self._write_api = self._client.write_api(
+            write_options=WriteOptions(write_type=WriteType.synchronous, batch_size=cfg.batch_size)
+        )
+
+    def _write_body(self, body: bytes) -> None:
+        import urllib3
+        from influxdb_client import WritePrecision
+        from influxdb_client.client.exceptions import InfluxDBError
+
+        try:
+            self._write_api.write(self.cfg.bucket, self.cfg.org, body, write_precision=WritePrecision.NS)  # type: ignore[arg-type]
+        except InfluxDBError as exc:
+            status = getattr(exc, "status", None)
+            if status is None and exc.response is not None:
+                status = getattr(exc.response, "status", None)
+            if status is None:
+                raise StoreUnavailable(f"{self._where()}: {exc.message}") from exc
+            raise classify_status(f"{self._where()} /api/v2/write", int(status), exc.message) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._write_api.close()
+            self._client.close()
+        finally:
+            super().close()
+
+
+def _secret(environ: Mapping[str, str], name: str, what: str) -> str:
+    value = environ.get(name)
+    if not value:
+        raise StoreError(f"influxdb store: {what} is read from the environment variable {name!r}, which is not set")
+    return value
+
+
+def build_influx_store(cfg: InfluxStoreConfig, environ: Mapping[str, str]) -> TimeSeriesStore:
+    """The store for `cfg`, with its secret taken from `environ` (e.g. os.environ)."""
+    if cfg.api == "v1":
+        password = _secret(environ, cfg.password_env, "the password (password_env)") if cfg.password_env else ""
+        return InfluxV1Store(cfg, password)
+    return InfluxV2Store(cfg, _secret(environ, cfg.token_env, "the token (token_env)"))
+
+
+__all__ = [
+    "InfluxStoreConfig",
+    "InfluxV1Store",
+    "InfluxV2Store",
+    "LineEncoder",
+    "build_influx_store",
+    "quote_ident",
+    "quote_string",
+]

@@ -1,0 +1,227 @@
+"""The store contract: the embedded store and InfluxDB (API v1 direct, API v2 through influxdb-client) agree."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collectors.reading import Quality, Reading
+from gateway.store.base import StoreUnavailable, TimeSeriesStore
+from gateway.store.influx import InfluxStoreConfig, build_influx_store
+from tests.servers.influx import free_port
+from tests.store.conftest import open_store
+
+S = 10**9
+T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
+
+
+def rd(device: str, point: str, value: float | None, ts: int, quality: Quality = Quality.GOOD, meter: str = "",
+       unit: str = "kW", site: str = "site-1", customer: str = "cust-1") -> Reading:
+    return Reading(device=device, point=point, value=value, unit=unit, quality=quality, source_ts=ts,
+                   gateway_ts=ts + 5_000_000, customer=customer, site=site, meter=meter or device)
+
+
+def test_write_then_raw_returns_exact_values_and_timestamps(store: TimeSeriesStore) -> None:
+    values = [0.1, -273.15, 1e-300, 123456789.12345679, float(2**53), 0.0, 1e20, 1 / 3]
+    readings = [rd("dev-a", "active_power_kw", v, T0 + i * 1_000_000_007 + 123) for i, v in enumerate(values)]
+    readings.append(rd("dev-a", "other_point", 99.0, T0))  # another point: must not show up
+    readings.append(rd("dev-b", "active_power_kw", 98.0, T0))  # another device: must not show up
+    store.write(readings)
+
+    frame = store.raw("dev-a", "active_power_kw", T0, T0 + 3600 * S)
+    assert list(frame.columns) == ["ts", "value", "quality"]
+    assert frame["ts"].dtype == np.int64
+    assert frame["ts"].tolist() == [r.source_ts for r in readings[: len(values)]]
+    assert frame["value"].tolist() == values  # bit-exact floats, nanosecond-exact timestamps
+    assert frame["quality"].tolist() == ["good"] * len(values)
+
+    # the range is half-open and honours the nanosecond
+    part = store.raw("dev-a", "active_power_kw", readings[1].source_ts, readings[3].source_ts)
+    assert part["ts"].tolist() == [readings[1].source_ts, readings[2].source_ts]
+    assert store.raw("dev-a", "nope", T0, T0 + 3600 * S).empty
+
+
+def test_rewriting_the_same_readings_stores_them_once(store: TimeSeriesStore) -> None:
+    readings = [rd(f"dev-{i % 3}", "p", float(i), T0 + i * S) for i in range(30)]
+    store.write(readings)
+    first = store.count(T0, T0 + 3600 * S)
+    store.write(readings)
+    store.write(readings[5:17])
+    assert first == (30, float(sum(range(30))))
+    assert store.count(T0, T0 + 3600 * S) == first
+    assert len(store.raw("dev-0", "p", T0, T0 + 3600 * S)) == 10
+    # the same (device, point, source_ts) with a corrected value: still one value, the newest write wins
+    store.write([rd("dev-0", "p", 1000.0, T0)])
+    again = store.raw("dev-0", "p", T0, T0 + 1)
+    assert again["value"].tolist() == [1000.0]
+    assert store.count(T0, T0 + 3600 * S) == (30, float(sum(range(30))) + 1000.0)
+
+
+# Bucket data: 60 s buckets; m1 has data in buckets 0, 1 and 3 (2 is empty), m2 only in bucket 0, m3 has none.
+# Non-good readings (uncertain with a value, bad/comm_lost without) sit in the buckets and must not count.
+_GOOD = {
+    "m1": [(0, 10.0), (15, 30.0), (45, 20.0), (61, 5.0), (119, 7.5), (185, -2.0)],
+    "m2": [(1, 100.0), (59, 300.0)],
+}
+_NOT_GOOD = [("m1", 30, 1e6, Quality.UNCERTAIN), ("m1", 62, None, Quality.BAD), ("m2", 70, None, Quality.COMM_LOST),
+             ("m1", 130, 555.0, Quality.UNCERTAIN)]
+
+
+def _bucket_readings() -> list[Reading]:
+    out = [rd(f"dev-{m}", "active_power_kw", v, T0 + s * S, meter=m) for m, pts in _GOOD.items() for s, v in pts]
+    out += [rd(f"dev-{m}", "active_power_kw", v, T0 + s * S, quality=q, meter=m) for m, s, v, q in _NOT_GOOD]
+    out.append(rd("dev-m1", "reactive_power_kvar", 1e9, T0 + 10 * S, meter="m1"))  # other point
+    return out
+
+
+def _expected(agg: str, pts: list[tuple[int, float]]) -> float:
+    vals = [v for _, v in sorted(pts)]
+    if not vals:
+        return math.nan
+    return {"last": vals[-1], "first": vals[0], "mean": sum(vals) / len(vals), "max": max(vals), "min": min(vals),
+            "count": float(len(vals)), "sum": sum(vals)}[agg]
+
+
+@pytest.mark.parametrize("agg", ["last", "first", "mean", "max", "min", "count", "sum"])
+def test_buckets_aggregate_good_values_per_meter(store: TimeSeriesStore, agg: str) -> None:
+    store.write(_bucket_readings())
+    frame = store.buckets(["m1", "m2", "m3"], "active_power_kw", T0, T0 + 240 * S, 60, agg)  # type: ignore[arg-type]
+
+    starts = [T0 + k * 60 * S for k in range(4)]
+    assert list(frame.index) == list(pd.to_datetime(starts, utc=True))
+    assert str(frame.index.tz) == "UTC"
+    assert list(frame.columns) == ["m1", "m2", "m3"]
+    assert all(frame[c].dtype == np.float64 for c in frame.columns)
+    for meter in ("m1", "m2", "m3"):
+        for k, start in enumerate(starts):
+            pts = [(s, v) for s, v in _GOOD.get(meter, []) if start <= T0 + s * S < start + 60 * S]
+            want, got = _expected(agg, pts), frame[meter].iloc[k]
+            if math.isnan(want):
+                assert math.isnan(got), (meter, k, got)
+            else:
+                assert got == pytest.approx(want, rel=1e-12), (meter, k)
+    assert frame["m3"].isna().all()
+    assert math.isnan(frame["m1"].iloc[2])  # empty bucket
+
+
+def test_buckets_start_at_the_first_aligned_bucket_and_cover_the_range(store: TimeSeriesStore) -> None:
+    store.write(_bucket_readings())
+    # start 30 s into bucket 0: the first bucket returned starts at 60 s; bucket 0's data is not in range
+    frame = store.buckets(["m1"], "active_power_kw", T0 + 30 * S, T0 + 600 * S, 60, "sum")
+    assert frame.index[0] == pd.Timestamp(T0 + 60 * S, unit="ns", tz="UTC")
+    assert len(frame) == 9
+    assert frame["m1"].iloc[0] == 12.5
+    assert frame["m1"].iloc[2] == -2.0
+    assert frame["m1"].iloc[3:].isna().all()
+    empty = store.buckets([], "active_power_kw", T0, T0 + 600 * S, 60, "sum")
+    assert empty.shape == (10, 0)
+
+
+def test_bad_and_comm_lost_readings_are_stored_and_visible_in_raw(store: TimeSeriesStore) -> None:
+    readings = [
+        rd("dev", "p", 1.5, T0),
+        rd("dev", "p", None, T0 + S, Quality.BAD),
+        rd("dev", "p", None, T0 + 2 * S, Quality.COMM_LOST),
+        rd("dev", "p", 4.25, T0 + 3 * S, Quality.UNCERTAIN),
+    ]
+    store.write(readings)
+    frame = store.raw("dev", "p", T0, T0 + 10 * S)
+    assert frame["quality"].tolist() == ["good", "bad", "comm_lost", "uncertain"]
+    assert frame["value"].iloc[0] == 1.5
+    assert frame["value"].iloc[3] == 4.25
+    assert frame["value"].iloc[1:3].isna().all()
+    assert store.count(T0, T0 + 10 * S) == (4, 5.75)
+
+
+def test_latest_gives_the_newest_value_of_every_device_point(store: TimeSeriesStore) -> None:
+    store.write([
+        rd("d1", "p1", 1.0, T0, meter="M-1"),
+        rd("d1", "p1", 2.0, T0 + 2 * S, meter="M-1"),
+        rd("d1", "p1", 1.5, T0 + S, meter="M-1"),  # arrives late, but is older
+        rd("d1", "p2", 7.0, T0, meter="M-1", unit="kvar"),
+        rd("d1", "p2", None, T0 + 9 * S, Quality.COMM_LOST, meter="M-1", unit="kvar"),
+        rd("d2", "p1", 3.0, T0 + 5 * S, meter="M-2"),
+    ])
+    got = {(v.device, v.point): v for v in store.latest()}
+    assert sorted(got) == [("d1", "p1"), ("d1", "p2"), ("d2", "p1")]
+    a = got[("d1", "p1")]
+    assert (a.value, a.quality, a.source_ts, a.meter, a.unit) == (2.0, "good", T0 + 2 * S, "M-1", "kW")
+    b = got[("d1", "p2")]
+    assert (b.value, b.quality, b.source_ts, b.unit) == (None, "comm_lost", T0 + 9 * S, "kvar")
+    assert got[("d2", "p1")].value == 3.0
+    assert [(v.device, v.point) for v in store.latest(["d2"])] == [("d2", "p1")]
+    assert [(v.device, v.point) for v in store.latest(["d1", "ghost"])] == [("d1", "p1"), ("d1", "p2")]
+    assert store.latest([]) == []
+
+
+def test_count_is_half_open_and_sums_numeric_values(store: TimeSeriesStore) -> None:
+    store.write([rd("d", "p", float(i), T0 + i * S) for i in range(10)] + [rd("d", "q", None, T0, Quality.BAD)])
+    assert store.count(T0, T0 + 10 * S) == (11, 45.0)
+    assert store.count(T0 + 2 * S, T0 + 5 * S) == (3, 9.0)
+    assert store.count(T0 + 100 * S, T0 + 200 * S) == (0, 0.0)
+
+
+_ODD_NAMES = [
+    "meter with spaces",
+    "a,b=c",
+    'double"quote',
+    "single'quote",
+    "中文电表 1号",
+    "mid\\dle",
+    "') OR 1=1 --",
+    "x\" OR \"1\"=\"1",
+    "all ,=\"' 混合 \\q",
+]
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES)
+def test_tag_values_with_special_characters_round_trip(store: TimeSeriesStore, name: str) -> None:
+    other = rd("plain", "p", 1.0, T0, meter="plain-m")
+    odd = [rd(name, name, 2.5, T0 + S, meter=name, site=name, customer=name, unit=name),
+           rd(name, name, 3.5, T0 + 2 * S, meter=name, site=name, customer=name, unit=name)]
+    store.write([other, *odd])
+    raw = store.raw(name, name, T0, T0 + 10 * S)
+    assert raw["value"].tolist() == [2.5, 3.5]
+    latest = {(v.device, v.point): v for v in store.latest([name])}
+    assert list(latest) == [(name, name)]
+    assert (latest[(name, name)].meter, latest[(name, name)].unit) == (name, name)
+    frame = store.buckets([name, "plain-m"], name, T0, T0 + 60 * S, 60, "sum")
+    assert frame[name].tolist() == [6.0]
+    assert frame["plain-m"].isna().all()  # other meter, other point
+    assert store.raw("plain", name, T0, T0 + 10 * S).empty
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_server_that_is_down_raises_store_unavailable(api: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    fields = {"database": "nowhere"} if api == "v1" else {"org": "o", "bucket": "b", "token_env": "TOK"}
+    cfg = InfluxStoreConfig(url=closed, api=api, timeout_s=2, **fields)  # type: ignore[arg-type]
+    store = build_influx_store(cfg, {"TOK": "secret"})
+    try:
+        with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{closed.rsplit(':', 1)[1]}"):
+            store.write([rd("d", "p", 1.0, T0)])
+        with pytest.raises(StoreUnavailable):
+            store.raw("d", "p", T0, T0 + S)
+        with pytest.raises(StoreUnavailable):
+            store.count(T0, T0 + S)
+        with pytest.raises(StoreUnavailable):
+            store.latest()
+    finally:
+        store.close()
+
+
+def test_open_store_gives_independent_databases(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Guard for the suite itself: two influx stores never see each other's data."""
+    a = open_store("influx_v1", request, tmp_path)
+    b = open_store("influx_v1", request, tmp_path)
+    try:
+        a.write([rd("d", "p", 1.0, T0)])
+        assert b.count(T0, T0 + S) == (0, 0.0)
+        assert a.count(T0, T0 + S) == (1, 1.0)
+    finally:
+        a.close()
+        b.close()
