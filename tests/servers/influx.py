@@ -77,12 +77,13 @@ def free_port() -> int:
 class InfluxServer:
     """One influxd process; `stop()` and `start()` keep the data dir and the port (for outage tests)."""
 
-    def __init__(self, root: Path, auth: bool = False, start_timeout_s: float = 60.0) -> None:
-        if not (Path(INFLUXD).is_file() and os.access(INFLUXD, os.X_OK)):
+    def __init__(self, root: Path, auth: bool = False, start_timeout_s: float = 60.0, binary: str = INFLUXD) -> None:
+        if not (Path(binary).is_file() and os.access(binary, os.X_OK)):
             raise InfluxdError(
-                f"influxd not found at {INFLUXD}: install Debian's 'influxdb' package (apt-get install influxdb) "
+                f"influxd not found at {binary}: install Debian's 'influxdb' package (apt-get install influxdb) "
                 "or point the INFLUXD environment variable at the binary"
             )
+        self.binary = binary
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -106,7 +107,7 @@ class InfluxServer:
             return
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [INFLUXD, "run", "-config", str(self.config_path)],
+                [self.binary, "run", "-config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -311,3 +311,27 @@ def test_proxy_translates_write_precision(
     assert r.status_code == 204, r.text
     got = influxd.query('SELECT "value" FROM "reading"', db=influx_db)
     assert got["results"][0]["series"][0]["values"] == [[T0, 1]]  # type: ignore[index]
+
+
+# -- the fixtures themselves ------------------------------------------------------------------------------------
+
+def test_missing_influxd_binary_gives_a_clear_error(tmp_path: Path) -> None:
+    from tests.servers.influx import InfluxdError
+
+    with pytest.raises(InfluxdError, match="apt-get install influxdb"):
+        InfluxServer(tmp_path, binary=str(tmp_path / "no-influxd"))
+
+
+def test_restart_keeps_data_dir_and_port(tmp_path: Path) -> None:
+    with run_influxd(tmp_path) as server:
+        server.create_database("keep")
+        httpx.post(f"{server.url}/write", params={"db": "keep"}, content=b"m v=1 1").raise_for_status()
+        url = server.url
+        server.stop()
+        assert not server.running
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/ping", timeout=2)
+        server.start()
+        assert server.url == url
+        got = server.query('SELECT "v" FROM "m"', db="keep")
+        assert got["results"][0]["series"][0]["values"] == [[1, 1]]  # type: ignore[index]
