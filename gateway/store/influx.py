@@ -401,13 +401,19 @@ class InfluxV1Store(_InfluxStore):
             self._create_database()
 
     def _create_database(self) -> None:
-        self._db_ready = True  # set first: the CREATE itself goes through query()
         try:
-            self.query(f"CREATE DATABASE {quote_ident(self.cfg.database)}")
-        except BaseException:
-            self._db_ready = False
-            raise
-        log.info("influxdb %s: database %r ready", self.url, self.cfg.database)
+            resp = self._http.post("/query", data={"q": f"CREATE DATABASE {quote_ident(self.cfg.database)}"})
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 403:
+            # A user with write but no admin rights: the database may well exist; let the writes tell.
+            log.warning("influxdb %s: not allowed to create database %r (%s); assuming it exists",
+                        self.url, self.cfg.database, _server_message(resp))
+        elif resp.status_code >= 300:
+            raise classify_status(f"{self._where()} CREATE DATABASE", resp.status_code, _server_message(resp))
+        else:
+            log.info("influxdb %s: database %r ready", self.url, self.cfg.database)
+        self._db_ready = True
 
     def _write_body(self, body: bytes) -> None:
         if not self._db_ready:

@@ -211,6 +211,15 @@ def test_v1_username_and_password_against_an_auth_enabled_influxd(tmp_path: Path
                 wrong.write([rd(value=6.0)])
             with pytest.raises(StoreUnavailable, match="HTTP 401"):
                 wrong.count(T0, T0 + 1)
+            # a plain writer may not CREATE DATABASE; with create_database on it still writes to the existing one
+            server.query("CREATE USER \"writer\" WITH PASSWORD 'w'", auth=("admin", "s3cret pw"))
+            server.query('GRANT ALL ON "secured" TO "writer"', auth=("admin", "s3cret pw"))
+            writer = build_influx_store(cfg.model_copy(update={"username": "writer"}), {"GW_PW": "w"})
+            try:
+                writer.write([rd(value=7.0, ts=T0 + 1)])
+                assert writer.count(T0, T0 + 2) == (2, 12.0)
+            finally:
+                writer.close()
         finally:
             store.close()
             wrong.close()
