@@ -101,6 +101,9 @@ _TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 # tag value (the parser reads it as an escape); nor a line break anywhere. Refuse those instead of mangling them.
 _BAD_TAG = re.compile(r"[\n\r]|\\(?=[ ,=\\]|$)")
 _QUALITY_FIELD = {q: f'quality="{q.value}"' for q in Quality}
+# A point rewritten as bad/comm_lost keeps the value field of its earlier write (line protocol cannot write a null),
+# so the reads mask it: an error is never a number.
+_NO_VALUE = frozenset({Quality.BAD.value, Quality.COMM_LOST.value})
 _TAG_ORDER = ("customer", "device", "meter", "point", "site", "unit")  # sorted keys: InfluxDB's own order
 
 
@@ -332,7 +335,8 @@ class _InfluxStore(TimeSeriesStore):
         return pd.DataFrame(
             {
                 "ts": pd.Series([int(r[0]) for r in rows], dtype="int64"),
-                "value": pd.Series([np.nan if r[1] is None else float(r[1]) for r in rows], dtype="float64"),
+                "value": pd.Series([np.nan if r[1] is None or r[2] in _NO_VALUE else float(r[1]) for r in rows],
+                                   dtype="float64"),
                 "quality": pd.Series([r[2] for r in rows], dtype="object"),
             }
         )
@@ -356,7 +360,8 @@ class _InfluxStore(TimeSeriesStore):
                 LatestValue(
                     device=s["tags"].get("device", ""),
                     point=s["tags"].get("point", ""),
-                    value=None if rec.get("value") is None else float(rec["value"]),
+                    value=None if rec.get("value") is None or rec.get("quality") in _NO_VALUE
+                    else float(rec["value"]),
                     unit=rec.get("unit") or "",
                     quality=str(rec.get("quality")),
                     source_ts=int(rec["time"]),
@@ -367,16 +372,15 @@ class _InfluxStore(TimeSeriesStore):
         return out
 
     def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
+        where = f"time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}"
         q = (
-            f'SELECT count("quality"), sum("value") FROM {self._from} '  # noqa: S608 - every value goes through quote_string/quote_ident
-            f"WHERE time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}"
+            f'SELECT count("quality") FROM {self._from} WHERE {where}; '  # noqa: S608 - only integers interpolated
+            f'SELECT sum("value") FROM {self._from} WHERE {where} '
+            f"AND \"quality\" != 'bad' AND \"quality\" != 'comm_lost'"
         )
-        n, total = 0, 0.0
-        for s in self._series(q):
-            for row in s["values"]:
-                rec = dict(zip(s["columns"], row, strict=True))
-                n += int(rec.get("count") or 0)
-                total += float(rec.get("sum") or 0.0)
+        results = self.query(q)
+        n = sum(int(row[1] or 0) for s in (results[0] if results else []) for row in s["values"])
+        total = sum(float(row[1] or 0.0) for s in (results[1] if len(results) > 1 else []) for row in s["values"])
         return n, total
 
     def close(self) -> None:

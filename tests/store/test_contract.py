@@ -137,6 +137,19 @@ def test_bad_and_comm_lost_readings_are_stored_and_visible_in_raw(store: TimeSer
     assert store.count(T0, T0 + 10 * S) == (4, 5.75)
 
 
+def test_a_value_rewritten_as_comm_lost_is_no_longer_a_number(store: TimeSeriesStore) -> None:
+    store.write([rd("dev", "p", 5.0, T0), rd("dev", "p", 2.0, T0 + S)])
+    store.write([rd("dev", "p", None, T0 + S, Quality.COMM_LOST)])  # same (device, point, source_ts)
+    frame = store.raw("dev", "p", T0, T0 + 10 * S)
+    assert frame["quality"].tolist() == ["good", "comm_lost"]
+    assert frame["value"].iloc[0] == 5.0
+    assert math.isnan(frame["value"].iloc[1])
+    assert store.count(T0, T0 + 10 * S) == (2, 5.0)
+    newest = store.latest(["dev"])[0]
+    assert (newest.value, newest.quality) == (None, "comm_lost")
+    assert store.buckets(["dev"], "p", T0, T0 + 60 * S, 60, "sum")["dev"].tolist() == [5.0]
+
+
 def test_latest_gives_the_newest_value_of_every_device_point(store: TimeSeriesStore) -> None:
     store.write([
         rd("d1", "p1", 1.0, T0, meter="M-1"),
