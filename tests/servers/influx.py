@@ -138,6 +138,13 @@ class InfluxServer:
             proc.kill()
             proc.wait(10)
 
+    def kill(self) -> None:
+        """Crash it (SIGKILL): no shutdown, no flush beyond what influxd already made durable."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
     def log_tail(self, n: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

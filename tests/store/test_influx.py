@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -344,3 +345,94 @@ def test_restart_keeps_data_dir_and_port(tmp_path: Path) -> None:
         assert server.url == url
         got = server.query('SELECT "v" FROM "m"', db="keep")
         assert got["results"][0]["series"][0]["values"] == [[1, 1]]  # type: ignore[index]
+
+
+# -- answers a healthy influxd never gives (5xx, 413, a hang): a scripted HTTP server stands in -----------------
+
+class _Scripted:
+    """Answers every request with one fixed status and InfluxDB-style error body, or never answers (status 0)."""
+
+    def __init__(self, status: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release = threading.Event()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if status == 0:
+                    outer.release.wait(30)
+                    return
+                body = json.dumps({"error": f"scripted {status}", "code": "x", "message": f"scripted {status}"})
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            do_GET = do_POST = _any  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, StoreUnavailable), (503, StoreUnavailable), (429, StoreUnavailable), (0, StoreUnavailable),
+     (413, StoreRejected), (400, StoreRejected)],
+)
+def test_write_answers_are_classified(api: str, status: int, error: type[StoreError]) -> None:
+    fake = _Scripted(status)
+    fields = {"database": "d"} if api == "v1" else {"org": "o", "bucket": "b", "token_env": "T"}
+    store = build_influx_store(
+        InfluxStoreConfig(url=fake.url, api=api, timeout_s=0.5, **fields), {"T": "t"}  # type: ignore[arg-type]
+    )
+    try:
+        with pytest.raises(error) as info:
+            store.write([rd()])
+        assert type(info.value) is error
+        if status:
+            assert f"HTTP {status}" in str(info.value)
+            assert f"scripted {status}" in str(info.value)  # the server's own message is kept
+    finally:
+        store.close()
+        fake.close()
+
+
+def test_influxd_crash_mid_stream_loses_nothing_it_confirmed(tmp_path: Path) -> None:
+    with run_influxd(tmp_path) as server:
+        store = make_v1(server, "crash", batch_size=500)
+        pipe = Pipeline(outbox=Outbox(tmp_path / "ob.sqlite"), store=store, batch_size=500,
+                        retry_initial_s=0.1, retry_max_s=0.5)
+        pipe.start()
+        try:
+            fed = 0
+            for k in range(60):
+                pipe.ingest([rd(f"d{i % 5}", float(fed + i), T0 + (fed + i) * 1000) for i in range(500)])
+                fed += 500
+                if k == 30:
+                    server.kill()  # SIGKILL while writes are in flight
+                    time.sleep(1)
+                    server.start()
+                time.sleep(0.02)
+            assert pipe.flush(timeout=60), pipe.stats()
+            assert store.count(T0, T0 + fed * 1000) == (fed, float(sum(range(fed))))
+            assert pipe.stats()["dropped"] == 0
+        finally:
+            pipe.stop(flush=False, timeout=5)
+            pipe.outbox.close()
+            store.close()
