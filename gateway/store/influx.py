@@ -42,7 +42,30 @@ _PREFIX_CACHE_MAX = 200_000
 
 
 class InfluxStoreConfig(BaseModel):
-    """`[store]` with `type = "influxdb"`. Secrets are named by environment variable, never written in the TOML."""
+    """`[store]` with `type = "influxdb"`. Secrets are named by environment variable, never written in the TOML.
+
+    API v1 (InfluxDB 1.x)::
+
+        [store]
+        type = "influxdb"
+        url = "http://influxdb:8086"
+        api = "v1"
+        database = "energy"
+        retention_policy = ""          # the database's default policy
+        username = "gateway"
+        password_env = "INFLUX_PASSWORD"
+        create_database = true
+
+    API v2 (InfluxDB 2.x, 3.x, Cloud; reads need the bucket's DBRP mapping for InfluxQL)::
+
+        [store]
+        type = "influxdb"
+        url = "http://influxdb:8086"
+        api = "v2"
+        org = "utility"
+        bucket = "energy"
+        token_env = "INFLUX_TOKEN"
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -436,3 +436,41 @@ def test_influxd_crash_mid_stream_loses_nothing_it_confirmed(tmp_path: Path) -> 
             pipe.stop(flush=False, timeout=5)
             pipe.outbox.close()
             store.close()
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_one_store_serves_concurrent_writers_and_readers(
+    api: str, influxd: InfluxServer, influx_v2_proxy: InfluxV2Proxy
+) -> None:
+    import threading
+
+    store = make_v1(influxd, _name()) if api == "v1" else make_v2(influx_v2_proxy, influxd, _name())
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            for b in range(10):
+                base = (w * 10 + b) * 100
+                store.write([rd(f"w{w}", float(base + i), T0 + (base + i) * S) for i in range(100)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                store.count(T0, T0 + 10**6 * S)
+                store.latest()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        assert store.count(T0, T0 + 10**6 * S) == (4000, float(sum(range(4000))))
+        assert sorted(v.device for v in store.latest()) == ["w0", "w1", "w2", "w3"]
+    finally:
+        store.close()
