@@ -86,25 +86,43 @@ class InfluxServer:
         self.binary = binary
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.rpc_port = free_port()
         self.auth = auth
         self.start_timeout_s = start_timeout_s
-        self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = root / "influxd.conf"
-        self.config_path.write_text(
-            _CONFIG.format(root=root, port=self.port, rpc_port=self.rpc_port, auth="true" if auth else "false")
-        )
         self.log_path = root / "influxd.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started_once = False
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path.write_text(
+            _CONFIG.format(root=self.root, port=self.port, rpc_port=self.rpc_port,
+                           auth="true" if self.auth else "false")
+        )
 
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
+        """Start and wait for /ping. The first start moves to other free ports if another process took them."""
+        for attempt in range(3):
+            if self._start_once():
+                self._started_once = True
+                return
+            if self._started_once or attempt == 2:
+                break
+            self._pick_ports()  # a port was taken between free_port() and influxd binding it: try others
+        raise InfluxdError(f"influxd could not bind {self.url} (rpc port {self.rpc_port}):\n{self.log_tail()}")
+
+    def _start_once(self) -> bool:
+        """True when up; False when a port was in use; InfluxdError for anything else."""
         if self.running:
-            return
+            return True
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [self.binary, "run", "-config", str(self.config_path)],
@@ -115,10 +133,18 @@ class InfluxServer:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise InfluxdError(f"influxd exited with {self._proc.returncode} on start:\n{self.log_tail()}")
+                with self.log_path.open("rb") as f:
+                    f.seek(log_start)
+                    this_run = f.read().decode(errors="replace")
+                self._proc = None
+                if "address already in use" in this_run:
+                    return False
+                raise InfluxdError(f"influxd exited on start:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204:
-                    return
+                r = httpx.get(f"{self.url}/ping", timeout=1.0)
+                # the version header tells our influxd from whatever else might answer on a recycled port
+                if r.status_code == 204 and "x-influxdb-version" in r.headers:
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)

@@ -474,3 +474,29 @@ def test_one_store_serves_concurrent_writers_and_readers(
         assert sorted(v.device for v in store.latest()) == ["w0", "w1", "w2", "w3"]
     finally:
         store.close()
+
+
+def test_first_start_moves_off_a_port_someone_else_took(tmp_path: Path) -> None:
+    import socket
+
+    from tests.servers.influx import InfluxdError
+
+    server = InfluxServer(tmp_path / "a")
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", server.port))
+        squatter.listen()
+        taken = server.port
+        server.start()
+        assert server.port != taken
+        assert httpx.get(f"{server.url}/ping").status_code == 204
+        server.stop()
+        squatter.close()
+        squatter = socket.socket()
+        squatter.bind(("127.0.0.1", server.port))
+        squatter.listen()
+        with pytest.raises(InfluxdError, match="could not bind"):  # a restart must keep its port: clear error
+            server.start()
+    finally:
+        squatter.close()
+        server.stop()
