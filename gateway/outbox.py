@@ -1,7 +1,9 @@
 """The durable on-disk outbox: every accepted reading waits here until the time-series store confirms it.
 
-SQLite in WAL mode. Rows leave only through `ack()` after a confirmed write. The outbox is bounded by row count
-and by age; what the bound forces out is counted per reason, never dropped silently.
+SQLite in WAL mode. Readings are kept in small packed batches (msgpack, one row per hand-over), which makes the
+outbox cost a few SQLite row operations per hundreds of readings instead of three per reading. Rows leave only
+through `ack()` after a confirmed write. The outbox is bounded by reading count and by age; what a bound forces
+out is counted per reason, never dropped silently.
 """
 
 from __future__ import annotations
@@ -15,27 +17,30 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import msgpack
+
 from collectors.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE IF NOT EXISTS outbox_batches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL, point TEXT NOT NULL, value REAL, unit TEXT NOT NULL, quality TEXT NOT NULL,
-    source_ts INTEGER NOT NULL, gateway_ts INTEGER NOT NULL,
-    customer TEXT NOT NULL, site TEXT NOT NULL, meter TEXT NOT NULL
+    n INTEGER NOT NULL,
+    first_source_ts INTEGER NOT NULL,
+    newest_gateway_ts INTEGER NOT NULL,
+    body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL, point TEXT NOT NULL, value REAL, unit TEXT NOT NULL, quality TEXT NOT NULL,
-    source_ts INTEGER NOT NULL, gateway_ts INTEGER NOT NULL,
-    customer TEXT NOT NULL, site TEXT NOT NULL, meter TEXT NOT NULL,
-    reason TEXT NOT NULL, at_ns INTEGER NOT NULL
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    at_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-_COLS = "device, point, value, unit, quality, source_ts, gateway_ts, customer, site, meter"
+
+_QUALITIES = {q.value: q for q in Quality}
 
 
 class DropPolicy(StrEnum):
@@ -49,9 +54,18 @@ class OutboxBatch:
     readings: list[Reading]
 
 
-def _row(r: Reading) -> tuple[object, ...]:
-    return (r.device, r.point, r.value, r.unit, str(r.quality), r.source_ts, r.gateway_ts, r.customer, r.site,
-            r.meter)
+def _pack(readings: Sequence[Reading]) -> bytes:
+    body: bytes = msgpack.packb(
+        [(r.device, r.point, r.value, r.unit, r.quality.value if isinstance(r.quality, Quality) else str(r.quality),
+          r.source_ts, r.gateway_ts, r.customer, r.site, r.meter) for r in readings],
+        use_bin_type=True,
+    )
+    return body
+
+
+def _unpack(body: bytes) -> list[Reading]:
+    rows = msgpack.unpackb(body, raw=False, use_list=False)
+    return [Reading(d, p, v, u, _QUALITIES[q], s, g, c, si, m) for d, p, v, u, q, s, g, c, si, m in rows]
 
 
 class Outbox:
@@ -66,7 +80,7 @@ class Outbox:
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_rows = max_rows
+        self.max_rows = max_rows  # readings, not batches
         self.max_age_s = max_age_s
         self.policy = DropPolicy(policy)
         self._lock = threading.Lock()
@@ -75,95 +89,134 @@ class Outbox:
         # NORMAL in WAL survives a process crash (kill -9); only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT count(*), coalesce(min(id), 0), coalesce(max(id), 0) FROM outbox").fetchone()
-        self._depth = int(row[0])
+        self._depth = int(self._db.execute("SELECT coalesce(sum(n), 0) FROM outbox_batches").fetchone()[0])
         self.drops: dict[str, int] = {
             name: int(v) for name, v in self._db.execute("SELECT name, value FROM counters").fetchall()
         }
 
     # -- writer side -------------------------------------------------------------------------------
-    def put(self, readings: Sequence[Reading]) -> int:
+    def put(self, readings: Sequence[Reading], chunk: int = 1000) -> int:
         """Persist readings; returns how many were accepted (fewer only under DROP_NEWEST when full)."""
         if not readings:
             return 0
+        readings = list(readings)
         with self._lock:
-            rows = [_row(r) for r in readings]
             room = self.max_rows - self._depth
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if len(rows) > room:
+                if len(readings) > room:
                     if self.policy is DropPolicy.DROP_NEWEST:
-                        refused = len(rows) - max(room, 0)
-                        rows = rows[: max(room, 0)]
-                        self._count("full_drop_newest", refused)
+                        keep = max(room, 0)
+                        self._count("full_drop_newest", len(readings) - keep)
+                        readings = readings[:keep]
                     else:
-                        excess = len(rows) - room
-                        evict = min(excess, self._depth)
-                        if evict:
-                            self._db.execute(
-                                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (evict,)
-                            )
-                            self._depth -= evict
-                            self._count("full_drop_oldest", evict)
-                        if len(rows) > self.max_rows:  # a single batch larger than the whole outbox
-                            self._count("full_drop_oldest", len(rows) - self.max_rows)
-                            rows = rows[-self.max_rows :]
-                if rows:
-                    self._db.executemany(f"INSERT INTO outbox ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                        if len(readings) > self.max_rows:  # one hand-over larger than the whole outbox
+                            self._count("full_drop_oldest", len(readings) - self.max_rows)
+                            readings = readings[-self.max_rows :]
+                        self._evict_oldest(len(readings) - (self.max_rows - self._depth))
+                for i in range(0, len(readings), chunk):
+                    part = readings[i : i + chunk]
+                    self._db.execute(
+                        "INSERT INTO outbox_batches (n, first_source_ts, newest_gateway_ts, body) VALUES (?,?,?,?)",
+                        (len(part), min(r.source_ts for r in part), max(r.gateway_ts for r in part), _pack(part)),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._depth += len(rows)
-            return len(rows)
+            self._depth += len(readings)
+            return len(readings)
+
+    def _evict_oldest(self, need: int) -> None:
+        """Make room for `need` readings by removing the oldest; a partly needed batch is trimmed, not lost whole."""
+        while need > 0:
+            row = self._db.execute("SELECT id, n, body FROM outbox_batches ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return
+            bid, n, body = row
+            if n <= need:
+                self._db.execute("DELETE FROM outbox_batches WHERE id = ?", (bid,))
+                dropped = n
+            else:
+                rest = _unpack(body)[need:]
+                self._db.execute(
+                    "UPDATE outbox_batches SET n = ?, first_source_ts = ?, body = ? WHERE id = ?",
+                    (len(rest), min(r.source_ts for r in rest), _pack(rest), bid),
+                )
+                dropped = need
+            self._depth -= dropped
+            need -= dropped
+            self._count("full_drop_oldest", dropped)
 
     def expire(self, now_ns: int | None = None) -> int:
-        """Drop rows older than max_age_s (by gateway time); counted as `expired`."""
+        """Drop readings older than max_age_s (by gateway time); counted as `expired`."""
         cutoff = (now_ns or time.time_ns()) - int(self.max_age_s * 1e9)
+        n = 0
         with self._lock:
-            cur = self._db.execute("DELETE FROM outbox WHERE gateway_ts < ?", (cutoff,))
-            n = cur.rowcount or 0
-            if n:
-                self._depth -= n
-                self._count("expired", n)
-                log.warning("outbox %s: %d readings older than %.0f s expired", self.path, n, self.max_age_s)
-            return n
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT id, n, body FROM outbox_batches WHERE newest_gateway_ts < ? OR "
+                    "id = (SELECT min(id) FROM outbox_batches)", (cutoff,)
+                ).fetchall()
+                for bid, count, body in rows:
+                    readings = _unpack(body)
+                    keep = [r for r in readings if r.gateway_ts >= cutoff]
+                    if len(keep) == count:
+                        continue
+                    if keep:
+                        self._db.execute("UPDATE outbox_batches SET n = ?, body = ? WHERE id = ?",
+                                         (len(keep), _pack(keep), bid))
+                    else:
+                        self._db.execute("DELETE FROM outbox_batches WHERE id = ?", (bid,))
+                    n += count - len(keep)
+                if n:
+                    self._count("expired", n)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth -= n
+        if n:
+            log.warning("outbox %s: %d readings older than %.0f s expired", self.path, n, self.max_age_s)
+        return n
 
     # -- drainer side ------------------------------------------------------------------------------
     def peek(self, limit: int) -> OutboxBatch | None:
-        """The oldest `limit` readings, in arrival (time) order, without removing them."""
+        """The oldest stored batches, whole, up to `limit` readings (at least one batch), without removing them."""
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT id, {_COLS} FROM outbox ORDER BY id LIMIT ?", (limit,)
-            ).fetchall()
-        if not rows:
-            return None
-        readings = [
-            Reading(d, p, v, u, Quality(q), sts, gts, c, s, m) for _, d, p, v, u, q, sts, gts, c, s, m in rows
-        ]
-        return OutboxBatch(last_id=int(rows[-1][0]), readings=readings)
+            sizes = self._db.execute("SELECT id, n FROM outbox_batches ORDER BY id LIMIT ?", (max(1, limit),))
+            last_id, total = 0, 0
+            for bid, n in sizes:
+                if total and total + n > limit:
+                    break
+                last_id, total = int(bid), total + int(n)
+            if not last_id:
+                return None
+            bodies = self._db.execute("SELECT body FROM outbox_batches WHERE id <= ? ORDER BY id",
+                                      (last_id,)).fetchall()
+        readings = [r for (body,) in bodies for r in _unpack(body)]
+        return OutboxBatch(last_id=last_id, readings=readings)
 
     def ack(self, last_id: int) -> None:
         """The store confirmed everything up to `last_id`: remove it."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
-            self._depth -= cur.rowcount or 0
+            n = self._db.execute("SELECT coalesce(sum(n), 0) FROM outbox_batches WHERE id <= ?",
+                                 (last_id,)).fetchone()[0]
+            self._db.execute("DELETE FROM outbox_batches WHERE id <= ?", (last_id,))
+            self._depth -= int(n)
 
     def dead_letter(self, readings: Sequence[Reading], reason: str) -> None:
         """Keep readings the store refused outright, with the reason, instead of losing them."""
-        now = time.time_ns()
         with self._lock:
-            self._db.executemany(
-                f"INSERT INTO dead_letter ({_COLS}, reason, at_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(*_row(r), reason[:2000], now) for r in readings],
-            )
+            self._db.execute("INSERT INTO dead_letter (body, reason, at_ns) VALUES (?,?,?)",
+                             (_pack(readings), reason[:2000], time.time_ns()))
             self._count("rejected", len(readings))
 
     def dead_letters(self) -> list[tuple[Reading, str]]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLS}, reason FROM dead_letter ORDER BY id").fetchall()
-        return [(Reading(d, p, v, u, Quality(q), sts, gts, c, s, m), why) for d, p, v, u, q, sts, gts, c, s, m, why
-                in rows]
+            rows = self._db.execute("SELECT body, reason FROM dead_letter ORDER BY id").fetchall()
+        return [(r, why) for body, why in rows for r in _unpack(body)]
 
     @property
     def depth(self) -> int:
@@ -171,10 +224,11 @@ class Outbox:
 
     def oldest_age_s(self, now_ns: int | None = None) -> float:
         with self._lock:
-            row = self._db.execute("SELECT gateway_ts FROM outbox ORDER BY id LIMIT 1").fetchone()
+            row = self._db.execute("SELECT body FROM outbox_batches ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return 0.0
-        return max(0.0, ((now_ns or time.time_ns()) - int(row[0])) / 1e9)
+        oldest = min(r.gateway_ts for r in _unpack(row[0]))
+        return max(0.0, ((now_ns or time.time_ns()) - oldest) / 1e9)
 
     def _count(self, name: str, n: int) -> None:
         self.drops[name] = self.drops.get(name, 0) + n

@@ -14,7 +14,8 @@ def _r(i: int, ts: int | None = None) -> Reading:
 
 def test_fifo_peek_ack_and_reopen(tmp_path):
     ob = Outbox(tmp_path / "ob.db")
-    ob.put([_r(i) for i in range(10)])
+    for i in range(0, 10, 2):  # five hand-overs of two readings
+        ob.put([_r(i), _r(i + 1)])
     batch = ob.peek(4)
     assert [r.value for r in batch.readings] == [0.0, 1.0, 2.0, 3.0]
     # Nothing leaves before ack: a second peek sees the same readings.
@@ -32,6 +33,17 @@ def test_readings_round_trip_every_field(tmp_path):
     r = Reading("电表 1", "active_power_kw", None, "kW", Quality.COMM_LOST, 123, 456, "客户", "site,1", "m=1")
     ob.put([r])
     assert ob.peek(1).readings == [r]
+
+
+def test_peek_returns_whole_batches_and_at_least_one(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    ob.put([_r(i) for i in range(10)])
+    ob.put([_r(i) for i in range(10, 13)])
+    assert len(ob.peek(4).readings) == 10  # never splits a stored batch
+    assert len(ob.peek(13).readings) == 13
+    big = Outbox(tmp_path / "big.db")
+    big.put([_r(i) for i in range(2500)], chunk=1000)
+    assert [len(big.peek(1000).readings), big.depth] == [1000, 2500]
 
 
 def test_drop_oldest_counts_every_drop(tmp_path):
