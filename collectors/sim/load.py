@@ -12,9 +12,11 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 
 SLOT_S = 900  # 15-minute slots: the billing interval
-_REF_NS = 1_577_836_800 * 10**9  # 2020-01-01T00:00Z: counters start at zero here
+_REF_NS = 1_577_836_800 * 10**9
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # 2020-01-01T00:00Z: counters start at zero here
 
 
 def _hash01(*parts: int | np.ndarray) -> np.ndarray:
@@ -59,39 +61,27 @@ class LoadModel:
 
     # -- power -----------------------------------------------------------------------------------
     def slot_kw(self, slots: np.ndarray) -> np.ndarray:
-        """Mean kW of each absolute 15-min slot (slot = floor(epoch_s / 900))."""
+        """Mean kW of each absolute 15-min slot (slot = floor(epoch_s / 900)); vectorised over years of slots."""
         slots = np.asarray(slots, dtype=np.int64)
-        tz = ZoneInfo(self.timezone)
-        out = np.empty(len(slots), dtype=np.float64)
-        # Local clock per slot; one tz lookup per distinct day keeps this fast for years of slots.
-        starts = slots * SLOT_S
-        days: dict[int, tuple[date, float, dict[str, float]]] = {}
-        for i, s in enumerate(starts):
-            local = datetime.fromtimestamp(int(s), tz)
-            key = local.toordinal()
-            if key not in days:
-                d = local.date()
-                days[key] = (d, 0.0, self.plan_for(d))
-            plan = days[key][2]
-            hour = local.hour + local.minute / 60.0
-            out[i] = self._level(hour, plan)
-        noise = 1.0 + 0.06 * (np.asarray(_hash01(self.seed, slots, 3)) - 0.5) * 2
-        return np.maximum(out * noise * self.peak_kw, 0.0)
-
-    def _level(self, hour: float, plan: dict[str, float]) -> float:
+        if len(slots) == 0:
+            return np.zeros(0)
+        utc = pd.DatetimeIndex(pd.to_datetime(slots * SLOT_S, unit="s", utc=True))
+        local_s = utc.tz_convert(self.timezone).tz_localize(None).asi8 // 10**9  # wall-clock seconds
+        hour = (local_s % 86400) / 3600.0
+        day_codes, uniques = pd.factorize(local_s // 86400)
+        plans = [self.plan_for(date.fromordinal(_EPOCH_ORDINAL + int(d))) for d in uniques]
+        operating = np.array([p["operating"] for p in plans])[day_codes]
+        shifts = np.array([p["shift"] for p in plans])[day_codes]
         base = self.base_frac
-        if not plan["operating"]:
-            return base
-        shifts = plan["shift"]
-        if 8 <= hour < 16:
-            level = 1.0 if not (12 <= hour < 12.5) else 0.7  # lunch dip
-        elif 16 <= hour < 24:
-            level = 0.85 if shifts >= 2 else base
-        else:
-            level = 0.55 if shifts >= 3 else base
-        if 7.5 <= hour < 8:
-            level = max(level, 0.6)  # ramp-up before the day shift
-        return max(level, base)
+        level = np.full(len(slots), base)
+        level = np.where((hour >= 8) & (hour < 16), np.where((hour >= 12) & (hour < 12.5), 0.7, 1.0), level)
+        level = np.where((hour >= 16) & (shifts >= 2), 0.85, level)
+        level = np.where((hour < 8) & (shifts >= 3), 0.55, level)
+        level = np.where((hour >= 7.5) & (hour < 8), np.maximum(level, 0.6), level)  # ramp-up before day shift
+        level = np.where(operating > 0, np.maximum(level, base), base)
+        noise = 1.0 + 0.06 * (np.asarray(_hash01(self.seed, slots, 3)) - 0.5) * 2
+        out: np.ndarray = np.maximum(level * noise * self.peak_kw, 0.0)
+        return out
 
     def slot_pf(self, kw: np.ndarray) -> np.ndarray:
         frac = np.clip(kw / self.peak_kw, 0.0, 1.0)

@@ -1,0 +1,217 @@
+"""The Modbus collector: one polling worker per device, one connection and lock per bus, per-device backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from collectors.base import Collector, DeviceHealth, Emit
+from collectors.counters import CounterTracker, Step
+from collectors.modbus.bus import Bus, DeviceException, DeviceUnreachable
+from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
+from collectors.modbus.datatypes import decode, modulus
+from collectors.modbus.plan import ReadBlock, plan_reads, point_size
+from collectors.reading import Quality, Reading
+
+log = logging.getLogger(__name__)
+
+SPLIT_CODES = (2, 3)  # illegal data address / value: the block spans something the device does not have
+
+
+class DeviceWorker:
+    def __init__(self, cfg: ModbusDeviceConfig, bus: Bus) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.points = cfg.resolved_points()
+        self.blocks: list[ReadBlock] = plan_reads(self.points, cfg.max_registers, cfg.max_gap)
+        self.health = DeviceHealth(device=cfg.name, protocol="modbus")
+        self.lateness_s: deque[float] = deque(maxlen=5000)
+        self._trackers = {p.name: CounterTracker(self._wrap_at(p)) for p in self.points if p.counter}
+        self._offline_signalled = False
+        self._retry_at = 0.0
+
+    @staticmethod
+    def _wrap_at(p: ModbusPointConfig) -> float | None:
+        m = modulus(p.type)
+        return None if m is None else m * p.scale
+
+    # -- one poll ----------------------------------------------------------------------------------
+    def _value(self, p: ModbusPointConfig, block: ReadBlock, data: Sequence[int] | Sequence[bool]
+               ) -> tuple[float | None, Quality]:
+        offset = p.address - block.address
+        if p.kind.is_bit:
+            return (1.0 if data[offset] else 0.0), Quality.GOOD
+        regs = [int(x) for x in data[offset : offset + point_size(p)]]
+        raw = decode(regs, p.type, p.order, p.bit)
+        if isinstance(raw, str):
+            return None, Quality.BAD  # a string is identification, not a measurement; see probe
+        value = float(raw) * p.scale + p.offset
+        if not math.isfinite(value):
+            return None, Quality.BAD
+        if p.counter:
+            value, step = self._trackers[p.name].update(value)
+            if step is Step.RESET:
+                log.warning("%s: energy register %s went back (meter reset?)", self.cfg.name, p.name)
+                return value, Quality.UNCERTAIN
+        return value, Quality.GOOD
+
+    async def poll(self) -> tuple[list[Reading], bool]:
+        """Read every block once. Returns the readings and whether the device answered at all."""
+        out: list[Reading] = []
+        unit = self.cfg.unit
+        started = time.perf_counter()
+        queue = list(self.blocks)
+        new_plan: list[ReadBlock] = []
+        failure: str | None = None
+        slow = False
+        async with self.bus.lock:
+            while queue:
+                block = queue.pop(0)
+                try:
+                    data = await self.bus.read(block.kind, block.address, block.count, unit, self.cfg.timeout_s)
+                except DeviceException as exc:
+                    if exc.code in SPLIT_CODES and len(block.points) > 1:
+                        parts = block.split()
+                        log.info("%s: exception %d on %s %d+%d, splitting into %d requests", self.cfg.name,
+                                 exc.code, block.kind.value, block.address, block.count, len(parts))
+                        queue[:0] = parts
+                        continue
+                    now = time.time_ns()
+                    for p in block.points:
+                        out.append(Reading(self.cfg.name, p.name, None, p.unit, Quality.BAD, now, now))
+                    new_plan.append(block)
+                    continue
+                except DeviceUnreachable as exc:
+                    failure, slow = str(exc), exc.slow
+                    new_plan.extend([block, *queue])
+                    break
+                answered = time.time_ns()  # the value is as of its answer
+                new_plan.append(block)
+                for p in block.points:
+                    try:
+                        value, quality = self._value(p, block, data)
+                    except (ValueError, IndexError) as exc:
+                        log.debug("%s: cannot decode %s: %s", self.cfg.name, p.name, exc)
+                        value, quality = None, Quality.BAD
+                    out.append(Reading(self.cfg.name, p.name, value, p.unit, quality, answered, answered))
+        self.blocks = new_plan  # splits are remembered
+        self._record(failure, slow, time.perf_counter() - started)
+        if failure is not None and not self._offline_signalled:
+            self._offline_signalled = True
+            now = time.time_ns()
+            got = {r.point for r in out}
+            out.extend(Reading(self.cfg.name, p.name, None, p.unit, Quality.COMM_LOST, now, now)
+                       for p in self.points if p.name not in got)
+        return out, failure is None
+
+    def _record(self, failure: str | None, slow: bool, latency: float) -> None:
+        h = self.health
+        h.polls += 1
+        h.last_latency_s = latency
+        if failure is None:
+            if not h.online and h.consecutive_failures:
+                log.warning("%s: answering again after %d failed polls", self.cfg.name, h.consecutive_failures)
+            h.online = True
+            h.consecutive_failures = 0
+            h.last_success_ns = time.time_ns()
+            h.last_error = ""
+            self._offline_signalled = False
+            self._retry_at = 0.0
+            return
+        h.consecutive_failures += 1
+        h.online = False
+        h.last_error = failure
+        if h.consecutive_failures == 1:
+            log.error("%s: %s", self.cfg.name, failure)  # once at error level, then debug until it recovers
+        else:
+            log.debug("%s: %s", self.cfg.name, failure)
+        if slow:  # timeouts hold the bus: back off; a refused connection is retried every interval
+            backoff = min(self.cfg.interval_s * 2 ** (h.consecutive_failures - 1), self.cfg.backoff_max_s)
+            self._retry_at = time.monotonic() + backoff
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def run(self, emit: Emit, stop: asyncio.Event, offset_s: float) -> None:
+        interval = self.cfg.interval_s
+        if await _sleep_or_stop(stop, offset_s):
+            return
+        due = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= self._retry_at:
+                self.lateness_s.append(max(0.0, now - due))
+                try:
+                    readings, _ = await self.poll()
+                except Exception:  # a bug in one device's decoding must not stop its worker
+                    log.exception("%s: poll failed", self.cfg.name)
+                    readings = []
+                if readings:
+                    emit(readings)
+            due += interval
+            now = time.monotonic()
+            if now > due:
+                missed = math.ceil((now - due) / interval)
+                self.health.overruns += missed
+                due += missed * interval
+            if await _sleep_or_stop(stop, due - time.monotonic()):
+                return
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    if seconds <= 0:
+        return stop.is_set()
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class ModbusCollector(Collector):
+    """All Modbus devices of a gateway.
+
+    Devices that share a connection share its lock; nothing else is shared, so a dead device only costs its own
+    bus its timeouts (and backoff keeps even that small).
+    """
+
+    name = "modbus"
+
+    def __init__(self, devices: Sequence[ModbusDeviceConfig]) -> None:
+        self._buses: dict[str, Bus] = {}
+        self.workers: list[DeviceWorker] = []
+        for cfg in devices:
+            bus = self._buses.setdefault(cfg.connection_key, Bus(cfg))
+            self.workers.append(DeviceWorker(cfg, bus))
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        n = max(len(self.workers), 1)
+        tasks = [
+            asyncio.create_task(w.run(emit, stop, offset_s=(i / n) * w.cfg.interval_s), name=f"modbus:{w.cfg.name}")
+            for i, w in enumerate(self.workers)  # staggered start spreads the requests over the interval
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for bus in self._buses.values():
+                bus.close()
+
+    async def poll_once(self) -> list[Reading]:
+        async def one(w: DeviceWorker) -> list[Reading]:
+            readings, _ = await w.poll()
+            return readings
+
+        results = await asyncio.gather(*(one(w) for w in self.workers))
+        for bus in self._buses.values():
+            bus.close()
+        return [r for rs in results for r in rs]
+
+    def health(self) -> list[DeviceHealth]:
+        return [w.health for w in self.workers]
+
+    def lateness_samples(self) -> dict[str, list[float]]:
+        return {w.cfg.name: list(w.lateness_s) for w in self.workers}

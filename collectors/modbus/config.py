@@ -1,0 +1,102 @@
+"""Configuration of Modbus devices and points (the `[[devices]]` entries with `type = "modbus"`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from collectors.modbus.datatypes import DataType, RegisterKind, WordOrder
+
+
+class Transport(StrEnum):
+    TCP = "tcp"
+    RTU_OVER_TCP = "rtu_over_tcp"  # serial gateways that pass RTU frames through a TCP socket
+    RTU = "rtu"  # a local serial port
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModbusPointConfig(_Strict):
+    name: str = Field(min_length=1)
+    address: int = Field(ge=0, le=65535, description="0-based protocol address (register 40001 is address 0)")
+    kind: RegisterKind = RegisterKind.HOLDING
+    type: DataType = DataType.UINT16
+    order: WordOrder = WordOrder.ABCD
+    length: int | None = Field(None, ge=1, le=125, description="registers of a STRING")
+    bit: int | None = Field(None, ge=0, le=15, description="bit of a register, for BIT in holding/input")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    counter: bool = False  # an energy register: wraps and resets are detected
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusPointConfig:
+        if self.kind.is_bit and self.type is not DataType.BIT:
+            raise ValueError(f"a {self.kind} point must have type 'bit'")
+        if self.type is DataType.STRING and self.length is None:
+            raise ValueError("a string point needs 'length' (registers)")
+        if self.counter and self.type not in (DataType.UINT16, DataType.UINT32, DataType.UINT64, DataType.FLOAT32,
+                                              DataType.FLOAT64, DataType.INT32, DataType.INT64):
+            raise ValueError(f"type {self.type} cannot be an energy counter")
+        return self
+
+
+class ModbusDeviceConfig(_Strict):
+    type: Literal["modbus"]
+    name: str = Field(min_length=1)
+    transport: Transport = Transport.TCP
+    host: str | None = None
+    port: int = Field(502, ge=1, le=65535)
+    serial_port: str | None = None
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    unit: int = Field(1, ge=0, le=255)
+    interval_s: float = Field(1.0, gt=0, le=86400)
+    timeout_s: float = Field(1.0, gt=0, le=60)
+    retries: int = Field(1, ge=0, le=10)
+    backoff_max_s: float = Field(60.0, gt=0)
+    max_registers: int = Field(125, ge=1, le=125, description="largest read request")
+    max_gap: int = Field(8, ge=0, le=100, description="unused registers a read may span to join two blocks")
+    profile: str | None = None
+    points: list[ModbusPointConfig] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> ModbusDeviceConfig:
+        if self.transport in (Transport.TCP, Transport.RTU_OVER_TCP) and not self.host:
+            raise ValueError(f"transport {self.transport.value!r} needs 'host'")
+        if self.transport is Transport.RTU and not self.serial_port:
+            raise ValueError("transport 'rtu' needs 'serial_port'")
+        if self.profile and self.points:
+            raise ValueError("give either 'profile' or 'points', not both")
+        if not self.profile and not self.points:
+            raise ValueError("give a meter 'profile' or a list of 'points'")
+        names = [p.name for p in self.points]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate point names {dup}")
+        if self.profile:
+            from collectors.profiles import available_profiles
+
+            if self.profile not in available_profiles():
+                raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(available_profiles())}")
+        return self
+
+    @property
+    def connection_key(self) -> str:
+        """Devices with the same key share one connection (and its lock): one bus."""
+        if self.transport is Transport.RTU:
+            return f"rtu:{self.serial_port}"
+        return f"{self.transport.value}:{self.host}:{self.port}"
+
+    def resolved_points(self) -> list[ModbusPointConfig]:
+        if self.points:
+            return list(self.points)
+        from collectors.profiles import load_profile
+
+        return load_profile(self.profile or "")

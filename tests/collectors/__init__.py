@@ -1,0 +1,1 @@
+"""Collector tests against real protocol servers on loopback."""

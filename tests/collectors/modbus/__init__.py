@@ -1,0 +1,1 @@
+"""Modbus collector tests against real pymodbus servers."""
