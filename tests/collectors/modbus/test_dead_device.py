@@ -8,34 +8,40 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from collectors.modbus import ModbusCollector, ModbusDeviceConfig
 from collectors.reading import Quality
 
 
-async def test_dead_device_does_not_delay_twenty_healthy_ones():
+@pytest.fixture
+def ports():
+    """21 simulator servers in another process; the last one's meter never answers."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "collectors.sim.modbus_server", "--servers", "21", "--meters", "1",
          "--silent-server", "20"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        ports = json.loads(proc.stdout.readline())["ports"]
-        devices = [
-            ModbusDeviceConfig(type="modbus", name=f"meter{i:02d}", host="127.0.0.1", port=port, unit=1,
-                               profile="generic", interval_s=1.0, timeout_s=0.5, retries=0)
-            for i, port in enumerate(ports)
-        ]
-        col = ModbusCollector(devices)
-        got = []
-        stop = asyncio.Event()
-        task = asyncio.create_task(col.run(got.extend, stop))
-        await asyncio.sleep(6.5)
-        stop.set()
-        await task
+        yield json.loads(proc.stdout.readline())["ports"]
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_dead_device_does_not_delay_twenty_healthy_ones(ports):
+    devices = [
+        ModbusDeviceConfig(type="modbus", name=f"meter{i:02d}", host="127.0.0.1", port=port, unit=1,
+                           profile="generic", interval_s=1.0, timeout_s=0.5, retries=0)
+        for i, port in enumerate(ports)
+    ]
+    col = ModbusCollector(devices)
+    got = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(got.extend, stop))
+    await asyncio.sleep(6.5)
+    stop.set()
+    await task
     lateness = col.lateness_samples()
     healthy = np.array([x for name, xs in lateness.items() if name != "meter20" for x in xs[1:]])
     assert len(healthy) >= 20 * 4
