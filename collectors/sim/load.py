@@ -66,7 +66,8 @@ class LoadModel:
         if len(slots) == 0:
             return np.zeros(0)
         utc = pd.DatetimeIndex(pd.to_datetime(slots * SLOT_S, unit="s", utc=True))
-        local_s = utc.tz_convert(self.timezone).tz_localize(None).asi8 // 10**9  # wall-clock seconds
+        wall = utc.tz_convert(self.timezone).tz_localize(None).to_numpy()
+        local_s = wall.astype("datetime64[s]").astype(np.int64)  # wall-clock seconds
         hour = (local_s % 86400) / 3600.0
         day_codes, uniques = pd.factorize(local_s // 86400)
         plans = [self.plan_for(date.fromordinal(_EPOCH_ORDINAL + int(d))) for d in uniques]

@@ -1,0 +1,60 @@
+"""The scheduler: registered jobs run only in the process that has the scheduler role."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from gateway.scheduler import JobSpec, Scheduler
+
+
+def _counting_job(name: str, counter: list[int], done: threading.Event) -> JobSpec:
+    def run() -> None:
+        counter.append(1)
+        done.set()
+
+    return JobSpec(name=name, func=run, trigger="interval", trigger_args={"seconds": 0.1})
+
+
+def test_scheduler_role_runs_registered_jobs():
+    runs: list[int] = []
+    done = threading.Event()
+    s = Scheduler(enabled=True)
+    s.register(_counting_job("tick", runs, done))
+    s.start()
+    try:
+        assert done.wait(10)
+        assert s.running
+    finally:
+        s.shutdown()
+    assert runs
+    assert s.last_run["tick"][1] == "ok"
+
+
+def test_process_without_the_role_never_runs_jobs():
+    runs: list[int] = []
+    done = threading.Event()
+    s = Scheduler(enabled=False)
+    s.register(_counting_job("tick", runs, done))
+    s.start()
+    time.sleep(0.5)
+    assert not s.running
+    assert runs == []
+    assert [j.name for j in s.specs] == ["tick"]  # it still knows the job
+
+
+def test_duplicate_job_names_are_refused_and_failures_recorded():
+    s = Scheduler(enabled=False)
+    s.register(JobSpec(name="a", func=lambda: None, trigger="interval", trigger_args={"seconds": 1}))
+    with pytest.raises(ValueError, match="registered twice"):
+        s.register(JobSpec(name="a", func=lambda: None, trigger="interval", trigger_args={"seconds": 1}))
+
+    def boom() -> None:
+        raise RuntimeError("no data")
+
+    s.register(JobSpec(name="b", func=boom, trigger="cron", trigger_args={"hour": 3}))
+    with pytest.raises(RuntimeError):
+        s.run_now("b")
+    assert s.last_run["b"][1] == "error"
