@@ -147,7 +147,7 @@ class ModbusPlantSimulator:
     def __init__(self, meters: Sequence[SimModbusMeter], host: str = "127.0.0.1", port: int = 0) -> None:
         self.meters = list(meters)
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port  # 0: the OS picks a free port at start(); read .port afterwards
         self.context = _PlantContext(self.meters)
         self._server: ModbusTcpServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -161,7 +161,10 @@ class ModbusPlantSimulator:
         self._server = ModbusTcpServer(self.context, address=(self.host, self.port))
         self._task = asyncio.create_task(self._server.serve_forever(), name=f"modbus-sim:{self.port}")
         for _ in range(200):
-            if self._server.is_active():
+            if self._server.is_active() and self._server.transport is not None:
+                sockets = getattr(self._server.transport, "sockets", None)
+                if sockets:
+                    self.port = int(sockets[0].getsockname()[1])
                 return
             if self._task.done():
                 self._task.result()
