@@ -89,8 +89,8 @@ class Bus:
         }[kind]
         try:
             # The library retries inside `timeout`; this outer bound only guards against a wedged transport.
-            resp = await asyncio.wait_for(call(address, count=count, device_id=unit),
-                                          timeout=timeout_s * (self._cfg.retries + 1) + 1.0)
+            async with asyncio.timeout(timeout_s * (self._cfg.retries + 1) + 1.0):
+                resp = await call(address, count=count, device_id=unit)
         except (TimeoutError, ModbusIOException, ConnectionException, OSError) as exc:
             self.drop()
             raise DeviceUnreachable(f"{self.key} unit {unit}: no answer to {kind.value} {address}+{count} "

@@ -13,13 +13,14 @@ from collectors.base import Collector, DeviceHealth, Emit
 from collectors.counters import CounterTracker, Step
 from collectors.modbus.bus import Bus, DeviceException, DeviceUnreachable
 from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
-from collectors.modbus.datatypes import decode, modulus
+from collectors.modbus.datatypes import make_decoder, modulus
 from collectors.modbus.plan import ReadBlock, plan_reads, point_size
 from collectors.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
 
 SPLIT_CODES = (2, 3)  # illegal data address / value: the block spans something the device does not have
+GATEWAY_CODES = (10, 11)  # gateway path unavailable / target device failed to respond
 
 
 class DeviceWorker:
@@ -31,6 +32,8 @@ class DeviceWorker:
         self.health = DeviceHealth(device=cfg.name, protocol="modbus")
         self.lateness_s: deque[float] = deque(maxlen=5000)
         self._trackers = {p.name: CounterTracker(self._wrap_at(p)) for p in self.points if p.counter}
+        self._decoders = {p.name: make_decoder(p.type, p.order, p.bit) for p in self.points}
+        self._sizes = {p.name: point_size(p) for p in self.points}
         self._offline_signalled = False
         self._retry_at = 0.0
 
@@ -45,8 +48,7 @@ class DeviceWorker:
         offset = p.address - block.address
         if p.kind.is_bit:
             return (1.0 if data[offset] else 0.0), Quality.GOOD
-        regs = [int(x) for x in data[offset : offset + point_size(p)]]
-        raw = decode(regs, p.type, p.order, p.bit)
+        raw = self._decoders[p.name](data[offset : offset + self._sizes[p.name]])  # type: ignore[arg-type]
         if isinstance(raw, str):
             return None, Quality.BAD  # a string is identification, not a measurement; see probe
         value = float(raw) * p.scale + p.offset
@@ -74,6 +76,10 @@ class DeviceWorker:
                 try:
                     data = await self.bus.read(block.kind, block.address, block.count, unit, self.cfg.timeout_s)
                 except DeviceException as exc:
+                    if exc.code in GATEWAY_CODES:  # the gateway is up but the meter behind it is silent: an outage
+                        failure, slow = str(exc), True
+                        new_plan.extend([block, *queue])
+                        break
                     if exc.code in SPLIT_CODES and len(block.points) > 1:
                         parts = block.split()
                         log.info("%s: exception %d on %s %d+%d, splitting into %d requests", self.cfg.name,
@@ -161,10 +167,11 @@ class DeviceWorker:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    if seconds <= 0:
+    if seconds <= 0 or stop.is_set():
         return stop.is_set()
     try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
     except TimeoutError:
         return False
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 
@@ -110,3 +111,23 @@ def encode(value: float | int | str, dtype: DataType, order: WordOrder = WordOrd
         # _to_canonical is its own inverse for every order.
         raw = _to_canonical(canon, order)
     return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+def make_decoder(dtype: DataType, order: WordOrder = WordOrder.ABCD, bit: int | None = None
+                 ) -> Callable[[Sequence[int]], float | int | str | bool]:
+    """A decoder for one point, built once at plan time: the hot path is two struct calls per value."""
+    if dtype in (DataType.BIT, DataType.STRING):
+        return lambda regs: decode(list(regs), dtype, order, bit)
+    n = _WORDS[dtype]
+    value = struct.Struct(_STRUCT[dtype])
+    swap_bytes = order in (WordOrder.BADC, WordOrder.DCBA)
+    reverse_words = n > 1 and order in (WordOrder.CDAB, WordOrder.DCBA)
+    words = struct.Struct(f"{'<' if swap_bytes else '>'}{n}H")
+
+    def run(regs: Sequence[int]) -> float | int:
+        if len(regs) != n:
+            raise ValueError(f"{dtype} needs {n} registers, got {len(regs)}")
+        result: float | int = value.unpack(words.pack(*(regs[::-1] if reverse_words else regs)))[0]
+        return result
+
+    return run

@@ -106,6 +106,20 @@ async def test_silent_device_signals_offline_once_and_never_resends_stale_values
         assert "no answer" in h.last_error
 
 
+async def test_meter_behind_gateway_not_answering_is_an_outage_not_a_bad_value():
+    # The simulator answers exception 11 (gateway target failed to respond) for a unit it does not have.
+    async with ModbusPlantSimulator([SimModbusMeter(1, "generic", LoadModel())]) as sim:
+        col = ModbusCollector([_device(sim.port, 9)])
+        worker = col.workers[0]
+        readings, ok = await worker.poll()
+        assert not ok
+        assert {r.quality for r in readings} == {Quality.COMM_LOST}
+        h = col.health()[0]
+        assert not h.online
+        assert h.last_success_ns is None
+        assert "exception 11" in h.last_error
+
+
 async def test_server_restart_resumes_within_two_intervals():
     sim = ModbusPlantSimulator([SimModbusMeter(1, "generic", LoadModel())])
     await sim.start()
