@@ -55,6 +55,11 @@ def test_demo_serves_health_and_metrics(tmp_path):
         url = json.loads(proc.stdout.readline())["portal_url"]
         health = httpx.get(url + "healthz", timeout=10).json()
         assert health["status"] == "ok"
+        devices = httpx.get(url + "api/v1/collectors/health", timeout=10).json()
+        assert len(devices) >= 5
+        assert {d["protocol"] for d in devices} >= {"modbus"}
+        assert all({"online", "last_success", "consecutive_failures", "last_latency_s", "overruns"} <= d.keys()
+                   for d in devices)
         metrics = httpx.get(url + "metrics", timeout=10).text
         assert "gateway_readings_collected_total" in metrics
         assert 'gateway_device_online{device="huaxin-rolling-in-dev",protocol="modbus"}' in metrics
