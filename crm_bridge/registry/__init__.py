@@ -1,0 +1,40 @@
+"""CRM registry: models, programmatic Alembic migrations and the repository layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for a registry URL (sqlite:///..., postgresql+psycopg://...), with SQLite foreign keys on."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "connect")
+        def _fk_on(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    return engine
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the registry database at `url` to `revision` (default: head)."""
+    engine = make_engine(url)
+    try:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+__all__ = ["make_engine", "migrate"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the CRM registry (shipped with the package)."""

@@ -1,0 +1,270 @@
+"""SQLAlchemy 2 models of the CRM registry: customers, meters, contracts, tariffs, equipment, alerts, tickets."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every registry table."""
+
+
+class Company(Base):
+    """A customer account; `code` is the customer id used by the gateway, reports and API."""
+
+    __tablename__ = "company"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    industry: Mapped[str | None] = mapped_column(String(100))
+    annual_revenue: Mapped[float | None] = mapped_column(Float)
+
+    sites: Mapped[list[Site]] = relationship(back_populates="company", cascade="all, delete-orphan")
+    contacts: Mapped[list[Contact]] = relationship(back_populates="company", cascade="all, delete-orphan")
+    contract: Mapped[Contract | None] = relationship(back_populates="company", uselist=False)
+
+
+class Site(Base):
+    """A physical site of a company."""
+
+    __tablename__ = "site"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    company: Mapped[Company] = relationship(back_populates="sites")
+
+
+class Meter(Base):
+    """A meter; `code` is the meter id in the gateway config."""
+
+    __tablename__ = "meter"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+
+
+class MeterAssignment(Base):
+    """A meter installed at a site over [valid_from, valid_to); valid_to None means still installed."""
+
+    __tablename__ = "meter_assignment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meter.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    meter: Mapped[Meter] = relationship()
+    site: Mapped[Site] = relationship()
+
+
+class Contact(Base):
+    """A person at a customer."""
+
+    __tablename__ = "contact"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    role: Mapped[str | None] = mapped_column(String(100))
+    company: Mapped[Company] = relationship(back_populates="contacts")
+
+
+class AccountManager(Base):
+    """An account manager of the utility."""
+
+    __tablename__ = "account_manager"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+
+
+class ManagerAssignment(Base):
+    """Manager <-> company assignment (a company may have several managers)."""
+
+    __tablename__ = "manager_assignment"
+    __table_args__ = (UniqueConstraint("manager_id", "company_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("account_manager.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    manager: Mapped[AccountManager] = relationship()
+    company: Mapped[Company] = relationship()
+
+
+class TierRecord(Base):
+    """Current tier of a company: computed from the score, unless a manual override (with reason) is set."""
+
+    __tablename__ = "tier"
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), primary_key=True)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    computed: Mapped[str] = mapped_column(String(1))
+    override: Mapped[str | None] = mapped_column(String(1))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def effective(self) -> str:
+        """The tier in force: the override if set, else the computed tier."""
+        return self.override or self.computed
+
+
+class TierChange(Base):
+    """History: every change of a company's effective tier."""
+
+    __tablename__ = "tier_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    old_tier: Mapped[str | None] = mapped_column(String(1))
+    new_tier: Mapped[str] = mapped_column(String(1))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Contract(Base):
+    """Supply contract terms of a company."""
+
+    __tablename__ = "contract"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), unique=True)
+    transformer_kva: Mapped[float] = mapped_column(Float)
+    hv_motors_kw: Mapped[float] = mapped_column(Float, default=0.0)
+    contract_demand_kw: Mapped[float] = mapped_column(Float)
+    basic_charge_mode: Mapped[str] = mapped_column(String(20))
+    pf_standard: Mapped[float] = mapped_column(Float, default=0.9)
+    bill_threshold: Mapped[float | None] = mapped_column(Float)
+    tariff_id: Mapped[str] = mapped_column(String(64))
+    company: Mapped[Company] = relationship(back_populates="contract")
+
+
+class TariffVersion(Base):
+    """One version of a tariff, stored as its JSON document, valid over [valid_from, valid_to)."""
+
+    __tablename__ = "tariff_version"
+    __table_args__ = (UniqueConstraint("tariff_id", "valid_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tariff_id: Mapped[str] = mapped_column(String(64), index=True)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Equipment(Base):
+    """Major electrical equipment of a customer (transformer, HV motor, capacitor bank, ...)."""
+
+    __tablename__ = "equipment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    rating: Mapped[float | None] = mapped_column(Float)
+    rating_unit: Mapped[str | None] = mapped_column(String(20))
+    company: Mapped[Company] = relationship()
+    inspections: Mapped[list[Inspection]] = relationship(back_populates="equipment", cascade="all, delete-orphan")
+
+
+class Inspection(Base):
+    """An inspection or site visit on a piece of equipment."""
+
+    __tablename__ = "inspection"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    equipment_id: Mapped[int] = mapped_column(ForeignKey("equipment.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    result: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+    equipment: Mapped[Equipment] = relationship(back_populates="inspections")
+
+
+class Interaction(Base):
+    """A logged interaction with a customer (call, visit, e-mail, ...)."""
+
+    __tablename__ = "interaction"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class Alert(Base):
+    """An alert; `open_key` is set while not resolved and is unique, so an open alert cannot be duplicated."""
+
+    __tablename__ = "alert"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(20))
+    company_code: Mapped[str] = mapped_column(String(64), index=True)
+    meter_code: Mapped[str | None] = mapped_column(String(64))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="SET NULL"))
+
+
+class AlertPeriodMark(Base):
+    """Marks that a once-per-period alert was raised for (rule, company, period)."""
+
+    __tablename__ = "alert_period_mark"
+    __table_args__ = (UniqueConstraint("rule", "company_code", "period"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    company_code: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(20))
+
+
+class Ticket(Base):
+    """A service-desk request or complaint."""
+
+    __tablename__ = "ticket"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(String(300))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("account_manager.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ack_target_min: Mapped[int] = mapped_column(Integer)
+    resolve_target_min: Mapped[int] = mapped_column(Integer)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    transitions: Mapped[list[TicketTransition]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", order_by="TicketTransition.id"
+    )
+
+
+class TicketTransition(Base):
+    """A timestamped status change of a ticket."""
+
+    __tablename__ = "ticket_transition"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    ticket: Mapped[Ticket] = relationship(back_populates="transitions")
+
+
+class DeadLetter(Base):
+    """A webhook delivery that failed after its last retry."""
+
+    __tablename__ = "dead_letter"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    event: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,84 @@
+"""Repository queries other parts need: company by code, meters of a company at a date, managers' portfolios."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from crm_bridge.registry.models import AccountManager, Company, ManagerAssignment, Meter, MeterAssignment, Site
+
+
+class RegistryLookupError(LookupError):
+    """A code that names nothing in the registry."""
+
+
+def company_by_code(session: Session, code: str) -> Company:
+    """The company with customer id `code`; RegistryLookupError naming the code if there is none."""
+    company = session.scalar(select(Company).where(Company.code == code))
+    if company is None:
+        raise RegistryLookupError(f"no company with code {code!r}")
+    return company
+
+
+def meters_of_company(session: Session, code: str, on: date) -> list[Meter]:
+    """Meters assigned to any site of company `code` on date `on` (valid_from <= on < valid_to)."""
+    company = company_by_code(session, code)
+    stmt = (
+        select(Meter)
+        .join(MeterAssignment, MeterAssignment.meter_id == Meter.id)
+        .join(Site, Site.id == MeterAssignment.site_id)
+        .where(
+            Site.company_id == company.id,
+            MeterAssignment.valid_from <= on,
+            or_(MeterAssignment.valid_to.is_(None), MeterAssignment.valid_to > on),
+        )
+        .order_by(Meter.code)
+        .distinct()
+    )
+    return list(session.scalars(stmt))
+
+
+def assign_meter(session: Session, meter: Meter, site: Site, valid_from: date) -> MeterAssignment:
+    """Install `meter` at `site` from `valid_from`, closing its open assignment (if any) on that date."""
+    current = session.scalar(
+        select(MeterAssignment).where(MeterAssignment.meter_id == meter.id, MeterAssignment.valid_to.is_(None))
+    )
+    if current is not None:
+        if current.valid_from >= valid_from:
+            raise ValueError(
+                f"meter {meter.code!r}: new assignment from {valid_from} does not follow the open one "
+                f"from {current.valid_from}"
+            )
+        current.valid_to = valid_from
+    row = MeterAssignment(meter=meter, site=site, valid_from=valid_from)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def manager_portfolio(session: Session, manager_code: str) -> list[Company]:
+    """Companies assigned to the account manager `manager_code`, by code."""
+    manager = session.scalar(select(AccountManager).where(AccountManager.code == manager_code))
+    if manager is None:
+        raise RegistryLookupError(f"no account manager with code {manager_code!r}")
+    stmt = (
+        select(Company)
+        .join(ManagerAssignment, ManagerAssignment.company_id == Company.id)
+        .where(ManagerAssignment.manager_id == manager.id)
+        .order_by(Company.code)
+    )
+    return list(session.scalars(stmt))
+
+
+def managers_of_company(session: Session, code: str) -> list[AccountManager]:
+    """Account managers of company `code`."""
+    company = company_by_code(session, code)
+    stmt = (
+        select(AccountManager)
+        .join(ManagerAssignment, ManagerAssignment.manager_id == AccountManager.id)
+        .where(ManagerAssignment.company_id == company.id)
+        .order_by(AccountManager.code)
+    )
+    return list(session.scalars(stmt))

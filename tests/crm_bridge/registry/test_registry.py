@@ -1,0 +1,113 @@
+"""Registry on SQLite and a real PostgreSQL: migrations, round trips, assignment validity, queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm_bridge.registry import make_engine, migrate
+from crm_bridge.registry.models import (
+    AccountManager,
+    Company,
+    Contract,
+    Equipment,
+    Inspection,
+    ManagerAssignment,
+    Meter,
+    Site,
+    TariffVersion,
+)
+from crm_bridge.registry.repo import (
+    RegistryLookupError,
+    assign_meter,
+    company_by_code,
+    manager_portfolio,
+    managers_of_company,
+    meters_of_company,
+)
+
+
+def test_migrate_creates_schema_and_is_idempotent(db_url: str) -> None:
+    migrate(db_url)
+    migrate(db_url)  # already at head: no-op
+    engine = make_engine(db_url)
+    try:
+        names = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"company", "meter_assignment", "alert", "ticket", "alembic_version", "tier_change"} <= names
+
+
+def test_company_round_trip_with_contract_equipment_and_tariff(session: Session) -> None:
+    c = Company(code="C001", name="Acme Steel", timezone="Europe/Berlin", industry="steel")
+    c.contract = Contract(
+        transformer_kva=2500, hv_motors_kw=800, contract_demand_kw=1800, basic_charge_mode="demand",
+        pf_standard=0.9, bill_threshold=120000.0, tariff_id="HV-TOU",
+    )
+    site = Site(company=c, name="Works 1")
+    eq = Equipment(company=c, kind="transformer", name="T1", rating=2500, rating_unit="kVA")
+    eq.inspections.append(Inspection(kind="inspection", at=datetime(2026, 3, 1, 9, tzinfo=UTC), result="ok"))
+    doc = {"id": "HV-TOU", "energy": {"peak": 0.21, "offpeak": 0.11}}
+    session.add_all([c, site, eq, TariffVersion(tariff_id="HV-TOU", valid_from=date(2026, 1, 1), document=doc)])
+    session.commit()
+    session.expunge_all()
+
+    got = company_by_code(session, "C001")
+    assert got.contract is not None
+    assert got.contract.contract_demand_kw == 1800
+    assert [s.name for s in got.sites] == ["Works 1"]
+    tv = session.query(TariffVersion).one()
+    assert tv.document == doc
+    insp = session.query(Inspection).one()
+    assert insp.equipment.name == "T1"
+    assert insp.result == "ok"
+
+
+def test_company_code_unique(session: Session) -> None:
+    session.add(Company(code="C1", name="a"))
+    session.commit()
+    session.add(Company(code="C1", name="b"))
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_meter_assignment_validity_dates(session: Session) -> None:
+    a = Company(code="A", name="A")
+    b = Company(code="B", name="B")
+    sa, sb = Site(company=a, name="sa"), Site(company=b, name="sb")
+    m = Meter(code="M1")
+    session.add_all([a, b, sa, sb, m])
+    session.flush()
+    assign_meter(session, m, sa, date(2026, 1, 1))
+    assign_meter(session, m, sb, date(2026, 6, 1))  # moved: closes A's assignment on 1 June
+    session.commit()
+    assert [x.code for x in meters_of_company(session, "A", date(2026, 5, 31))] == ["M1"]
+    assert meters_of_company(session, "A", date(2026, 6, 1)) == []
+    assert [x.code for x in meters_of_company(session, "B", date(2026, 6, 1))] == ["M1"]
+    assert meters_of_company(session, "B", date(2026, 5, 31)) == []
+    assert meters_of_company(session, "A", date(2025, 12, 31)) == []
+    with pytest.raises(ValueError, match="M1"):
+        assign_meter(session, m, sa, date(2026, 3, 1))
+
+
+def test_manager_portfolio(session: Session) -> None:
+    m1 = AccountManager(code="mgr1", name="Ann")
+    m2 = AccountManager(code="mgr2", name="Bob")
+    cs = [Company(code=f"K{i}", name=f"K{i}") for i in range(3)]
+    session.add_all([m1, m2, *cs])
+    session.flush()
+    session.add_all([
+        ManagerAssignment(manager=m1, company=cs[0]), ManagerAssignment(manager=m1, company=cs[2]),
+        ManagerAssignment(manager=m2, company=cs[1]), ManagerAssignment(manager=m2, company=cs[2]),
+    ])
+    session.commit()
+    assert [c.code for c in manager_portfolio(session, "mgr1")] == ["K0", "K2"]
+    assert [m.code for m in managers_of_company(session, "K2")] == ["mgr1", "mgr2"]
+    with pytest.raises(RegistryLookupError, match="nobody"):
+        manager_portfolio(session, "nobody")
+    with pytest.raises(RegistryLookupError, match="ZZ"):
+        company_by_code(session, "ZZ")
