@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as UTC and returned aware on every backend (SQLite would drop the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive times; store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} given to a timezone-aware column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -106,7 +139,7 @@ class TierRecord(Base):
     computed: Mapped[str] = mapped_column(String(1))
     override: Mapped[str | None] = mapped_column(String(1))
     override_reason: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     @property
     def effective(self) -> str:
@@ -123,7 +156,7 @@ class TierChange(Base):
     old_tier: Mapped[str | None] = mapped_column(String(1))
     new_tier: Mapped[str] = mapped_column(String(1))
     reason: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Contract(Base):
@@ -176,7 +209,7 @@ class Inspection(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     equipment_id: Mapped[int] = mapped_column(ForeignKey("equipment.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
     result: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
     equipment: Mapped[Equipment] = relationship(back_populates="inspections")
@@ -188,7 +221,7 @@ class Interaction(Base):
     __tablename__ = "interaction"
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str] = mapped_column(String(40))
     summary: Mapped[str] = mapped_column(Text)
 
@@ -202,14 +235,14 @@ class Alert(Base):
     severity: Mapped[str] = mapped_column(String(20))
     company_code: Mapped[str] = mapped_column(String(64), index=True)
     meter_code: Mapped[str | None] = mapped_column(String(64))
-    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
     message: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open")
     open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id", ondelete="SET NULL"))
 
 
@@ -235,7 +268,7 @@ class Ticket(Base):
     title: Mapped[str] = mapped_column(String(300))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("account_manager.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="new")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ack_target_min: Mapped[int] = mapped_column(Integer)
     resolve_target_min: Mapped[int] = mapped_column(Integer)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
@@ -252,7 +285,7 @@ class TicketTransition(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
     note: Mapped[str | None] = mapped_column(Text)
     ticket: Mapped[Ticket] = relationship(back_populates="transitions")
 
@@ -267,4 +300,4 @@ class DeadLetter(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,151 @@
+"""The alert job: `evaluate_alerts(session, source, now)` runs every rule for every contracted customer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_bridge.alerts.engine import mark_period_once, raise_alert
+from crm_bridge.alerts.rules import (
+    Finding,
+    base_load_rise,
+    consumption_change,
+    data_gap,
+    demand_watch,
+    pf_below_standard,
+    threshold,
+)
+from crm_bridge.ports import IntervalSource
+from crm_bridge.registry.models import Company, Contract, TariffVersion, TierRecord
+from crm_bridge.registry.repo import meters_of_company
+
+log = logging.getLogger(__name__)
+
+
+class AlertSettings(BaseModel):
+    """Alert job settings (per-customer kW/kWh thresholds, windows, sensitivities)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kw_thresholds: dict[str, float] = Field(default_factory=dict, description="customer code -> kW limit")
+    kwh_thresholds: dict[str, float] = Field(default_factory=dict, description="customer code -> kWh/15 min limit")
+    delivery_start: time = time(8, 0)
+    delivery_end: time = time(20, 0)
+    gap_intervals: int = Field(4, ge=1, description="consecutive missing intervals that make a data-gap alert")
+    base_load_rise: float = Field(0.2, gt=0)
+    night_hours: tuple[int, int] = (0, 5)
+    key_account_change: float = Field(0.3, gt=0)
+
+
+def _month_start(now_local: datetime) -> datetime:
+    return now_local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, now_local: datetime) -> float | None:
+    """Month-to-date energy cost at the tariff's average price, extrapolated to the month, plus basic charge.
+
+    Interim estimator until the services package's bill forecast lands; None if the tariff has no price.
+    """
+    tv = session.scalar(
+        select(TariffVersion)
+        .where(TariffVersion.tariff_id == contract.tariff_id, TariffVersion.valid_from <= now_local.date())
+        .order_by(TariffVersion.valid_from.desc())
+    )
+    if tv is None or "average_price_per_kwh" not in tv.document:
+        return None
+    price = float(tv.document["average_price_per_kwh"])
+    basic = float(tv.document.get("demand_price_per_kw_month", 0.0)) * contract.contract_demand_kw
+    start = _month_start(now_local)
+    next_month = (start + timedelta(days=32)).replace(day=1)
+    elapsed = (now_local - start) / (next_month - start)
+    if elapsed <= 0:
+        return None
+    return float(frame["kwh"].sum()) * price / elapsed + basic
+
+
+def evaluate_alerts(
+    session: Session, source: IntervalSource, now: datetime, settings: AlertSettings | None = None
+) -> list[int]:
+    """Evaluate every rule for every company with a contract; returns the ids of alerts opened now."""
+    if now.tzinfo is None:
+        raise ValueError("evaluate_alerts: `now` must be timezone-aware")
+    cfg = settings or AlertSettings()
+    opened: list[int] = []
+    for company in session.scalars(select(Company).order_by(Company.code)):
+        try:
+            findings = _evaluate_company(session, source, company, now, cfg)
+        except Exception:  # one customer's bad data must not stop the others
+            log.exception("alert evaluation failed for customer %s", company.code)
+            continue
+        for f in findings:
+            alert = raise_alert(
+                session, key=f.key, type=f.type, severity=f.severity, company_code=company.code, meter_code=f.meter,
+                window_start=f.window_start, window_end=f.window_end, message=f.message, now=now,
+            )
+            if alert is not None:
+                opened.append(alert.id)
+    session.commit()
+    return opened
+
+
+def _evaluate_company(
+    session: Session, source: IntervalSource, company: Company, now: datetime, cfg: AlertSettings
+) -> list[Finding]:
+    tz = ZoneInfo(company.timezone)
+    now_local = now.astimezone(tz)
+    end = now_local.replace(minute=now_local.minute - now_local.minute % 15, second=0, microsecond=0)
+    month = _month_start(now_local)
+    period = f"{month:%Y-%m}"
+    code = company.code
+    out: list[Finding] = []
+    mtd = source.customer_intervals(code, month, end) if end > month else None
+    contract = company.contract
+    if mtd is not None and not mtd.empty:
+        if contract is not None:
+            out += demand_watch(mtd, code, period, contract.contract_demand_kw)
+            out += pf_below_standard(mtd, code, period, contract.pf_standard)
+            out += _bill_rule(session, contract, mtd, now_local, period, cfg)
+        if code in cfg.kw_thresholds:
+            out += threshold(mtd, code, "kw", cfg.kw_thresholds[code])
+        if code in cfg.kwh_thresholds:
+            out += threshold(mtd, code, "kwh", cfg.kwh_thresholds[code])
+    for meter in meters_of_company(session, code, now_local.date()):
+        recent = source.meter_intervals(meter.code, end - timedelta(hours=24), end)
+        out += data_gap(recent, meter.code, code, cfg.gap_intervals)
+    day = end.replace(hour=0, minute=0)
+    hist = source.customer_intervals(code, day - timedelta(days=29), day)
+    out += base_load_rise(hist, code, range(*cfg.night_hours), cfg.base_load_rise)
+    tier = session.get(TierRecord, company.id)
+    if tier is not None and tier.effective == "A":
+        week = source.customer_intervals(code, day - timedelta(days=7), day)
+        ly = source.customer_intervals(code, day - timedelta(days=371), day - timedelta(days=364))
+        if not week["missing"].any() and not ly["missing"].any():
+            out += consumption_change(float(week["kwh"].sum()), float(ly["kwh"].sum()), code,
+                                      cfg.key_account_change, day - timedelta(days=7), day)
+    return out
+
+
+def _bill_rule(
+    session: Session, contract: Contract, mtd: pd.DataFrame, now_local: datetime, period: str, cfg: AlertSettings
+) -> list[Finding]:
+    if contract.bill_threshold is None:
+        return []
+    if not cfg.delivery_start <= now_local.time() < cfg.delivery_end:
+        return []
+    forecast = _bill_forecast(session, contract, mtd, now_local)
+    if forecast is None or forecast <= contract.bill_threshold:
+        return []
+    code = contract.company.code
+    if not mark_period_once(session, "bill_forecast", code, period):
+        return []
+    return [Finding(
+        key=f"bill:{code}:{period}", type="bill_forecast", severity="warning",
+        window_start=mtd.index[0].to_pydatetime(), window_end=now_local,
+        message=(f"{code}: forecast bill {forecast:,.0f} for {period} exceeds the threshold "
+                 f"{contract.bill_threshold:,.0f}"),
+    )]

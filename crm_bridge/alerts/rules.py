@@ -1,0 +1,133 @@
+"""Alert rules as pure functions over 15-min interval frames; each returns findings, never touches the DB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A crossed condition: `key` identifies it for de-duplication while open."""
+
+    key: str
+    type: str
+    severity: str
+    window_start: datetime
+    window_end: datetime
+    message: str
+    meter: str | None = None
+
+
+_Q = timedelta(minutes=15)
+
+
+def demand_watch(frame: pd.DataFrame, customer: str, period: str, contract_kw: float) -> list[Finding]:
+    """Month-to-date max 15-min kW at >= 90 % / >= 100 % of 1.05 x contract demand, naming the window."""
+    kw = frame["kw"].dropna()
+    if kw.empty:
+        return []
+    limit = 1.05 * contract_kw
+    t = kw.idxmax()
+    pmax = float(kw.max())
+    out = []
+    for level, sev in ((1.0, "critical"), (0.9, "warning")):
+        if pmax >= level * limit:
+            start = pd.Timestamp(t).to_pydatetime()
+            out.append(Finding(
+                key=f"demand{int(level * 100)}:{customer}:{period}", type=f"demand_{int(level * 100)}", severity=sev,
+                window_start=start, window_end=start + _Q,
+                message=(f"{customer}: month-to-date demand {pmax:.0f} kW in the 15-min window starting "
+                         f"{start:%Y-%m-%d %H:%M} is {pmax / limit:.0%} of 1.05 x contract demand ({limit:.0f} kW)"),
+            ))
+            break
+    return out
+
+
+def pf_below_standard(frame: pd.DataFrame, customer: str, period: str, standard: float) -> list[Finding]:
+    """Month-to-date PF (from kWh and kvarh sums) below the contract's PF standard."""
+    ok = frame[~frame["missing"]]
+    kwh, kvarh = float(ok["kwh"].sum()), float(ok["kvarh"].sum())
+    if kwh <= 0:
+        return []
+    pf = kwh / (kwh**2 + kvarh**2) ** 0.5
+    if pf >= standard:
+        return []
+    return [Finding(
+        key=f"pf:{customer}:{period}", type="pf_low", severity="warning",
+        window_start=ok.index[0].to_pydatetime(), window_end=ok.index[-1].to_pydatetime() + _Q,
+        message=f"{customer}: month-to-date power factor {pf:.3f} is below the standard {standard:.2f}",
+    )]
+
+
+def threshold(frame: pd.DataFrame, customer: str, column: str, limit: float) -> list[Finding]:
+    """The newest complete interval's `kw` or `kwh` above a customer's own threshold."""
+    ok = frame[~frame["missing"]]
+    if ok.empty:
+        return []
+    t, value = ok.index[-1], float(ok[column].iloc[-1])
+    if value <= limit:
+        return []
+    start = t.to_pydatetime()
+    return [Finding(
+        key=f"threshold_{column}:{customer}", type=f"threshold_{column}", severity="warning",
+        window_start=start, window_end=start + _Q,
+        message=f"{customer}: {column} {value:.1f} in the interval starting {start:%Y-%m-%d %H:%M} exceeds {limit:g}",
+    )]
+
+
+def data_gap(frame: pd.DataFrame, meter: str, customer: str, min_missing: int) -> list[Finding]:
+    """A run of at least `min_missing` consecutive missing intervals ending at the newest interval."""
+    missing = frame["missing"].to_numpy()
+    run = 0
+    for m in missing[::-1]:
+        if not m:
+            break
+        run += 1
+    if run < min_missing:
+        return []
+    start = frame.index[len(missing) - run].to_pydatetime()
+    return [Finding(
+        key=f"gap:{meter}", type="data_gap", severity="warning", meter=meter,
+        window_start=start, window_end=frame.index[-1].to_pydatetime() + _Q,
+        message=f"{customer}: meter {meter} has no data for {run} intervals since {start:%Y-%m-%d %H:%M}",
+    )]
+
+
+def base_load_rise(frame: pd.DataFrame, customer: str, night_hours: range, rise: float) -> list[Finding]:
+    """Yesterday's night base load (5th percentile kW) more than `rise` above the trailing 4-week median."""
+    hours = pd.DatetimeIndex(frame.index).hour
+    night = frame[~frame["missing"] & hours.isin(list(night_hours))]["kw"]
+    if night.empty:
+        return []
+    daily = night.groupby(pd.DatetimeIndex(night.index).normalize()).quantile(0.05)
+    if len(daily) < 8:
+        return []
+    last, ref = float(daily.iloc[-1]), float(daily.iloc[-29:-1].median())
+    if ref <= 0 or last <= (1 + rise) * ref:
+        return []
+    day = daily.index[-1].to_pydatetime()
+    return [Finding(
+        key=f"baseload:{customer}", type="base_load_rise", severity="info",
+        window_start=day, window_end=day + timedelta(days=1),
+        message=(f"{customer}: night base load {last:.1f} kW is {last / ref - 1:.0%} above its 4-week median "
+                 f"{ref:.1f} kW"),
+    )]
+
+
+def consumption_change(recent_kwh: float, reference_kwh: float, customer: str, change: float,
+                       start: datetime, end: datetime) -> list[Finding]:
+    """Key account: recent kWh falling or growing by more than `change` against last year's same days."""
+    if reference_kwh <= 0:
+        return []
+    ratio = recent_kwh / reference_kwh - 1
+    if abs(ratio) <= change:
+        return []
+    kind = "drop" if ratio < 0 else "growth"
+    return [Finding(
+        key=f"change_{kind}:{customer}", type=f"consumption_{kind}", severity="warning" if ratio < 0 else "info",
+        window_start=start, window_end=end,
+        message=f"{customer}: last 7 days {recent_kwh:.0f} kWh, {ratio:+.0%} against the same days last year",
+    )]

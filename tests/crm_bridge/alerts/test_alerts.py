@@ -1,0 +1,202 @@
+"""Alert rules, de-duplication (DB-level), once-per-period bill alert and delivery window, lifecycle.
+
+The interval source is an in-memory implementation of the `IntervalSource` port (the gateway's query layer over
+InfluxDB is another engineer's; this one builds the same complete 15-min frames from a function of time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm_bridge.alerts import AlertError, AlertSettings, acknowledge, evaluate_alerts, list_alerts, open_ticket, resolve
+from crm_bridge.registry import make_engine, migrate
+from crm_bridge.registry.models import Alert, Company, Contract, Meter, Site, TariffVersion
+from crm_bridge.registry.repo import assign_meter
+
+TZ = ZoneInfo("Europe/Berlin")
+
+
+class FnSource:
+    """IntervalSource whose kW at each interval is `kw(t)`; NaN marks a missing interval."""
+
+    def __init__(self, kw: Callable[[pd.DatetimeIndex], np.ndarray], pf: float = 0.95) -> None:
+        self.kw, self.pf = kw, pf
+
+    def _frame(self, start: datetime, end: datetime) -> pd.DataFrame:
+        idx = pd.date_range(start, end, freq="15min", inclusive="left", tz=TZ)
+        kw = np.asarray(self.kw(idx), dtype=float)
+        kwh = kw / 4
+        kvarh = kwh * np.tan(np.arccos(self.pf))
+        return pd.DataFrame(
+            {"kwh": kwh, "kvarh": kvarh, "kw": kw, "pf": np.where(np.isnan(kw), np.nan, self.pf),
+             "missing": np.isnan(kw)}, index=idx,
+        )
+
+    def meter_intervals(self, meter: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._frame(start, end)
+
+    def customer_intervals(self, customer: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._frame(start, end)
+
+    def meter_last_seen(self, meter: str) -> datetime | None:
+        return None
+
+
+def flat(v: float) -> Callable[[pd.DatetimeIndex], np.ndarray]:
+    return lambda idx: np.full(len(idx), v)
+
+
+def with_peak(base: float, at: datetime, peak: float) -> Callable[[pd.DatetimeIndex], np.ndarray]:
+    def f(idx: pd.DatetimeIndex) -> np.ndarray:
+        out = np.full(len(idx), base)
+        out[idx == pd.Timestamp(at)] = peak
+        return out
+    return f
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Session]:
+    migrate(db_url)
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        c = Company(code="C1", name="Plant", timezone="Europe/Berlin")
+        c.contract = Contract(transformer_kva=3200, contract_demand_kw=2000, basic_charge_mode="demand",
+                              pf_standard=0.9, bill_threshold=None, tariff_id="T")
+        site, meter = Site(company=c, name="s"), Meter(code="M1")
+        s.add_all([c, site, meter, TariffVersion(tariff_id="T", valid_from=date(2026, 1, 1),
+                                                 document={"average_price_per_kwh": 0.1})])
+        s.flush()
+        assign_meter(s, meter, site, date(2026, 1, 1))
+        s.commit()
+        yield s
+    engine.dispose()
+
+
+NOW = datetime(2026, 3, 10, 10, 7, tzinfo=TZ)  # inside the default 08:00-20:00 delivery window
+PEAK_AT = datetime(2026, 3, 4, 14, 30, tzinfo=TZ)
+
+
+def test_demand_90_percent_names_window_and_is_not_duplicated(session: Session) -> None:
+    src = FnSource(with_peak(1000, PEAK_AT, 0.95 * 1.05 * 2000))
+    opened = evaluate_alerts(session, src, NOW)
+    alerts = list_alerts(session, "C1")
+    assert [a.type for a in alerts] == ["demand_90"]
+    assert opened == [alerts[0].id]
+    assert "2026-03-04 14:30" in alerts[0].message
+    assert alerts[0].window_start == PEAK_AT
+    assert evaluate_alerts(session, src, NOW + timedelta(minutes=15)) == []
+    assert len(list_alerts(session)) == 1
+    # acknowledged is still open for de-duplication
+    acknowledge(session, alerts[0].id, NOW)
+    assert evaluate_alerts(session, src, NOW + timedelta(minutes=30)) == []
+
+
+def test_demand_100_percent_is_critical(session: Session) -> None:
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 1.01 * 1.05 * 2000)), NOW)
+    [a] = list_alerts(session)
+    assert (a.type, a.severity) == ("demand_100", "critical")
+
+
+def test_open_condition_unique_in_database(session: Session) -> None:
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
+    [a] = list_alerts(session)
+    session.add(Alert(type="x", severity="info", company_code="C1", window_start=NOW, window_end=NOW, message="dup",
+                      open_key=a.open_key, opened_at=NOW))
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+
+
+def test_resolved_condition_can_alert_again(session: Session) -> None:
+    src = FnSource(with_peak(1000, PEAK_AT, 2100))
+    evaluate_alerts(session, src, NOW)
+    [a] = list_alerts(session)
+    resolve(session, a.id, NOW)
+    session.commit()
+    assert len(evaluate_alerts(session, src, NOW + timedelta(hours=1))) == 1
+    assert [x.status for x in list_alerts(session)] == ["open", "resolved"]
+
+
+def test_pf_below_standard(session: Session) -> None:
+    evaluate_alerts(session, FnSource(flat(1000), pf=0.85), NOW)
+    assert [a.type for a in list_alerts(session)] == ["pf_low"]
+
+
+def test_kw_threshold_from_settings(session: Session) -> None:
+    evaluate_alerts(session, FnSource(flat(1000)), NOW, AlertSettings(kw_thresholds={"C1": 900}))
+    assert [a.type for a in list_alerts(session)] == ["threshold_kw"]
+
+
+def test_data_gap_names_meter(session: Session) -> None:
+    gap_from = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)
+    src = FnSource(lambda idx: np.where(idx >= pd.Timestamp(gap_from), np.nan, 1000.0))
+    evaluate_alerts(session, src, NOW)
+    [a] = [x for x in list_alerts(session) if x.type == "data_gap"]
+    assert a.meter_code == "M1"
+    assert "since 2026-03-10 09:00" in a.message
+
+
+def test_base_load_rise(session: Session) -> None:
+    jump = datetime(2026, 3, 9, 0, 0, tzinfo=TZ)
+    src = FnSource(lambda idx: np.where(idx >= pd.Timestamp(jump), 400.0, 300.0))
+    evaluate_alerts(session, src, NOW)
+    assert "base_load_rise" in [a.type for a in list_alerts(session)]
+
+
+def _with_bill_threshold(session: Session) -> None:
+    c = session.query(Company).one()
+    assert c.contract is not None
+    c.contract.bill_threshold = 50_000.0  # 1000 kW flat: ~74,400 kWh x 0.1 = ~7,440/month... raise the load
+    session.commit()
+
+
+def test_bill_forecast_once_per_period_and_only_in_delivery_window(session: Session) -> None:
+    _with_bill_threshold(session)
+    src = FnSource(flat(1000))  # ~720 MWh/month x 0.1 = ~72,000 > 50,000
+    early = datetime(2026, 3, 10, 7, 30, tzinfo=TZ)
+    evaluate_alerts(session, src, early)
+    assert [a for a in list_alerts(session) if a.type == "bill_forecast"] == []
+    evaluate_alerts(session, src, NOW)
+    [bill] = [a for a in list_alerts(session) if a.type == "bill_forecast"]
+    resolve(session, bill.id, NOW)
+    session.commit()
+    evaluate_alerts(session, src, NOW + timedelta(days=3))  # same billing period: no second alert
+    assert len([a for a in list_alerts(session) if a.type == "bill_forecast"]) == 1
+    evaluate_alerts(session, src, datetime(2026, 4, 15, 12, 0, tzinfo=TZ))  # next period
+    assert len([a for a in list_alerts(session) if a.type == "bill_forecast"]) == 2
+
+
+def test_bill_under_threshold_no_alert(session: Session) -> None:
+    _with_bill_threshold(session)
+    evaluate_alerts(session, FnSource(flat(500)), NOW)
+    assert [a for a in list_alerts(session) if a.type == "bill_forecast"] == []
+
+
+def test_lifecycle_errors_and_ticket(session: Session) -> None:
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
+    [a] = list_alerts(session)
+    tid = open_ticket(session, a.id, NOW)
+    assert open_ticket(session, a.id, NOW) == tid
+    acknowledge(session, a.id, NOW)
+    with pytest.raises(AlertError, match="acknowledged"):
+        acknowledge(session, a.id, NOW)
+    resolve(session, a.id, NOW)
+    with pytest.raises(AlertError, match="already resolved"):
+        resolve(session, a.id, NOW)
+    with pytest.raises(AlertError, match="12345"):
+        acknowledge(session, 12345, NOW)
+
+
+def test_one_bad_customer_does_not_stop_others(session: Session) -> None:
+    session.add(Company(code="BAD", name="bad tz", timezone="Not/AZone"))
+    session.commit()
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
+    assert [a.company_code for a in list_alerts(session)] == ["C1"]
