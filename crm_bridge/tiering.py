@@ -1,0 +1,117 @@
+"""ABC / pyramid tiering: score accounts by kWh, revenue and peak kW; keep manual overrides; record every change."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_bridge.ports import IntervalSource
+from crm_bridge.registry.models import Company, TierChange, TierRecord
+from crm_bridge.registry.repo import company_by_code
+
+log = logging.getLogger(__name__)
+TIERS = ("A", "B", "C")
+WEIGHTS = {"kwh": 0.5, "revenue": 0.3, "peak_kw": 0.2}
+
+
+@dataclass(frozen=True)
+class AccountMetrics:
+    """Annual figures of one account."""
+
+    annual_kwh: float
+    revenue: float
+    peak_kw: float
+
+
+def compute_metrics(session: Session, source: IntervalSource, now: datetime) -> dict[str, AccountMetrics]:
+    """Last 365 days' kWh and peak kW from the interval source; revenue from the company record."""
+    out: dict[str, AccountMetrics] = {}
+    for c in session.scalars(select(Company)):
+        frame = source.customer_intervals(c.code, now - timedelta(days=365), now)
+        kwh = float(frame["kwh"].sum()) if not frame.empty else 0.0
+        peak = float(frame["kw"].max()) if not frame.empty and frame["kw"].notna().any() else 0.0
+        out[c.code] = AccountMetrics(kwh, float(c.annual_revenue or 0.0), peak)
+    return out
+
+
+def _scores(metrics: dict[str, AccountMetrics]) -> dict[str, float]:
+    totals = {
+        "kwh": sum(m.annual_kwh for m in metrics.values()),
+        "revenue": sum(m.revenue for m in metrics.values()),
+        "peak_kw": sum(m.peak_kw for m in metrics.values()),
+    }
+    scores = {}
+    for code, m in metrics.items():
+        vals = {"kwh": m.annual_kwh, "revenue": m.revenue, "peak_kw": m.peak_kw}
+        scores[code] = sum(WEIGHTS[k] * (vals[k] / totals[k] if totals[k] > 0 else 0.0) for k in WEIGHTS)
+    return scores
+
+
+def abc_classes(scores: dict[str, float], a_share: float = 0.8, b_share: float = 0.95) -> dict[str, str]:
+    """Pareto classes: accounts (by score, descending) until `a_share` of the total are A, until `b_share` B."""
+    total = sum(scores.values())
+    out: dict[str, str] = {}
+    cum = 0.0
+    for code, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
+        before = cum / total if total > 0 else 1.0
+        out[code] = "A" if before < a_share else "B" if before < b_share else "C"
+        cum += s
+    return out
+
+
+def _record(session: Session, company_id: int, old: str | None, new: str, reason: str, now: datetime) -> None:
+    if old != new:
+        session.add(TierChange(company_id=company_id, old_tier=old, new_tier=new, reason=reason, at=now))
+
+
+def classify_accounts(
+    session: Session, metrics: dict[str, AccountMetrics], now: datetime, a_share: float = 0.8, b_share: float = 0.95
+) -> dict[str, str]:
+    """The tiering job: recompute scores and tiers, keep overrides, log each effective change; returns tiers."""
+    scores = _scores(metrics)
+    classes = abc_classes(scores, a_share, b_share)
+    effective: dict[str, str] = {}
+    for code, tier in classes.items():
+        company = company_by_code(session, code)
+        rec = session.get(TierRecord, company.id)
+        if rec is None:
+            rec = TierRecord(company_id=company.id, score=scores[code], computed=tier, updated_at=now)
+            session.add(rec)
+            _record(session, company.id, None, rec.effective, "initial classification", now)
+        else:
+            old = rec.effective
+            rec.score, rec.computed, rec.updated_at = scores[code], tier, now
+            _record(session, company.id, old, rec.effective, f"recomputed (score {scores[code]:.3f})", now)
+        effective[code] = rec.effective
+    session.commit()
+    log.info("tiering: %d accounts classified", len(effective))
+    return effective
+
+
+def set_override(session: Session, code: str, tier: str | None, reason: str, now: datetime) -> TierRecord:
+    """Set (or clear with None) a manual tier override; a reason is mandatory."""
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"tier override {tier!r} for {code!r} is not one of {', '.join(TIERS)}")
+    if not reason.strip():
+        raise ValueError(f"tier override for {code!r} needs a reason")
+    company = company_by_code(session, code)
+    rec = session.get(TierRecord, company.id)
+    if rec is None:
+        rec = TierRecord(company_id=company.id, score=0.0, computed="C", updated_at=now)
+        session.add(rec)
+        session.flush()
+    old = rec.effective
+    rec.override, rec.override_reason, rec.updated_at = tier, reason if tier else None, now
+    _record(session, company.id, old, rec.effective, f"override: {reason}", now)
+    session.commit()
+    return rec
+
+
+def tier_history(session: Session, code: str) -> list[TierChange]:
+    """Every tier change of company `code`, oldest first."""
+    company = company_by_code(session, code)
+    return list(session.scalars(select(TierChange).where(TierChange.company_id == company.id).order_by(TierChange.id)))
