@@ -1,0 +1,1 @@
+"""Tests of the bridge out: e-mail, webhooks, CSV import/export."""
