@@ -18,6 +18,7 @@ from crm_bridge.alerts.rules import (
     consumption_change,
     data_gap,
     demand_watch,
+    meter_offline,
     pf_below_standard,
     threshold,
 )
@@ -37,6 +38,7 @@ class AlertSettings(BaseModel):
     delivery_start: time = time(8, 0)
     delivery_end: time = time(20, 0)
     gap_intervals: int = Field(4, ge=1, description="consecutive missing intervals that make a data-gap alert")
+    offline_after: timedelta = Field(timedelta(hours=1), description="no good reading for this long = offline")
     base_load_rise: float = Field(0.2, gt=0)
     night_hours: tuple[int, int] = (0, 5)
     key_account_change: float = Field(0.3, gt=0)
@@ -117,6 +119,7 @@ def _evaluate_company(
     for meter in meters_of_company(session, code, now_local.date()):
         recent = source.meter_intervals(meter.code, end - timedelta(hours=24), end)
         out += data_gap(recent, meter.code, code, cfg.gap_intervals)
+        out += meter_offline(meter.code, code, source.meter_last_seen(meter.code), now, cfg.offline_after)
     day = end.replace(hour=0, minute=0)
     hist = source.customer_intervals(code, day - timedelta(days=29), day)
     out += base_load_rise(hist, code, range(*cfg.night_hours), cfg.base_load_rise)

@@ -131,3 +131,16 @@ def consumption_change(recent_kwh: float, reference_kwh: float, customer: str, c
         window_start=start, window_end=end,
         message=f"{customer}: last 7 days {recent_kwh:.0f} kWh, {ratio:+.0%} against the same days last year",
     )]
+
+
+def meter_offline(meter: str, customer: str, last_seen: datetime | None, now: datetime,
+                  after: timedelta) -> list[Finding]:
+    """No good reading from `meter` for longer than `after` (or never)."""
+    if last_seen is not None and now - last_seen <= after:
+        return []
+    since = last_seen or now
+    what = f"since {last_seen:%Y-%m-%d %H:%M %Z}" if last_seen else "never reported"
+    return [Finding(
+        key=f"offline:{meter}", type="meter_offline", severity="critical", meter=meter,
+        window_start=since, window_end=now, message=f"{customer}: meter {meter} is offline ({what})",
+    )]

@@ -7,7 +7,7 @@ InfluxDB is another engineer's; this one builds the same complete 15-min frames 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,17 +18,19 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.alerts import AlertError, AlertSettings, acknowledge, evaluate_alerts, list_alerts, open_ticket, resolve
 from crm_bridge.registry import make_engine, migrate
-from crm_bridge.registry.models import Alert, Company, Contract, Meter, Site, TariffVersion
+from crm_bridge.registry.models import Alert, Company, Contract, Meter, Site, TariffVersion, TierRecord
 from crm_bridge.registry.repo import assign_meter
 
 TZ = ZoneInfo("Europe/Berlin")
+ALWAYS_SEEN = datetime(2030, 1, 1, tzinfo=UTC)  # meters look online unless a test says otherwise
 
 
 class FnSource:
     """IntervalSource whose kW at each interval is `kw(t)`; NaN marks a missing interval."""
 
-    def __init__(self, kw: Callable[[pd.DatetimeIndex], np.ndarray], pf: float = 0.95) -> None:
-        self.kw, self.pf = kw, pf
+    def __init__(self, kw: Callable[[pd.DatetimeIndex], np.ndarray], pf: float = 0.95,
+                 last_seen: datetime | None = ALWAYS_SEEN) -> None:
+        self.kw, self.pf, self.last_seen = kw, pf, last_seen
 
     def _frame(self, start: datetime, end: datetime) -> pd.DataFrame:
         idx = pd.date_range(start, end, freq="15min", inclusive="left", tz=TZ)
@@ -47,7 +49,7 @@ class FnSource:
         return self._frame(start, end)
 
     def meter_last_seen(self, meter: str) -> datetime | None:
-        return None
+        return self.last_seen
 
 
 def flat(v: float) -> Callable[[pd.DatetimeIndex], np.ndarray]:
@@ -200,3 +202,33 @@ def test_one_bad_customer_does_not_stop_others(session: Session) -> None:
     session.commit()
     evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
     assert [a.company_code for a in list_alerts(session)] == ["C1"]
+
+
+def test_meter_offline(session: Session) -> None:
+    src = FnSource(flat(1000), last_seen=NOW - timedelta(hours=3))
+    evaluate_alerts(session, src, NOW)
+    [a] = [x for x in list_alerts(session) if x.type == "meter_offline"]
+    assert (a.meter_code, a.severity) == ("M1", "critical")
+    evaluate_alerts(session, FnSource(flat(1000), last_seen=None), NOW + timedelta(minutes=15))
+    assert len([x for x in list_alerts(session) if x.type == "meter_offline"]) == 1  # still the same open alert
+    fresh = FnSource(flat(1000), last_seen=NOW)
+    evaluate_alerts(session, fresh, NOW)
+    assert len([x for x in list_alerts(session) if x.type == "meter_offline"]) == 1
+
+
+def test_key_account_drop_against_last_year(session: Session) -> None:
+    c = session.query(Company).one()
+    session.add(TierRecord(company_id=c.id, score=0.9, computed="A", updated_at=NOW))
+    session.commit()
+    cut = datetime(2026, 1, 1, tzinfo=TZ)
+    src = FnSource(lambda idx: np.where(idx >= pd.Timestamp(cut), 500.0, 1000.0))  # halved since new year
+    evaluate_alerts(session, src, NOW)
+    [a] = [x for x in list_alerts(session) if x.type.startswith("consumption_")]
+    assert a.type == "consumption_drop"
+    assert "-50%" in a.message
+
+
+def test_non_key_account_gets_no_change_alert(session: Session) -> None:
+    cut = datetime(2026, 1, 1, tzinfo=TZ)
+    evaluate_alerts(session, FnSource(lambda idx: np.where(idx >= pd.Timestamp(cut), 500.0, 1000.0)), NOW)
+    assert [x for x in list_alerts(session) if x.type.startswith("consumption_")] == []
