@@ -111,3 +111,20 @@ def test_manager_portfolio(session: Session) -> None:
         manager_portfolio(session, "nobody")
     with pytest.raises(RegistryLookupError, match="ZZ"):
         company_by_code(session, "ZZ")
+
+
+def test_migrated_schema_matches_models(db_url: str) -> None:
+    """A model change without a new migration revision fails here (autogenerate finds a difference)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from crm_bridge.registry.models import Base
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diffs == []
