@@ -1,13 +1,22 @@
-"""Repository queries other parts need: company by code, meters of a company at a date, managers' portfolios."""
+"""Repository queries other parts need: company by code, meters at a date, portfolios, tariff versions."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import AccountManager, Company, ManagerAssignment, Meter, MeterAssignment, Site
+from crm_bridge.registry.models import (
+    AccountManager,
+    Company,
+    ManagerAssignment,
+    Meter,
+    MeterAssignment,
+    Site,
+    TariffVersion,
+)
 
 
 class RegistryLookupError(LookupError):
@@ -82,3 +91,42 @@ def managers_of_company(session: Session, code: str) -> list[AccountManager]:
         .order_by(AccountManager.code)
     )
     return list(session.scalars(stmt))
+
+
+def add_tariff_version(
+    session: Session, tariff_id: str, valid_from: date, document: dict[str, Any], valid_to: date | None = None
+) -> TariffVersion:
+    """Store a new tariff version; the previous open-ended version is closed on `valid_from`.
+
+    Refuses a version that does not start after the newest one (versions never overlap).
+    """
+    if valid_to is not None and valid_to <= valid_from:
+        raise ValueError(f"tariff {tariff_id!r}: valid_to {valid_to} is not after valid_from {valid_from}")
+    latest = session.scalar(
+        select(TariffVersion).where(TariffVersion.tariff_id == tariff_id).order_by(TariffVersion.valid_from.desc())
+    )
+    if latest is not None:
+        if latest.valid_from >= valid_from:
+            raise ValueError(
+                f"tariff {tariff_id!r}: new version from {valid_from} does not follow the one from {latest.valid_from}"
+            )
+        if latest.valid_to is None or latest.valid_to > valid_from:
+            latest.valid_to = valid_from
+    row = TariffVersion(tariff_id=tariff_id, valid_from=valid_from, valid_to=valid_to, document=document)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def tariff_at(session: Session, tariff_id: str, on: date) -> TariffVersion:
+    """The version of `tariff_id` in force on `on`; RegistryLookupError naming both if none."""
+    row = session.scalar(
+        select(TariffVersion).where(
+            TariffVersion.tariff_id == tariff_id,
+            TariffVersion.valid_from <= on,
+            or_(TariffVersion.valid_to.is_(None), TariffVersion.valid_to > on),
+        )
+    )
+    if row is None:
+        raise RegistryLookupError(f"no version of tariff {tariff_id!r} in force on {on}")
+    return row

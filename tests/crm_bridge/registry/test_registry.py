@@ -128,3 +128,17 @@ def test_migrated_schema_matches_models(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diffs == []
+
+
+def test_tariff_versions_do_not_overlap(session: Session) -> None:
+    from crm_bridge.registry.repo import add_tariff_version, tariff_at
+
+    add_tariff_version(session, "HV", date(2025, 1, 1), {"v": 1})
+    add_tariff_version(session, "HV", date(2026, 7, 1), {"v": 2})
+    session.commit()
+    assert tariff_at(session, "HV", date(2026, 6, 30)).document == {"v": 1}
+    assert tariff_at(session, "HV", date(2026, 7, 1)).document == {"v": 2}
+    with pytest.raises(RegistryLookupError, match="2024-12-31"):
+        tariff_at(session, "HV", date(2024, 12, 31))
+    with pytest.raises(ValueError, match="does not follow"):
+        add_tariff_version(session, "HV", date(2026, 1, 1), {"v": 3})
