@@ -11,9 +11,11 @@ import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.base import Collector, DeviceHealth
 from collectors.modbus.config import ModbusDeviceConfig
@@ -57,6 +59,19 @@ def build_collectors(cfg: GatewayConfig) -> list[Collector]:
     return collectors
 
 
+def open_registry(cfg: GatewayConfig, environ: Mapping[str, str]) -> sessionmaker[Session]:
+    """Migrate the relational database to head, bring it in step with the config, and return sessions."""
+    from crm_bridge.registry import make_engine, migrate
+    from gateway.registry_sync import sync_registry
+
+    url = cfg.database.resolve(cfg.gateway.data_dir, environ)
+    migrate(url)
+    factory = sessionmaker(make_engine(url), expire_on_commit=False)
+    with factory() as session:
+        sync_registry(session, cfg, date.today())
+    return factory
+
+
 class Tagger:
     """Adds the customer/site/meter tags of the meter-to-customer mapping to each reading.
 
@@ -89,6 +104,7 @@ class Gateway:
     collectors: list[Collector]
     scheduler: Scheduler
     tagger: Tagger
+    db: sessionmaker[Session]
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +114,7 @@ class Gateway:
         ob = cfg.outbox
         outbox = Outbox(cfg.data_path(ob.path), max_rows=ob.max_rows, max_age_s=ob.max_age_s, policy=ob.policy)
         pipeline = Pipeline(outbox, store, batch_size=ob.batch_size, commit_interval_s=ob.commit_interval_s)
+        db = open_registry(cfg, os.environ if environ is None else environ)
         return cls(
             config=cfg,
             store=store,
@@ -107,6 +124,7 @@ class Gateway:
             collectors=build_collectors(cfg),
             scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone),
             tagger=Tagger(cfg.tags_by_device()),
+            db=db,
         )
 
     def emit(self, readings: Sequence[Reading]) -> None:

@@ -1,0 +1,55 @@
+"""Demo business data: contracts and account managers for the demo customers, then one alert and tiering run."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from crm_bridge.registry.models import AccountManager, Company, Contract, ManagerAssignment
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+# Contract terms sized so that the simulated plants come near their limits now and then (alerts have something
+# to say): transformer kVA, contract demand C (kW), PF standard, monthly bill threshold (CNY).
+DEMO_CONTRACTS: dict[str, dict[str, float]] = {
+    "huaxin-steel": {"transformer_kva": 8000.0, "contract_demand_kw": 5200.0, "pf_standard": 0.9,
+                     "bill_threshold": 2_500_000.0},
+    "rhein-chem": {"transformer_kva": 3150.0, "contract_demand_kw": 2100.0, "pf_standard": 0.9,
+                   "bill_threshold": 900_000.0},
+}
+DEMO_MANAGERS: dict[str, tuple[str, str]] = {"huaxin-steel": ("am-li", "李娜 Li Na"),
+                                             "rhein-chem": ("am-wang", "王伟 Wang Wei")}
+
+
+def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
+    from gateway.jobs import alerts_job, tiering_job
+
+    with gw.db() as session:
+        for c in customers:
+            terms = DEMO_CONTRACTS.get(c["id"])
+            company = session.scalar(select(Company).where(Company.code == c["id"]))
+            if terms is None or company is None:
+                continue
+            if session.scalar(select(Contract).where(Contract.company_id == company.id)) is None:
+                session.add(Contract(company=company, transformer_kva=terms["transformer_kva"],
+                                     contract_demand_kw=terms["contract_demand_kw"],
+                                     basic_charge_mode="contract_demand", pf_standard=terms["pf_standard"],
+                                     bill_threshold=terms["bill_threshold"], tariff_id="cn-large-industry"))
+            code, name = DEMO_MANAGERS[c["id"]]
+            manager = session.scalar(select(AccountManager).where(AccountManager.code == code))
+            if manager is None:
+                manager = AccountManager(code=code, name=name)
+                session.add(manager)
+                session.flush()
+            if session.scalar(select(ManagerAssignment).where(ManagerAssignment.manager_id == manager.id,
+                                                              ManagerAssignment.company_id == company.id)) is None:
+                session.add(ManagerAssignment(manager=manager, company=company))
+        session.commit()
+    opened = alerts_job(gw)
+    tiers = tiering_job(gw)
+    return {"alerts_opened": len(opened), "tiers": tiers}
