@@ -182,10 +182,14 @@ class Outbox:
         return n
 
     # -- drainer side ------------------------------------------------------------------------------
-    def peek(self, limit: int) -> OutboxBatch | None:
-        """The oldest stored batches, whole, up to `limit` readings (at least one batch), without removing them."""
+    def peek(self, limit: int, after_id: int = 0) -> OutboxBatch | None:
+        """The oldest stored batches after `after_id`, whole, up to `limit` readings, without removing them.
+
+        At least one batch is returned whatever its size, so a batch larger than `limit` still moves.
+        """
         with self._lock:
-            sizes = self._db.execute("SELECT id, n FROM outbox_batches ORDER BY id LIMIT ?", (max(1, limit),))
+            sizes = self._db.execute("SELECT id, n FROM outbox_batches WHERE id > ? ORDER BY id LIMIT ?",
+                                     (after_id, max(1, limit)))
             last_id, total = 0, 0
             for bid, n in sizes:
                 if total and total + n > limit:
@@ -193,8 +197,8 @@ class Outbox:
                 last_id, total = int(bid), total + int(n)
             if not last_id:
                 return None
-            bodies = self._db.execute("SELECT body FROM outbox_batches WHERE id <= ? ORDER BY id",
-                                      (last_id,)).fetchall()
+            bodies = self._db.execute("SELECT body FROM outbox_batches WHERE id > ? AND id <= ? ORDER BY id",
+                                      (after_id, last_id)).fetchall()
         readings = [r for (body,) in bodies for r in _unpack(body)]
         return OutboxBatch(last_id=last_id, readings=readings)
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge
@@ -179,36 +180,60 @@ class Pipeline:
                 time.sleep(0.5)
 
     def _drain_loop(self) -> None:
+        """Deliver the outbox oldest first, one batch in flight while the next is read and unpacked.
+
+        The store's answer is awaited in the sender thread (the GIL is free while it waits), so reading the next
+        batch overlaps the network round trip. Batches are acknowledged strictly in order, and only once the
+        store confirmed them; after a failure the prefetched batch is simply read again.
+        """
         delay = self.retry_initial_s
-        while not self._stop.is_set():
-            batch = self.outbox.peek(self.batch_size)
-            if batch is None:
-                self._drain_now.wait(0.05)
-                self._drain_now.clear()
-                continue
-            try:
-                self._deliver(batch.readings)
-            except StoreUnavailable as exc:
-                self._note_error(exc)
-                if self._store_down_since is None:
-                    self._store_down_since = time.monotonic()
-                    log.error("time-series store unavailable, buffering in the outbox: %s", exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.retry_max_s)
-                continue
-            except Exception as exc:  # an unexpected store bug must not lose data or kill the drainer
-                self._note_error(exc)
-                log.exception("store write failed; retrying")
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.retry_max_s)
-                continue
-            if self._store_down_since is not None:
-                log.warning("time-series store is back after %.1f s; draining %d readings",
-                            time.monotonic() - self._store_down_since, self.outbox.depth)
-                self._store_down_since = None
-            delay = self.retry_initial_s
-            self.outbox.ack(batch.last_id)
-            OUTBOX_DEPTH.set(self.outbox.depth)
+        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        inflight: tuple[int, Future[None]] | None = None
+        try:
+            while not self._stop.is_set():
+                batch = self.outbox.peek(self.batch_size, after_id=inflight[0] if inflight else 0)
+                if inflight is not None:
+                    last_id, future = inflight
+                    inflight = None
+                    try:
+                        future.result()
+                    except Exception as exc:  # noqa: BLE001 - classified in _failed
+                        self._failed(exc, delay)
+                        delay = min(delay * 2, self.retry_max_s)
+                        continue  # the prefetched batch is read again after the backoff
+                    self._recovered()
+                    delay = self.retry_initial_s
+                    self.outbox.ack(last_id)
+                    OUTBOX_DEPTH.set(self.outbox.depth)
+                if batch is None:
+                    self._drain_now.wait(0.05)
+                    self._drain_now.clear()
+                    continue
+                inflight = (batch.last_id, sender.submit(self._deliver, batch.readings))
+            if inflight is not None:  # stopping: let the write in flight finish, ack it if it succeeded
+                try:
+                    inflight[1].result(timeout=30)
+                    self.outbox.ack(inflight[0])
+                except Exception:  # noqa: BLE001,S110 - it stays in the outbox for the next start
+                    pass
+        finally:
+            sender.shutdown(wait=True)
+
+    def _failed(self, exc: BaseException, delay: float) -> None:
+        self._note_error(exc)
+        if isinstance(exc, StoreUnavailable):
+            if self._store_down_since is None:
+                self._store_down_since = time.monotonic()
+                log.error("time-series store unavailable, buffering in the outbox: %s", exc)
+        else:  # an unexpected store bug must not lose data or kill the drainer
+            log.error("store write failed (%s: %s); retrying", type(exc).__name__, exc)
+        self._stop.wait(delay)
+
+    def _recovered(self) -> None:
+        if self._store_down_since is not None:
+            log.warning("time-series store is back after %.1f s; draining %d readings",
+                        time.monotonic() - self._store_down_since, self.outbox.depth)
+            self._store_down_since = None
 
     def _deliver(self, readings: list[Reading]) -> None:
         """Write a batch; if the store refuses it, bisect so that only the offending readings are set aside."""
