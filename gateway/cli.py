@@ -32,6 +32,7 @@ _SUBAPPS = {
     "users": ("gateway.cli_users", "Manage logins: add, list, disable."),
     "report": ("gateway.cli_report", "Customer and portfolio reports."),
     "export": ("gateway.cli_export", "Exports such as Green Button XML."),
+    "outbox": ("gateway.cli_outbox", "The durable outbox: status, dead letters, requeue."),
 }
 for _name, (_module, _help) in _SUBAPPS.items():
     try:

@@ -222,6 +222,18 @@ class Outbox:
             rows = self._db.execute("SELECT body, reason FROM dead_letter ORDER BY id").fetchall()
         return [(r, why) for body, why in rows for r in _unpack(body)]
 
+    def requeue_dead_letters(self) -> int:
+        """Put every dead-lettered reading back at the end of the queue; returns how many."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, body FROM dead_letter ORDER BY id").fetchall()
+        readings = [r for _, body in rows for r in _unpack(body)]
+        if not readings:
+            return 0
+        self.put(readings)
+        with self._lock:
+            self._db.execute("DELETE FROM dead_letter WHERE id <= ?", (rows[-1][0],))
+        return len(readings)
+
     @property
     def depth(self) -> int:
         return self._depth

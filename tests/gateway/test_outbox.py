@@ -82,3 +82,40 @@ def test_dead_letter_keeps_reading_and_reason(tmp_path):
     assert reading.value == 7.0
     assert why == "field type conflict"
     assert ob.drops == {"rejected": 1}
+
+
+def test_requeue_dead_letters_puts_them_back_in_line(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    ob.put([_r(1)])
+    ob.dead_letter([_r(7), _r(8)], "rejected")
+    assert ob.requeue_dead_letters() == 2
+    assert ob.dead_letters() == []
+    assert [r.value for r in ob.peek(10).readings] == [1.0, 7.0, 8.0]
+    assert ob.requeue_dead_letters() == 0
+
+
+def test_outbox_cli_status_dead_letters_and_requeue(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    (tmp_path / "gateway.toml").write_text('[gateway]\ndata_dir = "state"\nenvironment = "development"\n')
+    runner = CliRunner()
+    r = runner.invoke(app, ["outbox", "status", "-c", str(tmp_path / "gateway.toml")])
+    assert r.exit_code == 1
+    assert "no outbox yet" in r.stderr
+    ob = Outbox(tmp_path / "state" / "outbox.db")
+    ob.put([_r(1), _r(2)])
+    ob.dead_letter([_r(9)], "partial write: field type conflict")
+    ob.close()
+    r = runner.invoke(app, ["outbox", "status", "-c", str(tmp_path / "gateway.toml")])
+    assert r.exit_code == 0, r.output
+    status = json.loads(r.stdout)
+    assert (status["waiting"], status["dead_letters"], status["dropped_by_reason"]) == (2, 1, {"rejected": 1})
+    r = runner.invoke(app, ["outbox", "dead-letters", "-c", str(tmp_path / "gateway.toml")])
+    assert json.loads(r.stdout)["reason"] == "partial write: field type conflict"
+    r = runner.invoke(app, ["outbox", "requeue", "-c", str(tmp_path / "gateway.toml")])
+    assert "1 readings moved back" in r.stdout
+    assert Outbox(tmp_path / "state" / "outbox.db").depth == 3
