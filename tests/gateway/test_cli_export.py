@@ -81,3 +81,19 @@ def test_export_bad_input_is_a_clear_error(tmp_path):
     r = runner.invoke(app, ["export", "table", "-c", str(cfg), "--customer", "acme", "--out", str(tmp_path / "x.pdf")])
     assert r.exit_code == 2
     assert "use a .csv or .xlsx" in r.stderr
+
+
+def test_report_customer_html_and_xlsx(tmp_path):
+    cfg = _setup(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["report", "customer", "-c", str(cfg), "--customer", "acme", "--month", "2026-11",
+                            "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    assert "2026-11" in r.stdout
+    html = (tmp_path / "r.html").read_text()
+    assert "Acme Steel" in html
+    assert "of 2880 15-minute intervals have no data" in html  # 3 of 30 days were measured: the rest is missing
+    r = runner.invoke(app, ["report", "customer", "-c", str(cfg), "--customer", "acme", "--month", "2026-13",
+                            "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 2
+    assert "is not YYYY-MM" in r.stderr
