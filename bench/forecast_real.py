@@ -53,8 +53,7 @@ def main() -> None:
         sys.exit(f"{args.data}: not found (the real data lives in ../shared/data beside the repository)")
     history, plan = load(args.data)
     lo, hi = pd.Timestamp(args.start, tz=TZ), pd.Timestamp(args.end, tz=TZ)
-    # The last day of the file has no day after it inside the file: its origin is the last one with actuals.
-    origins = [o for o in origins_between(history, lo, hi + pd.Timedelta(days=1)) if o < hi]
+    origins = origins_between(history, lo, hi)
     results = {}
     for name, make in model_factories("KR").items():
         t = time.perf_counter()

@@ -23,11 +23,12 @@ class BacktestResult:
 
 
 def origins_between(history: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp | None) -> list[pd.Timestamp]:
-    """Local midnights from `start` (default: MIN_DAYS + 7 days in) up to `end` (exclusive) inside the history."""
+    """Local midnights from `start` (default: MIN_DAYS + 7 days in) up to `end` (exclusive) with actuals after."""
     idx = pd.DatetimeIndex(history.index)
     tz = idx.tz
+    step = idx[-1] - idx[-2] if len(idx) > 1 else pd.Timedelta(minutes=15)
     first_day = idx[0].tz_localize(None).normalize() + pd.Timedelta(days=MIN_DAYS + 7)
-    last_day = idx[-1].tz_localize(None).normalize()
+    last_day = (idx[-1] + step).tz_localize(None).normalize()
     lo = max(first_day, pd.Timestamp(start).tz_localize(None).normalize()) if start is not None else first_day
     hi = min(last_day, pd.Timestamp(end).tz_localize(None).normalize()) if end is not None else last_day
     days = pd.date_range(lo, hi, freq="D", inclusive="left")

@@ -22,7 +22,7 @@ def history_from_frame(frame: pd.DataFrame, source: str = "history", tz: str | N
     for col in ("timestamp", "value"):
         if col not in frame.columns:
             raise ForecastError(f"{source}: missing column {col!r} (found {', '.join(map(str, frame.columns))})")
-    ts = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
+    ts = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True, format="ISO8601")
     bad = ts.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
@@ -38,7 +38,7 @@ def history_from_frame(frame: pd.DataFrame, source: str = "history", tz: str | N
     if dup.any():
         row = int(np.flatnonzero(dup)[0]) + 2
         raise ForecastError(f"{source}: row {row}, column 'timestamp': {idx[row - 2].isoformat()} appears twice")
-    back = np.flatnonzero(np.diff(idx.to_numpy().astype("datetime64[ns]").astype(np.int64)) < 0)
+    back = np.flatnonzero(np.diff(idx.tz_convert("UTC").tz_localize(None).to_numpy().astype(np.int64)) < 0)
     if len(back):
         row = int(back[0]) + 3
         raise ForecastError(f"{source}: row {row}, column 'timestamp': rows are not sorted by time")
@@ -50,7 +50,7 @@ def plan_from_frame(frame: pd.DataFrame, source: str = "plan", tz: str | None = 
     """A production plan table (`start`, optional `end`, numeric columns) -> rows on tz-aware starts."""
     if "start" not in frame.columns:
         raise ForecastError(f"{source}: missing column 'start'")
-    starts = pd.to_datetime(frame["start"], errors="coerce", utc=True)
+    starts = pd.to_datetime(frame["start"], errors="coerce", utc=True, format="ISO8601")
     if starts.isna().any():
         row = int(np.flatnonzero(starts.isna().to_numpy())[0]) + 2
         raise ForecastError(f"{source}: row {row}, column 'start': {frame['start'].iloc[row - 2]!r} is not a time")
@@ -64,7 +64,7 @@ def plan_from_frame(frame: pd.DataFrame, source: str = "plan", tz: str | None = 
             raise ForecastError(f"{source}: row {row}, column {col!r}: {frame[col].iloc[row - 2]!r} is not a number")
         out[col] = vals.to_numpy(dtype=float)
     if "end" in frame.columns:
-        ends = pd.to_datetime(frame["end"], errors="coerce", utc=True)
+        ends = pd.to_datetime(frame["end"], errors="coerce", utc=True, format="ISO8601")
         out["_end"] = pd.DatetimeIndex(ends)
     if not out.index.is_monotonic_increasing:
         raise ForecastError(f"{source}: rows are not sorted by 'start'")

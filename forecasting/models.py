@@ -74,7 +74,8 @@ class DayModel(abc.ABC):
         """A day operates when the plan says so at any point of it (no plan: every day)."""
         if plan is None or "operating" not in plan.columns:
             return np.ones(len(days))
-        probe = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in (2, 8, 14, 20)]).tz_localize(
+        # Daytime probes: clocks change at night, so these local times always exist exactly once.
+        probe = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in (6, 10, 14, 18)]).tz_localize(
             self.tz_, ambiguous="NaT", nonexistent="shift_forward")
         ops = plan_on(probe, plan)["operating"].to_numpy(dtype=float).reshape(len(days), 4)
         with np.errstate(all="ignore"):
@@ -247,7 +248,11 @@ class PlanRegression(DayModel):
         age = np.repeat(np.arange(before - lo)[::-1], len(self.table_.columns))
         w = 0.5 ** (age / self.half_life_days)
         ok = ~np.isnan(y)
-        res = sm.WLS(y[ok], x[ok], weights=w[ok]).fit(method="qr")
+        model = sm.WLS(y[ok], x[ok], weights=w[ok])
+        try:
+            res = model.fit(method="qr")
+        except np.linalg.LinAlgError:  # collinear dummies (e.g. no stopped day in the window): minimum-norm fit
+            res = model.fit(method="pinv")
         return np.asarray(res.params)
 
     def _fit_model(self) -> None:
