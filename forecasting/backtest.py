@@ -102,9 +102,18 @@ def select_model(
     if not origins:
         raise ForecastError("history too short to choose a model")
     scores: dict[str, float | None] = {}
+
+    def point_only(make: Callable[[], DayModel]) -> Callable[[], DayModel]:
+        def build() -> DayModel:
+            model = make()
+            model.interval_days = 0  # choosing by MAE needs no intervals: skip their backcasts
+            return model
+
+        return build
+
     for name, make in candidates.items():
         try:
-            scores[name] = backtest(history, plan, make, origins, horizon).overall["mae"]
+            scores[name] = backtest(history, plan, point_only(make), origins, horizon).overall["mae"]
         except ForecastError:
             scores[name] = None
     ok = {k: v for k, v in scores.items() if v is not None}

@@ -113,6 +113,8 @@ class DayModel(abc.ABC):
         self._qcache: dict[tuple[float, int], np.ndarray] = {}
 
     def _quantiles(self, op: float, block: int) -> np.ndarray:
+        if self.residuals_.empty:
+            return np.full(len(QUANTILES), np.nan)
         key = (op, block)
         if key not in self._qcache:
             r = self.residuals_
