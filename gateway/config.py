@@ -88,6 +88,15 @@ class DatabaseConfig(_Strict):
         return self.url.replace("{data_dir}", str(data_dir))
 
 
+class ForecastConfig(_Strict):
+    """Day-ahead forecasting job: history window, holiday calendar, and where batches run."""
+
+    history_days: int = Field(56, ge=14, le=730)
+    holidays_country: str = "CN"
+    dask_scheduler: str = ""  # e.g. "tcp://10.0.0.5:8786"; empty: a local process pool
+    plans_dir: Path = Path("plans")  # <customer>.csv production plans (start[,end],operating,...)
+
+
 class CustomerConfig(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str = ""
@@ -120,6 +129,7 @@ class GatewayConfig(_Strict):
     outbox: OutboxConfig = OutboxConfig()
     api: ApiConfig = ApiConfig()
     database: DatabaseConfig = DatabaseConfig()
+    forecast: ForecastConfig = ForecastConfig()
     customers: list[CustomerConfig] = []
     sites: list[SiteConfig] = []
     meters: list[MeterConfig] = []

@@ -16,8 +16,10 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from collectors.sim.load import LoadModel
 from gateway.backfill import backfill
@@ -134,6 +136,23 @@ def write_config(path: Path, modbus_port: int, api_port: int) -> None:
     path.write_text("".join(text), encoding="utf-8")
 
 
+def write_plans(folder: Path, now_ns: int) -> None:
+    """Each demo customer's production plan (the simulators follow it): history days plus a week ahead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in DEMO_CUSTOMERS:
+        models = [m.model for m in DEMO_METERS if m.customer == c["id"]]
+        tz = ZoneInfo(c["timezone"])
+        today = datetime.fromtimestamp(now_ns / 1e9, tz).date()
+        lines = ["start,operating,planned_output_t,shift"]
+        for offset in range(-HISTORY_DAYS - 1, 8):
+            day = today + timedelta(days=offset)
+            plans = [m.plan_for(day) for m in models]
+            start = datetime.combine(day, datetime.min.time(), tz).isoformat()
+            lines.append(f"{start},{max(p['operating'] for p in plans):.0f},"
+                         f"{sum(p['planned_output_t'] for p in plans):.1f},{max(p['shift'] for p in plans):.0f}")
+        (folder / f"{c['id']}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _load_state(path: Path) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(path.read_text())
@@ -199,6 +218,7 @@ def prepare_demo(data_dir: Path, port: int = 8080) -> PreparedDemo:
         # Up to the last 15-min boundary; the live collectors take over from there.
         backfilled = backfill(gw.store.write, meters, now_ns - HISTORY_DAYS * 86400 * 10**9, now_ns, now_ns)
         state["backfilled_until_ns"] = now_ns
+    write_plans(cfg.data_path(cfg.forecast.plans_dir), now_ns)
     state_path.write_text(json.dumps(state))
     return PreparedDemo(data_dir, cfg_path, gw, modbus_port, api_port, backfilled)
 

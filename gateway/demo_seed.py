@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -27,7 +28,7 @@ DEMO_MANAGERS: dict[str, tuple[str, str]] = {"huaxin-steel": ("am-li", "李娜 L
 
 
 def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
-    from gateway.jobs import alerts_job, tiering_job
+    from gateway.jobs import alerts_job, forecast_job, tiering_job
 
     with gw.db() as session:
         for c in customers:
@@ -52,4 +53,8 @@ def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
         session.commit()
     opened = alerts_job(gw)
     tiers = tiering_job(gw)
-    return {"alerts_opened": len(opened), "tiers": tiers}
+    # Today's forecast (made from history up to last midnight) and tomorrow's: the portal shows actual vs forecast.
+    today = datetime.now(UTC).date()
+    models = forecast_job(gw, today)
+    forecast_job(gw)
+    return {"alerts_opened": len(opened), "tiers": tiers, "forecast_models": models}

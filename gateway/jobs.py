@@ -6,13 +6,19 @@ crm_bridge.tiering.classify_accounts, ...); here they get their sessions, the qu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+import time
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from gateway.scheduler import JobSpec
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
 
 
 def alerts_job(gw: Gateway) -> list[int]:
@@ -43,6 +49,64 @@ def register_jobs(gw: Gateway) -> None:
         description="Evaluate alert rules (thresholds, demand, PF, base load, bill forecast, offline, gaps)",
     ))
     gw.scheduler.register(JobSpec(
+        name="forecast", func=lambda: forecast_job(gw), trigger="cron", trigger_args={"hour": 21, "minute": 30},
+        description="Day-ahead load forecast for every customer (model chosen per customer by backtest)",
+    ))
+    gw.scheduler.register(JobSpec(
         name="tiering", func=lambda: tiering_job(gw), trigger="cron", trigger_args={"hour": 3, "minute": 10},
         description="Classify key accounts (ABC) by kWh, revenue and peak kW",
     ))
+
+
+def load_plan(gw: Gateway, customer: str, tz: str) -> pd.DataFrame | None:
+    """The customer's production plan CSV from `forecast.plans_dir`, if there is one."""
+    from forecasting import ForecastError, plan_from_frame
+
+    path = gw.config.data_path(gw.config.forecast.plans_dir) / f"{customer}.csv"
+    if not path.exists():
+        return None
+    try:
+        return plan_from_frame(pd.read_csv(path, dtype=str, keep_default_na=False), str(path), tz)
+    except (ForecastError, OSError, ValueError) as exc:
+        log.error("production plan of %s unusable, forecasting without it: %s", customer, exc)
+        return None
+
+
+def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
+    """Forecast `day` (default: tomorrow, local) for every customer from history up to its start; store it.
+
+    Returns customer -> chosen model name, or the error text for a customer that could not be forecast.
+    """
+    from forecasting import ForecastError, forecast_day_ahead
+
+    cfg = gw.config.forecast
+    histories, plans = {}, {}
+    for c in gw.config.customers:
+        local_today = pd.Timestamp.now(tz=c.timezone).normalize().tz_localize(None)
+        target = pd.Timestamp(day) if day is not None else local_today + pd.Timedelta(days=1)
+        origin = target.tz_localize(c.timezone)
+        start = (target - pd.Timedelta(days=cfg.history_days)).tz_localize(c.timezone)
+        histories[c.id] = gw.query.customer_intervals(c.id, start, origin)["kwh"]
+        plans[c.id] = load_plan(gw, c.id, c.timezone)
+    executor = None
+    client = None
+    if cfg.dask_scheduler:
+        from distributed import Client
+
+        client = Client(cfg.dask_scheduler)
+        executor = client.get_executor()
+    try:
+        results = forecast_day_ahead(histories, plans, executor=executor, holidays_country=cfg.holidays_country)
+    finally:
+        if client is not None:
+            client.close()
+    made = time.time_ns()
+    outcome: dict[str, str] = {}
+    for cid, fc in results.items():
+        if isinstance(fc, ForecastError):
+            log.error("forecast failed: %s", fc)
+            outcome[cid] = f"error: {fc}"
+            continue
+        gw.query.store_forecast(cid, fc, made)
+        outcome[cid] = str(fc.attrs.get("model", "?"))
+    return outcome

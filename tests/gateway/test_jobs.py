@@ -10,6 +10,7 @@ from sqlalchemy import select
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import list_alerts
 from crm_bridge.registry.models import Company, Contract, MeterAssignment
+from gateway import jobs as jobs_module
 from gateway.backfill import history_readings
 from gateway.config import load_config
 from gateway.jobs import alerts_job, register_jobs, tiering_job
@@ -106,4 +107,33 @@ def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
     tiers = tiering_job(gw)
     assert tiers["acme"] == "A"
     register_jobs(gw)
-    assert {j.name for j in gw.scheduler.specs} == {"outbox_expire", "alerts", "tiering"}
+    assert {j.name for j in gw.scheduler.specs} == {"outbox_expire", "alerts", "forecast", "tiering"}
+
+
+def test_forecast_job_stores_tomorrows_forecast_with_the_plan(tmp_path):
+    gw = _gateway(tmp_path)
+    now = pd.Timestamp.now(tz="Asia/Shanghai")
+    start = now.normalize() - pd.Timedelta(days=30)
+    for dev, meter, cust, site, peak in (("d1", "m1", "acme", "s1", 3000), ("d2", "m2", "beta", "s2", 500)):
+        gw.store.write(history_readings(LoadModel(peak_kw=peak, seed=peak), dev, (cust, site, meter),
+                                        int(start.value), int(now.value), 0))
+    plans = tmp_path / "state" / "plans"
+    plans.mkdir(parents=True)
+    tomorrow = (now.normalize() + pd.Timedelta(days=1)).tz_localize(None).tz_localize("Asia/Shanghai")
+    # acme has a planned stoppage tomorrow; beta has a malformed plan (forecast without it, logged).
+    days = pd.date_range(start.tz_localize(None), tomorrow.tz_localize(None), freq="D")
+    model = LoadModel(peak_kw=3000, seed=3000)  # acme's plant: its plan says which past days it stood still
+    flags = [0 if d == tomorrow.tz_localize(None) else int(model.plan_for(d.date())["operating"]) for d in days]
+    rows = [f"{d.tz_localize('Asia/Shanghai').isoformat()},{f}" for d, f in zip(days, flags, strict=True)]
+    (plans / "acme.csv").write_text("start,operating\n" + "\n".join(rows) + "\n")
+    (plans / "beta.csv").write_text("start,operating\nnot-a-date,1\n")
+    outcome = jobs_module.forecast_job(gw)
+    assert set(outcome) == {"acme", "beta"}
+    assert not any(v.startswith("error") for v in outcome.values())
+    end = tomorrow + pd.Timedelta(days=1)
+    acme = gw.query.forecast("acme", tomorrow, end)
+    assert len(acme) == 96
+    assert acme["forecast"].notna().all()
+    assert (acme["lower95"] <= acme["forecast"]).all()
+    history_mean = gw.query.customer_intervals("acme", start, now)["kwh"].mean()
+    assert acme["forecast"].mean() < 0.6 * history_mean  # the planned stoppage is forecast low
