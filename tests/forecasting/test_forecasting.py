@@ -142,3 +142,18 @@ def test_batch_on_a_dask_local_cluster():
         assert len(out[cid]) == 96
     assert isinstance(out["broken"], ForecastError)
     assert "customer broken" in str(out["broken"])
+
+
+def test_outliers_and_level_shifts():
+    history, plan = synth(days=42, start="2026-03-02", noise=5.0)
+    spiked = history.copy()
+    yesterday = spiked.index[-96:]
+    spiked[yesterday[40:44]] = 50_000.0  # a glitch of the meter yesterday
+    fc = PlanProfile(8, holidays_country=None).fit(spiked, plan).predict(96, plan)
+    assert fc["forecast"].max() < 600  # a median profile does not carry the spike into tomorrow
+    shifted = history.copy()
+    shifted[shifted.index >= shifted.index[-96 * 14]] *= 1.5  # the plant grew two weeks ago
+    fc = PlanProfile(8, holidays_country=None).fit(shifted, plan).predict(96, plan)
+    wall = fc.index.tz_localize(None)
+    day_shift = fc["forecast"][(wall.hour >= 9) & (wall.hour < 17)].mean()
+    assert day_shift > 400 * 1.4  # the new level, not the old one (the target is an operating Monday)
