@@ -1,0 +1,163 @@
+"""Tariff documents: versions with validity dates, TOU bands by month and time of day, prices as data."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from crm_bridge.errors import TariffError
+
+SLOTS_PER_DAY = 96
+
+
+def _minutes(text: str) -> int:
+    hh, mm = text.split(":")
+    minutes = int(hh) * 60 + int(mm)
+    if not 0 <= minutes <= 1440 or minutes % 15:
+        raise ValueError(f"{text!r} is not a quarter-hour between 00:00 and 24:00")
+    return minutes
+
+
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    band: str
+    months: list[int]
+    start: str
+    end: str
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, v: list[int]) -> list[int]:
+        if not v or any(not 1 <= m <= 12 for m in v):
+            raise ValueError("months must be 1..12")
+        return v
+
+    @model_validator(mode="after")
+    def _span(self) -> Band:
+        if _minutes(self.start) >= _minutes(self.end):
+            raise ValueError(f"band {self.band!r}: start {self.start} is not before end {self.end}")
+        return self
+
+
+class TariffVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    valid_from: date
+    basic_per_kw_month: float = Field(ge=0)
+    basic_per_kva_month: float = Field(ge=0)
+    contract_floor_share_of_kva: float = Field(0.4, ge=0, le=1)
+    contract_excess_threshold: float = Field(1.05, ge=1)
+    contract_excess_multiplier: float = Field(2.0, ge=1)
+    government_funds_per_kwh: float = Field(0.0, ge=0)
+    energy_prices: dict[str, float]
+    bands: list[Band]
+
+    @model_validator(mode="after")
+    def _covers_every_slot_once(self) -> TariffVersion:
+        grid = np.full((12, SLOTS_PER_DAY), "", dtype=object)
+        for b in self.bands:
+            if b.band not in self.energy_prices:
+                raise ValueError(f"band {b.band!r} has no price in energy_prices")
+            lo, hi = _minutes(b.start) // 15, _minutes(b.end) // 15
+            for m in b.months:
+                clash = [s for s in range(lo, hi) if grid[m - 1, s]]
+                if clash:
+                    raise ValueError(f"month {m} {b.start}-{b.end}: {b.band!r} overlaps {grid[m - 1, clash[0]]!r}")
+                grid[m - 1, lo:hi] = b.band
+        gaps = np.argwhere(grid == "")
+        if len(gaps):
+            m, s = gaps[0]
+            raise ValueError(f"month {m + 1} {s // 4:02d}:{(s % 4) * 15:02d} belongs to no band")
+        object.__setattr__(self, "_grid", grid)
+        return self
+
+    def band_grid(self) -> np.ndarray:
+        """12 months x 96 quarter-hours of band names."""
+        grid: np.ndarray = getattr(self, "_grid")  # noqa: B009 - set by the validator above
+        return grid
+
+
+class Tariff(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    currency: str = "CNY"
+    versions: list[TariffVersion]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tariff:
+        days = [v.valid_from for v in self.versions]
+        if not days:
+            raise ValueError("a tariff needs at least one version")
+        if days != sorted(days) or len(set(days)) != len(days):
+            raise ValueError("versions must have strictly increasing valid_from dates")
+        return self
+
+    def version_at(self, day: date) -> TariffVersion:
+        """The version in force on `day` (a version holds until the next one starts)."""
+        current = None
+        for v in self.versions:
+            if v.valid_from <= day:
+                current = v
+        if current is None:
+            raise TariffError(f"tariff {self.id!r} has no version before {day} (first: {self.versions[0].valid_from})")
+        return current
+
+    def price_table(self, index: pd.DatetimeIndex) -> pd.DataFrame:
+        """Band, energy price and government funds of every interval start (local time, tz-aware)."""
+        if index.tz is None:
+            raise TariffError("intervals must be tz-aware local times")
+        wall = index.tz_localize(None)
+        slot = (wall.hour * 4 + wall.minute // 15).to_numpy()
+        month = wall.month.to_numpy() - 1
+        day = wall.normalize()
+        bands = np.empty(len(index), dtype=object)
+        price = np.empty(len(index))
+        funds = np.empty(len(index))
+        starts = [pd.Timestamp(v.valid_from) for v in self.versions]
+        which = np.searchsorted(np.array(starts, dtype="datetime64[ns]"), day.to_numpy(), side="right") - 1
+        if (which < 0).any():
+            first = wall[int(np.flatnonzero(which < 0)[0])]
+            raise TariffError(f"tariff {self.id!r} has no version for {first.date()}")
+        for k in np.unique(which):
+            v = self.versions[int(k)]
+            sel = which == k
+            b = v.band_grid()[month[sel], slot[sel]]
+            bands[sel] = b
+            price[sel] = [v.energy_prices[x] for x in b]
+            funds[sel] = v.government_funds_per_kwh
+        return pd.DataFrame({"band": bands, "price": price, "funds": funds}, index=index)
+
+
+@cache
+def available_tariffs() -> tuple[str, ...]:
+    folder = resources.files("crm_bridge").joinpath("data", "tariffs")
+    return tuple(sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
+                        if p.name.endswith(".toml") and p.name != "pf_adjustment.toml"))
+
+
+def parse_tariff(doc: dict[str, Any], source: str = "tariff") -> Tariff:
+    try:
+        return Tariff.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise TariffError(f"{source}: {where}: {err['msg']}") from None
+
+
+@cache
+def load_tariff(tariff_id: str) -> Tariff:
+    if tariff_id not in available_tariffs():
+        raise TariffError(f"unknown tariff {tariff_id!r}; known: {', '.join(available_tariffs())}")
+    text = resources.files("crm_bridge").joinpath("data", "tariffs", f"{tariff_id}.toml").read_text("utf-8")
+    return parse_tariff(tomllib.loads(text), f"{tariff_id}.toml")
+
+
+def month_days(first: date) -> int:
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return (nxt - first).days

@@ -1,0 +1,1 @@
+"""Tariff and billing tests."""
