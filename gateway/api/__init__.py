@@ -1,0 +1,61 @@
+"""The gateway API (FastAPI, /api/v1) and the customer portal, with authentication and one data-scope rule."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from fastapi import FastAPI
+
+from gateway.api.errors import ERROR_SCHEMA, install_error_handlers
+from gateway.api.views import Views
+from gateway.auth import AuthService
+from gateway.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+           for code, text in ((401, "Not authenticated"), (403, "Role not allowed"),
+                              (404, "Not found, or not yours"), (422, "Invalid request"))}
+
+
+def secret_key(gw: Gateway) -> str:
+    """The signing key from the environment; development falls back to a per-process key (sessions end at restart)."""
+    key = os.environ.get(gw.config.api.secret_key_env, "")
+    if len(key) >= 16:
+        return key
+    if gw.config.gateway.environment == "production":
+        raise RuntimeError(f"{gw.config.api.secret_key_env} is not set or shorter than 16 characters")
+    log.warning("%s not set: using a random key, logins end when the gateway restarts", gw.config.api.secret_key_env)
+    return secrets.token_urlsafe(32)
+
+
+def auth_for(gw: Gateway) -> AuthService:
+    """The gateway's AuthService (one per gateway), its tables created in the registry database."""
+    auth = gw.extra.get("auth")
+    if auth is None:
+        AuthService.create_tables(gw.db.kw["bind"])
+        auth = AuthService(gw.db, secret_key(gw))
+        gw.extra["auth"] = auth
+    assert isinstance(auth, AuthService)  # noqa: S101 - gw.extra is typed Any
+    return auth
+
+
+def create_app_for_gateway(gw: Gateway) -> FastAPI:
+    from gateway.api.routers import alerts, auth, customers, devices, meters, portfolio, sites, tariffs, tickets, users
+
+    app = FastAPI(title="energy-gateway", version=API_VERSION, responses=_ERRORS,  # type: ignore[arg-type]
+                  description="Gateway API: engineers (devices, data), account managers (their accounts), "
+                              "customers (their own company). Bearer tokens from POST /api/v1/auth/token.")
+    app.state.gateway = gw
+    app.state.auth = auth_for(gw)
+    app.state.views = Views(gw)
+    install_error_handlers(app)
+    for module in (auth, customers, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
+        app.include_router(module.router)
+    from gateway.portal import mount_portal
+
+    mount_portal(app, gw)
+    return app

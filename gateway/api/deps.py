@@ -1,0 +1,94 @@
+"""Request dependencies: the gateway, the caller (bearer token or portal session), role checks, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel
+
+from gateway.api.errors import ApiError, forbidden
+from gateway.auth import AuthError, AuthService, Principal
+from gateway.runtime import Gateway
+
+SESSION_COOKIE = "eg_session"
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_gw(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def get_auth(request: Request) -> AuthService:
+    auth: AuthService = request.app.state.auth
+    return auth
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def optional_principal(request: Request, token: Annotated[str | None, Depends(oauth2)] = None) -> Principal | None:
+    """The caller from `Authorization: Bearer` or, for the portal, the session cookie; None when anonymous."""
+    auth = get_auth(request)
+    try:
+        if token:
+            return auth.from_token(token)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            principal, csrf = auth.from_session(cookie)
+            request.state.csrf = csrf
+            return principal
+    except AuthError as exc:
+        if token:
+            raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return None
+
+
+def current_principal(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    if p is None:
+        raise ApiError(401, "not authenticated: send a bearer token from POST /api/v1/auth/token",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return p
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    def check(p: CurrentPrincipal) -> Principal:
+        if p.role not in roles:
+            raise forbidden(f"role {p.role} may not use this; allowed: {', '.join(roles)}")
+        return p
+
+    return check
+
+
+class Paging(BaseModel):
+    limit: int
+    offset: int
+
+
+def paging(limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
+           offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")] = 0) -> Paging:
+    return Paging(limit=limit, offset=offset)
+
+
+PageParams = Annotated[Paging, Depends(paging)]
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list: the items, how many there are in all, and where this page starts."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def page_of(items: list[Any], p: Paging) -> dict[str, Any]:
+    return {"items": items[p.offset:p.offset + p.limit], "total": len(items), "limit": p.limit, "offset": p.offset}

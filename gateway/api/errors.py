@@ -1,0 +1,99 @@
+"""One error body for every failure of the API: {"error": {"code", "message", "detail"}}."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "too_large", 422: "invalid_request", 429: "too_many_requests",
+          503: "unavailable"}
+
+
+class ApiError(Exception):
+    """An error the API answers with: HTTP status, a stable code, a message naming what was wrong."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, detail: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.detail, self.headers = status, message, detail, headers
+        self.code = code or _CODES.get(status, "error")
+
+
+def not_found(kind: str, ident: object) -> ApiError:
+    return ApiError(404, f"{kind} {ident!r} not found")
+
+
+def forbidden(message: str = "your role may not do this") -> ApiError:
+    return ApiError(403, message)
+
+
+class ErrorBody(dict[str, Any]):
+    """Documented shape of error responses."""
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "detail": {}},
+        "required": ["code", "message"]}},
+    "required": ["error"],
+}
+
+
+def body(status: int, message: str, code: str | None = None, detail: Any = None,
+         headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code or _CODES.get(status, "error"), "message": message,
+                                   "detail": detail}}, status_code=status, headers=headers)
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return path == "/" or path.startswith(("/portal/", "/login", "/logout"))
+
+
+def _respond(request: Request, status: int, message: str, code: str | None = None, detail: Any = None,
+             headers: dict[str, str] | None = None) -> Response:
+    """JSON for the API; for portal pages an HTML page, or the login page when the session is missing."""
+    if not _is_page(request):
+        return body(status, message, code, detail, headers)
+    if status == 401:
+        return RedirectResponse("/login", status_code=303)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{status}</title></head><body>"
+            f"<h1>{status}</h1><p id='error-message'>{html.escape(message)}</p><p><a href='/'>&larr;</a></p>"
+            "</body></html>")
+    return HTMLResponse(page, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> Response:
+        return _respond(request, exc.status, exc.message, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "error")
+        return _respond(request, exc.status_code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [{"where": _where(e.get("loc", ())), "reason": e.get("msg", "")} for e in exc.errors()]
+        first = problems[0] if problems else {"where": "request", "reason": "invalid"}
+        return _respond(request, 422, f"{first['where']}: {first['reason']}", detail=problems)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return body(500, f"internal error ({type(exc).__name__}); the gateway log has the details", code="internal")

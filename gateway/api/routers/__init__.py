@@ -1,0 +1,1 @@
+"""One router per resource of the gateway API, all under /api/v1."""

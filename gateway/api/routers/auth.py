@@ -1,0 +1,44 @@
+"""Tokens for API clients (OAuth2 password flow) and who-am-I."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
+
+from gateway.api.deps import CurrentPrincipal, client_of, get_auth
+from gateway.api.errors import ApiError
+from gateway.api.scope import AccessDep
+from gateway.auth import AuthError, AuthService, LoginRateLimited
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+@router.post("/token", response_model=Token)
+def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
+          auth: Annotated[AuthService, Depends(get_auth)]) -> Token:
+    """Exchange username and password for a bearer token (8 h). Failed logins are rate-limited and audited."""
+    from gateway.auth.service import TOKEN_TTL_S
+
+    try:
+        p = auth.authenticate(form.username, form.password, client_of(request))
+    except LoginRateLimited as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except AuthError as exc:
+        raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return Token(access_token=auth.issue_token(p), expires_in=TOKEN_TTL_S)
+
+
+@router.get("/me")
+def me(p: CurrentPrincipal, access: AccessDep) -> dict[str, Any]:
+    """The caller: role, binding, and the customers it may see (null: all)."""
+    return {"username": p.username, "role": p.role, "customer": p.customer, "manager": p.manager,
+            "customers": None if access.customers is None else sorted(access.customers)}

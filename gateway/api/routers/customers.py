@@ -1,0 +1,156 @@
+"""Customers: list, detail, contract, day curve, interval series, month figures, advice and exports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from gateway.api.deps import PageParams, page_of, require_roles
+from gateway.api.errors import ApiError
+from gateway.api.scope import AccessDep, CustomerId, GatewayDep
+from gateway.api.views import Views, contract_of, customer_config, parse_day, parse_month
+from gateway.query import QueryError, day_bounds
+
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def views(request: Request) -> Views:
+    v: Views = request.app.state.views
+    return v
+
+
+ViewsDep = Annotated[Views, Depends(views)]
+
+
+def _customer_json(gw: GatewayDep, cid: str) -> dict[str, Any]:
+    c = customer_config(gw, cid)
+    return {"id": c.id, "name": c.name or c.id, "timezone": c.timezone, "language": c.language,
+            "sites": [s.id for s in gw.config.sites if s.customer == cid]}
+
+
+@router.get("")
+def list_customers(gw: GatewayDep, access: AccessDep, page: PageParams) -> dict[str, Any]:
+    """The customers the caller may see."""
+    ids = access.visible([c.id for c in gw.config.customers])
+    return page_of([_customer_json(gw, c) for c in ids], page)
+
+
+@router.get("/{customer_id}")
+def get_customer(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
+    return _customer_json(gw, customer_id)
+
+
+@router.get("/{customer_id}/contract", dependencies=[Depends(require_roles("admin", "account_manager", "customer"))])
+def get_contract(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
+    """Transformer kVA, HV motors, contract demand, basic-charge mode, PF standard, bill threshold, tariff."""
+    c = contract_of(gw, customer_id)
+    if c is None:
+        raise ApiError(404, f"customer {customer_id!r} has no contract on file")
+    return {"customer": customer_id, "transformer_kva": c.transformer_kva, "hv_motors_kw": c.hv_motors_kw,
+            "contract_demand_kw": c.contract_demand_kw, "basic_charge_mode": c.basic_charge_mode,
+            "pf_standard": c.pf_standard, "bill_threshold": c.bill_threshold, "tariff_id": c.tariff_id}
+
+
+@router.get("/{customer_id}/day-curve")
+def day_curve(customer_id: CustomerId, v: ViewsDep,
+              day: Annotated[str | None, Query(alias="date", pattern=DATE,
+                                               description="Local day YYYY-MM-DD; default today")] = None,
+              ) -> dict[str, Any]:
+    """15-min kW of one local day: actual, forecast and the same weekday a week before, with TOU bands."""
+    tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
+    return v.day_curve(customer_id, parse_day(day, tz))
+
+
+@router.get("/{customer_id}/series")
+def series(customer_id: CustomerId, gw: GatewayDep,
+           start: Annotated[str, Query(pattern=DATE, description="First local day")],
+           end: Annotated[str, Query(pattern=DATE, description="Last local day (inclusive)")],
+           freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> dict[str, Any]:
+    """Mean kW, kWh, max 15-min demand, kvarh and PF per interval; missing intervals are reported, never filled."""
+    tz = customer_config(gw, customer_id).timezone
+    first, last = parse_day(start, ZoneInfo(tz), "start"), parse_day(end, ZoneInfo(tz), "end")
+    if last < first or (last - first).days > 92:
+        raise ApiError(422, f"end must be within 93 days after start ({start}..{end})")
+    s, _ = day_bounds(str(first), tz)
+    _, e = day_bounds(str(last), tz)
+    try:
+        frame = gw.query.series("customer", customer_id, s, e, freq)
+    except QueryError as exc:
+        raise ApiError(404, str(exc)) from None
+    return {"customer": customer_id, "timezone": tz, "freq": freq, "intervals": series_rows(frame)}
+
+
+def series_rows(frame: Any) -> list[dict[str, Any]]:
+    import math
+
+    rows = []
+    for ts, r in frame.iterrows():
+        rows.append({"start": ts.isoformat(), **{k: (None if isinstance(x, float) and math.isnan(x) else x)
+                                                  for k, x in ((k, r[k]) for k in ("kw_mean", "kwh", "demand_max_kw",
+                                                                                    "kvarh", "pf"))},
+                     "missing_intervals": int(r["missing_intervals"]), "missing": bool(r["missing"])})
+    return rows
+
+
+@router.get("/{customer_id}/month")
+def month(customer_id: CustomerId, v: ViewsDep,
+          month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
+          = None) -> dict[str, Any]:
+    """Energy, peak demand and when, load factor, TOU costs, basic-charge modes compared, PF and its adjustment."""
+    tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
+    return v.month_view(customer_id, parse_month(month, tz))
+
+
+@router.get("/{customer_id}/export")
+def export(customer_id: CustomerId, v: ViewsDep,
+           fmt: Annotated[Literal["csv", "xlsx", "greenbutton"], Query(alias="format")] = "csv",
+           start: Annotated[str | None, Query(pattern=DATE)] = None,
+           end: Annotated[str | None, Query(pattern=DATE)] = None) -> Response:
+    """15-min intervals as CSV, XLSX or Green Button (ESPI) XML; default the last 30 local days."""
+    from reports.greenbutton import export_espi
+    from reports.tables import to_csv, to_xlsx
+
+    c = customer_config(v.gw, customer_id)
+    tz = ZoneInfo(c.timezone)
+    last = parse_day(end, tz, "end") if end else parse_day(None, tz) - timedelta(days=1)
+    first = parse_day(start, tz, "start") if start else last - timedelta(days=29)
+    frame = v.intervals(customer_id, first, last)
+    name = f"{customer_id}_{first}_{last}"
+    if fmt == "csv":
+        return Response(to_csv(frame), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        return Response(to_xlsx(frame, f"{c.name or customer_id} {first}..{last}"),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    xml = export_espi(frame, customer=customer_id, title=c.name or customer_id)
+    return Response(xml, media_type="application/atom+xml",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.xml"'})
+
+
+@router.get("/{customer_id}/report", dependencies=[Depends(require_roles("admin", "account_manager", "customer"))])
+def report(customer_id: CustomerId, v: ViewsDep,
+           month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+           fmt: Annotated[Literal["html", "xlsx"], Query(alias="format")] = "html") -> Response:
+    """The monthly customer report (self-contained HTML or XLSX)."""
+    from reports.monthly import ReportError, month_figures, render_html, render_xlsx
+
+    c = customer_config(v.gw, customer_id)
+    tz = ZoneInfo(c.timezone)
+    first = parse_month(month, tz)
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    frame = v.intervals(customer_id, first, nxt - timedelta(days=1))
+    try:
+        fig = month_figures(frame, customer_id, c.name or customer_id, first.strftime("%Y-%m"))
+    except ReportError as exc:
+        raise ApiError(404, str(exc)) from None
+    if fmt == "xlsx":
+        return Response(render_xlsx(fig),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(render_html(fig), media_type="text/html; charset=utf-8")
+

@@ -1,0 +1,48 @@
+"""Meters, their interval series and their live values."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from gateway.api.deps import PageParams, page_of
+from gateway.api.routers.customers import DATE
+from gateway.api.routers.sites import scoped_series
+from gateway.api.scope import AccessDep, GatewayDep, MeterId
+from gateway.api.values import live_values
+
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+
+
+def _meter_json(gw: GatewayDep, mid: str) -> dict[str, Any]:
+    m = next(x for x in gw.config.meters if x.id == mid)
+    site = gw.query.topology.meter_site[mid]
+    return {"id": m.id, "name": m.name or m.id, "site": site, "customer": gw.query.topology.site_customer[site],
+            "device": m.device}
+
+
+@router.get("")
+def list_meters(gw: GatewayDep, access: AccessDep, page: PageParams) -> dict[str, Any]:
+    items = [_meter_json(gw, m.id) for m in gw.config.meters
+             if access.sees(gw.query.topology.site_customer.get(m.site))]
+    return page_of(items, page)
+
+
+@router.get("/{meter_id}")
+def get_meter(meter_id: MeterId, gw: GatewayDep) -> dict[str, Any]:
+    return _meter_json(gw, meter_id)
+
+
+@router.get("/{meter_id}/series")
+def meter_series(meter_id: MeterId, gw: GatewayDep, start: Annotated[str, Query(pattern=DATE)],
+                 end: Annotated[str, Query(pattern=DATE)],
+                 freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> dict[str, Any]:
+    return scoped_series(gw, "meter", meter_id, start, end, freq)
+
+
+@router.get("/{meter_id}/live")
+def meter_live(meter_id: MeterId, gw: GatewayDep) -> dict[str, Any]:
+    """The newest value of every point of the meter, with quality and source time (stale values say so)."""
+    device = gw.query.topology.meter_device[meter_id]
+    return {"meter": meter_id, "device": device, "points": live_values(gw, device)}

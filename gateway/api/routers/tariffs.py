@@ -1,0 +1,28 @@
+"""Tariffs shipped as data: ids and the versions with their TOU bands and prices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from crm_bridge.errors import TariffError
+from crm_bridge.tariffs import available_tariffs, load_tariff
+from gateway.api.deps import require_roles
+from gateway.api.errors import not_found
+
+router = APIRouter(prefix="/api/v1/tariffs", tags=["tariffs"],
+                   dependencies=[Depends(require_roles("admin", "account_manager", "customer", "engineer"))])
+
+
+@router.get("")
+def list_tariffs() -> list[str]:
+    return list(available_tariffs())
+
+
+@router.get("/{tariff_id}")
+def get_tariff(tariff_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    try:
+        return load_tariff(tariff_id).model_dump(mode="json")
+    except TariffError:
+        raise not_found("tariff", tariff_id) from None

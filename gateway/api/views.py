@@ -1,0 +1,219 @@
+"""What the API and the portal show, computed once: day curves, month figures, exports, customer tariff.
+
+Results of past days are cached (they no longer change); today's for a short time, so 50 users opening the same
+curve cost one query.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from crm_bridge.errors import TariffError
+from crm_bridge.registry.models import Company, Contract
+from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, load_tariff, monthly_pf, pf_adjustment_pct
+from gateway.api.errors import ApiError
+from gateway.query import day_bounds
+from gateway.runtime import Gateway
+
+T = TypeVar("T")
+TODAY_TTL_S = 30.0
+MAX_EXPORT_DAYS = 366
+
+
+class TtlCache:
+    """A small LRU with a per-entry lifetime."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, ttl_s: float, make: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None and hit[0] > now:
+                self._data.move_to_end(key)
+                value: T = hit[1]
+                return value
+        value = make()
+        with self._lock:
+            self._data[key] = (now + ttl_s, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return value
+
+
+def customer_config(gw: Gateway, customer: str) -> Any:
+    return next(c for c in gw.config.customers if c.id == customer)
+
+
+def parse_day(value: str | None, tz: ZoneInfo, where: str = "date") -> date:
+    if not value:
+        return datetime.now(tz).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(422, f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_month(value: str | None, tz: ZoneInfo) -> date:
+    if not value:
+        return datetime.now(tz).date().replace(day=1)
+    try:
+        return date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise ApiError(422, f"month: {value!r} is not a month (YYYY-MM)") from None
+
+
+def contract_of(gw: Gateway, customer: str) -> Contract | None:
+    with gw.db() as s:
+        return s.scalar(select(Contract).join(Company, Company.id == Contract.company_id)
+                        .where(Company.code == customer))
+
+
+def tariff_of(contract: Contract | None) -> Tariff | None:
+    if contract is None:
+        return None
+    try:
+        return load_tariff(contract.tariff_id)
+    except TariffError:
+        return None
+
+
+def _num(x: Any, digits: int = 3) -> float | None:
+    if x is None:
+        return None
+    f = float(x)
+    return None if not np.isfinite(f) else round(f, digits)
+
+
+class Views:
+    """Day curve, month view and exports of one gateway, with caching."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.cache = TtlCache()
+
+    def _ttl(self, day_end: datetime) -> float:
+        return 3600.0 if day_end < datetime.now(day_end.tzinfo) - timedelta(minutes=20) else TODAY_TTL_S
+
+    def day_curve(self, customer: str, day: date) -> dict[str, Any]:
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        start, end = day_bounds(str(day), tz)
+        return self.cache.get(("day", customer, day), self._ttl(end), lambda: self._day_curve(customer, day, tz))
+
+    def _day_curve(self, customer: str, day: date, tz: ZoneInfo) -> dict[str, Any]:
+        start, end = day_bounds(str(day), tz)
+        q = self.gw.query
+        actual = q.series("customer", customer, start, end, "15min")
+        week_start, week_end = day_bounds(str(day - timedelta(days=7)), tz)
+        last_week = q.series("customer", customer, week_start, week_end, "15min")
+        forecast = q.forecast(customer, start, end)
+        tariff = tariff_of(contract_of(self.gw, customer))
+        bands = tariff.price_table(pd.DatetimeIndex(actual.index))["band"].tolist() if tariff else [None] * len(actual)
+        # Last week's curve is laid over today's by position in the day (local wall clock).
+        lw = last_week["kw_mean"].to_numpy()
+        lw_by_wall = dict(zip(pd.DatetimeIndex(last_week.index).strftime("%H:%M"), lw, strict=True))
+        points = []
+        for i, (ts, row) in enumerate(actual.iterrows()):
+            stamp = pd.Timestamp(ts)  # type: ignore[arg-type]
+            fc = forecast["forecast"].iloc[i] if i < len(forecast) else np.nan
+            points.append({
+                "start": stamp.isoformat(),
+                "actual_kw": None if row["missing"] else _num(row["kw_mean"]),
+                "forecast_kw": _num(fc * 4) if pd.notna(fc) else None,
+                "last_week_kw": _num(lw_by_wall.get(stamp.strftime("%H:%M"))),
+                "band": bands[i],
+            })
+        kw = actual["kw_mean"]
+        measured = kw.dropna()
+        peak_at = None if measured.empty else pd.Timestamp(measured.idxmax()).isoformat()  # type: ignore[arg-type]
+        return {
+            "customer": customer, "date": day.isoformat(), "timezone": str(tz), "interval_minutes": 15,
+            "points": points,
+            "summary": {
+                "kwh": _num(actual["kwh"].sum(min_count=1), 1),
+                "peak_kw": _num(measured.max()) if not measured.empty else None, "peak_at": peak_at,
+                "min_kw": _num(measured.min()) if not measured.empty else None,
+                "mean_kw": _num(measured.mean()) if not measured.empty else None,
+                "load_factor": _num(measured.mean() / measured.max()) if not measured.empty and measured.max() > 0
+                else None,
+                "missing_intervals": int(actual["missing"].sum()), "intervals": len(actual),
+                "tariff": tariff.id if tariff else None,
+            },
+        }
+
+    def month_view(self, customer: str, month: date) -> dict[str, Any]:
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        nxt = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        start, _ = day_bounds(str(month), tz)
+        end, _ = day_bounds(str(nxt), tz)
+        return self.cache.get(("month", customer, month), self._ttl(end),
+                              lambda: self._month_view(customer, month, start, end, tz))
+
+    def _month_view(self, customer: str, month: date, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
+        from reports.monthly import ReportError, month_figures
+
+        frame = self.gw.query.customer_intervals(customer, start, end)
+        cust = customer_config(self.gw, customer)
+        try:
+            fig = month_figures(frame, customer, cust.name or customer, month.strftime("%Y-%m"))
+        except ReportError as exc:
+            raise ApiError(404, str(exc)) from None
+        contract = contract_of(self.gw, customer)
+        tariff = tariff_of(contract)
+        out: dict[str, Any] = {
+            "customer": customer, "month": month.strftime("%Y-%m"), "timezone": str(tz),
+            "kwh": _num(fig.kwh, 1), "kvarh": _num(fig.kvarh, 1), "pf": fig.pf, "peak_kw": _num(fig.peak_kw),
+            "peak_at": fig.peak_at, "load_factor": _num(fig.load_factor), "missing_intervals": fig.missing_intervals,
+            "intervals": fig.intervals,
+            # A day with nothing measured has no energy figure (not 0 kWh).
+            "daily": [{"day": d, "kwh": None if r["peak_kw"] != r["peak_kw"] else _num(r["kwh"], 1),
+                       "peak_kw": _num(r["peak_kw"]), "pf": _num(r["pf"]), "missing_intervals": int(r["missing"])}
+                      for d, r in fig.daily.iterrows()],
+            "tou": None, "basic_charge": None, "pf_adjustment": None, "currency": tariff.currency if tariff else None,
+        }
+        if tariff is not None:
+            costs = energy_cost(frame["kwh"], tariff)
+            out["tou"] = [{"band": str(b), "kwh": _num(r["kwh"], 1), "cost": _num(r["energy_cost"], 2)}
+                          for b, r in costs.iterrows()]
+            energy_total = float(costs["energy_cost"].iloc[-1])  # the `total` row
+            if contract is not None and fig.peak_kw is not None:
+                version = tariff.version_at(month)
+                bc = basic_charges(version, contract.transformer_kva, fig.peak_kw, contract.contract_demand_kw,
+                                   contract.hv_motors_kw)
+                out["basic_charge"] = {"capacity": _num(bc.capacity, 2), "demand": _num(bc.demand, 2),
+                                       "contract": _num(bc.contract, 2), "cheapest": bc.cheapest,
+                                       "current_mode": contract.basic_charge_mode,
+                                       "recommended_contract_kw": _num(bc.recommended_contract_kw, 1)}
+                current = {"capacity": bc.capacity, "max_demand": bc.demand, "demand": bc.demand,
+                           "contract_demand": bc.contract, "contract": bc.contract}.get(contract.basic_charge_mode)
+                if fig.kwh > 0:
+                    pf = monthly_pf(fig.kwh, fig.kvarh)
+                    pct = pf_adjustment_pct(pf, contract.pf_standard)
+                    base = energy_total + (current or 0.0)
+                    out["pf_adjustment"] = {"pf": pf, "standard": contract.pf_standard, "percent": pct,
+                                            "amount": _num(base * pct / 100, 2)}
+        return out
+
+    def intervals(self, customer: str, first: date, last: date) -> pd.DataFrame:
+        if last < first:
+            raise ApiError(422, f"end {last} is before start {first}")
+        if (last - first).days >= MAX_EXPORT_DAYS:
+            raise ApiError(422, f"at most {MAX_EXPORT_DAYS} days per export, asked {(last - first).days + 1}")
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        start, _ = day_bounds(str(first), tz)
+        _, end = day_bounds(str(last), tz)
+        return self.gw.query.customer_intervals(customer, start, end)

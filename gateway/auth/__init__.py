@@ -1,0 +1,16 @@
+"""Users, roles, password hashing, bearer tokens, portal sessions, login rate limits and the audit log."""
+
+from gateway.auth.models import AuditEvent, AuthBase, User
+from gateway.auth.service import (
+    ROLES,
+    AuthError,
+    AuthService,
+    LoginRateLimited,
+    Principal,
+    seed_demo_users,
+)
+
+__all__ = [
+    "ROLES", "AuditEvent", "AuthBase", "AuthError", "AuthService", "LoginRateLimited", "Principal", "User",
+    "seed_demo_users",
+]

@@ -1,0 +1,369 @@
+"""The customer portal: server-rendered pages (Jinja2) with plotly.js served from the installed package.
+
+Pages take the same scope dependencies as the API, so a customer reaching another customer's page by URL gets
+the same 404 as for a page that does not exist. Forms carry a CSRF token bound to the signed session cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tomllib
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import plotly
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from crm_bridge.alerts import AlertError, acknowledge
+from crm_bridge.desk import TicketError, create_ticket, transition
+from crm_bridge.registry.models import Alert, Company, Ticket
+from crm_bridge.registry.repo import managers_of_company
+from gateway.api.deps import SESSION_COOKIE, client_of, get_auth, optional_principal
+from gateway.api.errors import ApiError
+from gateway.api.scope import AccessDep, AlertId, CustomerId, GatewayDep, TicketId
+from gateway.api.views import Views, customer_config, parse_day, parse_month
+from gateway.auth import AuthError, AuthService, LoginRateLimited, Principal
+from gateway.runtime import Gateway
+
+LANG_COOKIE = "eg_lang"
+LOGIN_CSRF_COOKIE = "eg_login_csrf"
+BAND_COLOURS = {"critical_peak": "rgba(200,0,0,0.16)", "peak": "rgba(230,120,0,0.13)",
+                "flat": "rgba(120,120,120,0.05)", "valley": "rgba(0,110,220,0.10)"}
+_HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+AuthDep = Annotated[AuthService, Depends(get_auth)]
+
+
+@cache
+def messages() -> dict[str, dict[str, str]]:
+    return tomllib.loads((_HERE / "messages.toml").read_text("utf-8"))
+
+
+def plotly_js() -> Path:
+    return Path(str(resources.files(plotly).joinpath("package_data", "plotly.min.js")))
+
+
+def _lang(request: Request, principal: Principal | None, gw: Gateway) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if chosen in ("zh", "en"):
+        return chosen
+    if principal is not None and principal.language in ("zh", "en"):
+        return principal.language
+    if principal is not None and principal.customer:
+        return customer_config(gw, principal.customer).language
+    return "zh"
+
+
+def _render(request: Request, gw: Gateway, name: str, principal: Principal | None, status: int = 200,
+            **ctx: Any) -> HTMLResponse:
+    lang = _lang(request, principal, gw)
+    texts = messages()
+
+    def t(key: str) -> str:
+        return texts.get(key, {}).get(lang, key)
+
+    response = templates.TemplateResponse(request, name, {
+        "t": t, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **ctx},
+        status_code=status)
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def require_user(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    if p is None:
+        raise ApiError(401, "log in first")
+    return p
+
+
+User = Annotated[Principal, Depends(require_user)]
+
+
+async def check_csrf(request: Request) -> None:
+    """Every portal form posts csrf_token, equal to the token inside the signed session cookie."""
+    form = await request.form()
+    sent = form.get("csrf_token")
+    expected = getattr(request.state, "csrf", "")
+    if not expected or not isinstance(sent, str) or not secrets.compare_digest(sent, expected):
+        raise ApiError(403, "the form's CSRF token is missing or wrong; reload the page and try again",
+                       code="csrf")
+
+
+Csrf = Depends(check_csrf)
+
+
+def views_of(request: Request) -> Views:
+    v: Views = request.app.state.views
+    return v
+
+
+ViewsDep = Annotated[Views, Depends(views_of)]
+router = APIRouter(include_in_schema=False)
+
+
+def _home(p: Principal) -> str:
+    if p.role == "customer" and p.customer:
+        return f"/portal/c/{p.customer}/day"
+    if p.role == "account_manager":
+        return "/portal/queue"
+    return "/portal/accounts"
+
+
+@router.get("/")
+def root(p: Annotated[Principal | None, Depends(optional_principal)]) -> RedirectResponse:
+    return RedirectResponse("/login" if p is None else _home(p), status_code=303)
+
+
+@router.get("/static/plotly.min.js")
+def plotly_file() -> FileResponse:
+    return FileResponse(plotly_js(), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/login")
+def login_page(request: Request, gw: GatewayDep) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _render(request, gw, "login.html.j2", None, login_csrf=token, error=None)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request))
+    return response
+
+
+@router.post("/login")
+def login(request: Request, gw: GatewayDep, auth: AuthDep, username: Annotated[str, Form(max_length=64)],
+          password: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form(max_length=100)]) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    error = None
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        error = "csrf"
+    else:
+        try:
+            p = auth.authenticate(username, password, client_of(request))
+        except LoginRateLimited as exc:
+            error = str(exc)
+        except AuthError:
+            error = "login_failed"
+    if error is not None:
+        token = secrets.token_urlsafe(24)
+        response: Response = _render(request, gw, "login.html.j2", None, status=401 if error != "csrf" else 403,
+                                     login_csrf=token, error=error)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request))
+        return response
+    cookie, _ = auth.issue_session(p)
+    response = RedirectResponse(_home(p), status_code=303)
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=_secure(request),
+                        max_age=12 * 3600)
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout", dependencies=[Csrf])
+def logout(request: Request, p: User, auth: AuthDep) -> RedirectResponse:
+    auth.audit(p.username, "logout", p.username, None, client_of(request))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _nav(gw: Gateway, customer: str) -> dict[str, Any]:
+    c = customer_config(gw, customer)
+    return {"customer": c.id, "customer_name": c.name or c.id, "timezone": c.timezone}
+
+
+@router.get("/portal/c/{customer_id}/day")
+def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
+             day: Annotated[str | None, Query(alias="date", max_length=10)] = None) -> HTMLResponse:
+    tz = ZoneInfo(customer_config(gw, customer_id).timezone)
+    d = parse_day(day, tz)
+    curve = v.day_curve(customer_id, d)
+    pts = curve["points"]
+    x = [datetime.fromisoformat(pt["start"]).strftime("%Y-%m-%d %H:%M") for pt in pts]
+    shapes = []
+    i = 0
+    while i < len(pts):
+        j = i
+        while j + 1 < len(pts) and pts[j + 1]["band"] == pts[i]["band"]:
+            j += 1
+        band = pts[i]["band"]
+        if band in BAND_COLOURS:
+            end = (datetime.fromisoformat(pts[j]["start"]) + timedelta(minutes=15)).strftime("%Y-%m-%d %H:%M")
+            shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x[i], "x1": end, "y0": 0, "y1": 1,
+                           "fillcolor": BAND_COLOURS[band], "line": {"width": 0}, "layer": "below",
+                           "name": band})
+        i = j + 1
+    chart = {"x": x, "actual": [pt["actual_kw"] for pt in pts], "forecast": [pt["forecast_kw"] for pt in pts],
+             "last_week": [pt["last_week_kw"] for pt in pts], "shapes": shapes,
+             "bands": sorted({pt["band"] for pt in pts if pt["band"]})}
+    return _render(request, gw, "day.html.j2", p, page="day", curve=curve, chart_json=json.dumps(chart),
+                   day=d.isoformat(), prev_day=(d - timedelta(days=1)).isoformat(),
+                   next_day=(d + timedelta(days=1)).isoformat(), **_nav(gw, customer_id))
+
+
+@router.get("/portal/c/{customer_id}/month")
+def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
+               month: Annotated[str | None, Query(max_length=7)] = None) -> HTMLResponse:
+    tz = ZoneInfo(customer_config(gw, customer_id).timezone)
+    first = parse_month(month, tz)
+    try:
+        view = v.month_view(customer_id, first)
+    except ApiError:
+        view = None
+    prev = (first - timedelta(days=1)).replace(day=1)
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return _render(request, gw, "month.html.j2", p, page="month", view=view, month=first.strftime("%Y-%m"),
+                   prev_month=prev.strftime("%Y-%m"), next_month=nxt.strftime("%Y-%m"), **_nav(gw, customer_id))
+
+
+@router.get("/portal/c/{customer_id}/advice")
+def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User) -> HTMLResponse:
+    from gateway.api.advice import advice_for
+
+    items = advice_for(v, customer_id)
+    return _render(request, gw, "advice.html.j2", p, page="advice", advice=items, **_nav(gw, customer_id))
+
+
+@router.get("/portal/c/{customer_id}/alerts")
+def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
+    with gw.db() as s:
+        rows = list(s.scalars(select(Alert).where(Alert.company_code == customer_id)
+                              .order_by(Alert.opened_at.desc()).limit(200)))
+    return _render(request, gw, "alerts.html.j2", p, page="alerts", alerts=rows, tz=ZoneInfo(
+        customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
+
+
+@router.post("/portal/c/{customer_id}/alerts/{alert_id}/ack", dependencies=[Csrf])
+def alert_ack(request: Request, customer_id: CustomerId, alert_id: AlertId, gw: GatewayDep, p: User,
+              auth: AuthDep) -> RedirectResponse:
+    with gw.db() as s:
+        alert = s.get(Alert, alert_id)
+        if alert is None or alert.company_code != customer_id:
+            raise ApiError(404, f"alert {alert_id} not found")
+        try:
+            acknowledge(s, alert_id, datetime.now(UTC))
+        except AlertError as exc:
+            raise ApiError(409, str(exc)) from None
+        s.commit()
+    auth.audit(p.username, "alert.acknowledge", f"alert:{alert_id}", None, client_of(request))
+    return RedirectResponse(f"/portal/c/{customer_id}/alerts", status_code=303)
+
+
+def _tickets(gw: Gateway, customer: str | None, codes: frozenset[str] | None) -> list[dict[str, Any]]:
+    q = select(Ticket, Company.code).join(Company, Company.id == Ticket.company_id)
+    if customer is not None:
+        q = q.where(Company.code == customer)
+    elif codes is not None:
+        q = q.where(Company.code.in_(sorted(codes)))
+    with gw.db() as s:
+        return [{"ticket": t, "customer": code} for t, code in s.execute(q.order_by(Ticket.id.desc()).limit(500))]
+
+
+@router.get("/portal/c/{customer_id}/requests")
+def requests_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
+    return _render(request, gw, "requests.html.j2", p, page="requests", tickets=_tickets(gw, customer_id, None),
+                   **_nav(gw, customer_id))
+
+
+@router.post("/portal/c/{customer_id}/requests", dependencies=[Csrf])
+def open_request(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User, auth: AuthDep,
+                 kind: Annotated[str, Form(pattern="^(request|complaint)$")],
+                 category: Annotated[str, Form(min_length=1, max_length=60)],
+                 title: Annotated[str, Form(min_length=1, max_length=300)]) -> RedirectResponse:
+    with gw.db() as s:
+        owners = managers_of_company(s, customer_id)
+        try:
+            t = create_ticket(s, customer_id, kind, category, title, datetime.now(UTC),
+                              owner_code=owners[0].code if owners else None)
+        except TicketError as exc:
+            raise ApiError(422, str(exc)) from None
+        s.commit()
+        tid = t.id
+    auth.audit(p.username, "ticket.open", f"ticket:{tid}", f"{customer_id} {kind} {category}", client_of(request))
+    return RedirectResponse(f"/portal/c/{customer_id}/requests/{tid}", status_code=303)
+
+
+def _ticket_in(gw: Gateway, ticket_id: int, customer_id: str) -> Ticket:
+    with gw.db() as s:
+        t = s.get(Ticket, ticket_id)
+        if t is None or s.get(Company, t.company_id).code != customer_id:  # type: ignore[union-attr]
+            raise ApiError(404, f"ticket {ticket_id} not found")
+        _ = list(t.transitions)
+        return t
+
+
+@router.get("/portal/c/{customer_id}/requests/{ticket_id}")
+def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep,
+                 p: User) -> HTMLResponse:
+    t = _ticket_in(gw, ticket_id, customer_id)
+    return _render(request, gw, "request.html.j2", p, page="requests", ticket=t,
+                   tz=ZoneInfo(customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
+
+
+@router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf])
+def rate_request(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep, p: User,
+                 auth: AuthDep, satisfaction: Annotated[int, Form(ge=1, le=5)]) -> RedirectResponse:
+    _ticket_in(gw, ticket_id, customer_id)
+    with gw.db() as s:
+        try:
+            transition(s, ticket_id, "closed", datetime.now(UTC), satisfaction=satisfaction)
+        except TicketError as exc:
+            raise ApiError(409, str(exc)) from None
+        s.commit()
+    auth.audit(p.username, "ticket.rate", f"ticket:{ticket_id}", str(satisfaction), client_of(request))
+    return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
+
+
+@router.get("/portal/c/{customer_id}/downloads")
+def downloads_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
+    tz = ZoneInfo(customer_config(gw, customer_id).timezone)
+    last = datetime.now(tz).date() - timedelta(days=1)
+    return _render(request, gw, "downloads.html.j2", p, page="downloads", start=(last - timedelta(days=29))
+                   .isoformat(), end=last.isoformat(), month=last.strftime("%Y-%m"), **_nav(gw, customer_id))
+
+
+@router.get("/portal/accounts")
+def accounts_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
+    ids = access.visible([c.id for c in gw.config.customers])
+    return _render(request, gw, "accounts.html.j2", access.principal, page="accounts",
+                   accounts=[customer_config(gw, c) for c in ids])
+
+
+@router.get("/portal/queue")
+def queue_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
+    if access.principal.role not in ("admin", "account_manager"):
+        raise ApiError(403, "the ticket queue is for account managers")
+    return _render(request, gw, "queue.html.j2", access.principal, page="queue",
+                   tickets=_tickets(gw, None, access.customers))
+
+
+@router.post("/portal/queue/{ticket_id}/move", dependencies=[Csrf])
+def queue_move(request: Request, ticket_id: TicketId, gw: GatewayDep, access: AccessDep, auth: AuthDep,
+               to: Annotated[str, Form(pattern="^(acknowledged|in_progress|resolved)$")]) -> RedirectResponse:
+    if access.principal.role not in ("admin", "account_manager"):
+        raise ApiError(403, "the ticket queue is for account managers")
+    with gw.db() as s:
+        try:
+            transition(s, ticket_id, to, datetime.now(UTC))
+        except TicketError as exc:
+            raise ApiError(409, str(exc)) from None
+        s.commit()
+    auth.audit(access.principal.username, "ticket.transition", f"ticket:{ticket_id}", to, client_of(request))
+    return RedirectResponse("/portal/queue", status_code=303)
+
+
+def mount_portal(app: FastAPI, gw: Gateway) -> None:
+    del gw
+    app.include_router(router)
+
+
+__all__ = ["mount_portal", "plotly_js"]

@@ -1,0 +1,23 @@
+"""Fixtures: one real gateway for the API tests (module-shared: building it fills a store and a registry)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.world import World, build_world
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    os.environ.setdefault("GATEWAY_SECRET_KEY", "test-secret-key-0123456789abcdef")
+    return build_world(tmp_path_factory.mktemp("apiworld"))
+
+
+@pytest.fixture(scope="session")
+def client(world: World) -> TestClient:
+    from gateway.app import build_app
+
+    return TestClient(build_app(world.gw))
