@@ -59,11 +59,20 @@ def customer_config(gw: Gateway, customer: str) -> Any:
     return next(c for c in gw.config.customers if c.id == customer)
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _in_range(d: date, where: str, value: str) -> date:
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise ApiError(422, f"{where}: {value!r} is outside {FIRST_DAY}..{LAST_DAY}")
+    return d
+
+
 def parse_day(value: str | None, tz: ZoneInfo, where: str = "date") -> date:
     if not value:
         return datetime.now(tz).date()
     try:
-        return date.fromisoformat(value)
+        return _in_range(date.fromisoformat(value), where, value)
     except ValueError:
         raise ApiError(422, f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
 
@@ -72,7 +81,7 @@ def parse_month(value: str | None, tz: ZoneInfo) -> date:
     if not value:
         return datetime.now(tz).date().replace(day=1)
     try:
-        return date.fromisoformat(f"{value}-01")
+        return _in_range(date.fromisoformat(f"{value}-01"), "month", value)
     except ValueError:
         raise ApiError(422, f"month: {value!r} is not a month (YYYY-MM)") from None
 

@@ -1,0 +1,86 @@
+"""`energy-gateway users add|list|disable`: logins of the API and portal, kept in the registry database."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.auth import ROLES, AuthError, AuthService
+from gateway.config import ConfigError, load_config
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+Config = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
+
+
+def _auth(config: Path) -> AuthService:
+    from gateway.runtime import open_registry
+
+    try:
+        cfg = load_config(config, environ={"GATEWAY_SECRET_KEY": "x" * 32})  # users need no signing key
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    db = open_registry(cfg, os.environ)  # migrated, and in step with the config's customers
+    AuthService.create_tables(db.kw["bind"])
+    # The CLI never issues tokens: a throwaway key keeps AuthService whole without the gateway's secret.
+    return AuthService(db, secrets.token_urlsafe(32))
+
+
+@app.command()
+def add(
+    config: Config,
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help=" | ".join(ROLES))],
+    customer: Annotated[str | None, typer.Option(help="customer id (role customer)")] = None,
+    manager: Annotated[str | None, typer.Option(help="account-manager code (role account_manager)")] = None,
+    password_env: Annotated[str | None, typer.Option(help="read the password from this environment variable")]
+    = None,
+) -> None:
+    """Add a login.
+
+    The password comes from --password-env or a prompt; with neither, one is generated and printed once.
+    """
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            typer.echo(f"--password-env: environment variable {password_env} is not set", err=True)
+            raise typer.Exit(2)
+        shown = None
+    elif os.isatty(0):
+        password = getpass.getpass("password: ")
+        shown = None
+    else:
+        password = secrets.token_urlsafe(12)
+        shown = password
+    try:
+        _auth(config).add_user(username, password, role, customer=customer, manager=manager, actor="cli")
+    except AuthError as exc:
+        typer.echo(f"users add {username}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"username": username, "role": role, "customer": customer, "manager": manager,
+                           **({"password": shown} if shown else {})}))
+
+
+@app.command("list")
+def list_(config: Config) -> None:
+    """Every login, one JSON object a line."""
+    for u in _auth(config).list_users():
+        typer.echo(json.dumps({"username": u.username, "role": u.role, "customer": u.customer, "manager": u.manager,
+                               "disabled": u.disabled, "created_at": u.created_at.isoformat()}))
+
+
+@app.command()
+def disable(config: Config, username: Annotated[str, typer.Argument()]) -> None:
+    """Disable a login: it can no longer log in, and its tokens and sessions stop working at once."""
+    try:
+        _auth(config).disable_user(username, actor="cli")
+    except AuthError as exc:
+        typer.echo(f"users disable: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{username} disabled")
