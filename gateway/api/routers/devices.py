@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -87,7 +88,7 @@ async def probe(body: ProbeRequest, request: Request, access: AccessDep,
         raise ApiError(502, str(exc), code="device_error") from None
     auth.audit(access.principal.username, "device.probe", f"{body.host}:{body.port}", None,
                client_of(request))
-    return {"registers": regs, "decodings": [d.__dict__ for d in decodings(regs)]}
+    return {"registers": regs, "decodings": [dataclasses.asdict(d) for d in decodings(regs)]}
 
 
 @router.get("/opcua/browse")
