@@ -91,8 +91,10 @@ def require_user(p: Annotated[Principal | None, Depends(optional_principal)]) ->
 User = Annotated[Principal, Depends(require_user)]
 
 
-async def check_csrf(request: Request) -> None:
+async def check_csrf(request: Request, p: Annotated[Principal | None, Depends(optional_principal)]) -> None:
     """Every portal form posts csrf_token, equal to the token inside the signed session cookie."""
+    if p is None:
+        raise ApiError(401, "log in first")
     form = await request.form()
     sent = form.get("csrf_token")
     expected = getattr(request.state, "csrf", "")

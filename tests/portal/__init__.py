@@ -1,0 +1,1 @@
+"""Portal tests in headless Chromium."""
