@@ -40,7 +40,7 @@ def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
                 session.add(Contract(company=company, transformer_kva=terms["transformer_kva"],
                                      contract_demand_kw=terms["contract_demand_kw"],
                                      basic_charge_mode="contract_demand", pf_standard=terms["pf_standard"],
-                                     bill_threshold=terms["bill_threshold"], tariff_id="cn-large-industry"))
+                                     bill_threshold=terms["bill_threshold"], tariff_id="guangdong-1-10kv"))
             code, name = DEMO_MANAGERS[c["id"]]
             manager = session.scalar(select(AccountManager).where(AccountManager.code == code))
             if manager is None:
@@ -57,4 +57,17 @@ def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
     today = datetime.now(UTC).date()
     models = forecast_job(gw, today)
     forecast_job(gw)
-    return {"alerts_opened": len(opened), "tiers": tiers, "forecast_models": models}
+    logins = seed_logins(gw, [c["id"] for c in customers])
+    return {"logins": logins, "alerts_opened": len(opened), "tiers": tiers, "forecast_models": models}
+
+
+def seed_logins(gw: Gateway, customers: list[str]) -> list[dict[str, Any]]:
+    """A login per role and per demo customer, with passwords made fresh at each demo start."""
+    from gateway.api import auth_for
+    from gateway.auth import seed_demo_users
+
+    managers: dict[str, list[str]] = {}
+    for cid in customers:
+        if cid in DEMO_MANAGERS:
+            managers.setdefault(DEMO_MANAGERS[cid][0], []).append(cid)
+    return seed_demo_users(auth_for(gw), customers, managers)

@@ -52,7 +52,20 @@ def test_demo_serves_health_and_metrics(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "demo", "--duration", "20", "--port", "0",
                              "--data-dir", str(tmp_path / "d")], stdout=subprocess.PIPE, text=True)
     try:
-        url = json.loads(proc.stdout.readline())["portal_url"]
+        first = json.loads(proc.stdout.readline())
+        url = first["portal_url"]
+        logins = first["logins"]
+        assert {x["role"] for x in logins} == {"admin", "engineer", "account_manager", "customer"}
+        customers = {x["customer"]: x for x in logins if x["role"] == "customer"}
+        assert set(customers) == {"huaxin-steel", "rhein-chem"}
+        me = customers["rhein-chem"]
+        token = httpx.post(url + "api/v1/auth/token", data={"username": me["username"], "password": me["password"]},
+                           timeout=10).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        curve = httpx.get(url + "api/v1/customers/rhein-chem/day-curve", headers=auth, timeout=30)
+        assert curve.status_code == 200
+        assert httpx.get(url + "api/v1/customers/huaxin-steel/day-curve", headers=auth, timeout=30).status_code == 404
+        assert httpx.get(url + "login", timeout=10).status_code == 200
         health = httpx.get(url + "healthz", timeout=10).json()
         assert health["status"] == "ok"
         devices = httpx.get(url + "api/v1/collectors/health", timeout=10).json()
