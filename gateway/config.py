@@ -74,6 +74,7 @@ class ApiConfig(_Strict):
     port: int = Field(8080, ge=0, le=65535)
     secret_key_env: str = "GATEWAY_SECRET_KEY"  # noqa: S105 - the name of the variable, not a secret
     public_url: str = ""
+    warm_days: int = Field(31, ge=0, le=366)  # day curves computed ahead at start, so first users wait for none
 
 
 class DatabaseConfig(_Strict):

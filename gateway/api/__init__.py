@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 
 from fastapi import FastAPI
 
@@ -51,7 +52,16 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
                               "customers (their own company). Bearer tokens from POST /api/v1/auth/token.")
     app.state.gateway = gw
     app.state.auth = auth_for(gw)
-    app.state.views = Views(gw)
+    app.state.views = views = Views(gw)
+    if gw.config.api.warm_days:
+
+        def warm() -> None:
+            try:
+                views.warm(gw.config.api.warm_days)
+            except Exception:  # noqa: BLE001 - warming is an optimisation; a failure must not stop the API
+                log.exception("warming the day-curve cache failed")
+
+        threading.Thread(target=warm, name="warm-views", daemon=True).start()
     install_error_handlers(app)
     for module in (auth, customers, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
         app.include_router(module.router)

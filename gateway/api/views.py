@@ -31,22 +31,40 @@ MAX_EXPORT_DAYS = 366
 
 
 class TtlCache:
-    """A small LRU with a per-entry lifetime."""
+    """A small LRU with a per-entry lifetime; concurrent misses of one key compute it once."""
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
+        self._computing: dict[Any, threading.Lock] = {}
 
-    def get(self, key: Any, ttl_s: float, make: Callable[[], T]) -> T:
-        now = time.monotonic()
+    def _fresh(self, key: Any) -> tuple[bool, Any]:
         with self._lock:
             hit = self._data.get(key)
-            if hit is not None and hit[0] > now:
+            if hit is not None and hit[0] > time.monotonic():
                 self._data.move_to_end(key)
-                value: T = hit[1]
-                return value
-        value = make()
+                return True, hit[1]
+            return False, None
+
+    def get(self, key: Any, ttl_s: float, make: Callable[[], T]) -> T:
+        found, value = self._fresh(key)
+        if found:
+            return value  # type: ignore[no-any-return]
+        with self._lock:
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            found, value = self._fresh(key)  # another request made it while this one waited
+            if found:
+                return value  # type: ignore[no-any-return]
+            value = make()
+            self._put(key, ttl_s, value)
+        with self._lock:
+            self._computing.pop(key, None)
+        return value  # type: ignore[no-any-return]
+
+    def _put(self, key: Any, ttl_s: float, value: Any) -> None:
+        now = time.monotonic()
         with self._lock:
             self._data[key] = (now + ttl_s, value)
             self._data.move_to_end(key)
@@ -105,7 +123,7 @@ def _num(x: Any, digits: int = 3) -> float | None:
     if x is None:
         return None
     f = float(x)
-    return None if not np.isfinite(f) else round(f, digits)
+    return None if f != f or f in (np.inf, -np.inf) else round(f, digits)
 
 
 class Views:
@@ -133,19 +151,15 @@ class Views:
         tariff = tariff_of(contract_of(self.gw, customer))
         bands = tariff.price_table(pd.DatetimeIndex(actual.index))["band"].tolist() if tariff else [None] * len(actual)
         # Last week's curve is laid over today's by position in the day (local wall clock).
-        lw = last_week["kw_mean"].to_numpy()
-        lw_by_wall = dict(zip(pd.DatetimeIndex(last_week.index).strftime("%H:%M"), lw, strict=True))
-        points = []
-        for i, (ts, row) in enumerate(actual.iterrows()):
-            stamp = pd.Timestamp(ts)  # type: ignore[arg-type]
-            fc = forecast["forecast"].iloc[i] if i < len(forecast) else np.nan
-            points.append({
-                "start": stamp.isoformat(),
-                "actual_kw": None if row["missing"] else _num(row["kw_mean"]),
-                "forecast_kw": _num(fc * 4) if pd.notna(fc) else None,
-                "last_week_kw": _num(lw_by_wall.get(stamp.strftime("%H:%M"))),
-                "band": bands[i],
-            })
+        idx = pd.DatetimeIndex(actual.index)
+        walls = idx.strftime("%H:%M")
+        by_wall = pd.Series(last_week["kw_mean"].to_numpy(),
+                            index=pd.DatetimeIndex(last_week.index).strftime("%H:%M"))
+        lw = by_wall[~by_wall.index.duplicated()].reindex(walls).to_numpy(dtype=float)
+        act = actual["kw_mean"].where(~actual["missing"].astype(bool)).to_numpy(dtype=float)
+        fc = forecast["forecast"].reindex(idx).to_numpy(dtype=float) * 4
+        points = [{"start": s, "actual_kw": _num(a), "forecast_kw": _num(f), "last_week_kw": _num(w), "band": b}
+                  for s, a, f, w, b in zip(idx.map(pd.Timestamp.isoformat), act, fc, lw, bands, strict=True)]
         kw = actual["kw_mean"]
         measured = kw.dropna()
         peak_at = None if measured.empty else pd.Timestamp(measured.idxmax()).isoformat()  # type: ignore[arg-type]
@@ -163,6 +177,21 @@ class Views:
                 "tariff": tariff.id if tariff else None,
             },
         }
+
+    def warm(self, days: int) -> None:
+        """Compute the last `days` day curves and the last two months of every customer ahead of the first user."""
+        for c in self.gw.config.customers:
+            today = datetime.now(ZoneInfo(c.timezone)).date()
+            for back in range(days + 1):
+                self.day_curve(c.id, today - timedelta(days=back))
+            self.month_view_or_none(c.id, today.replace(day=1))
+            self.month_view_or_none(c.id, (today.replace(day=1) - timedelta(days=1)).replace(day=1))
+
+    def month_view_or_none(self, customer: str, month: date) -> dict[str, Any] | None:
+        try:
+            return self.month_view(customer, month)
+        except ApiError:
+            return None
 
     def month_view(self, customer: str, month: date) -> dict[str, Any]:
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)

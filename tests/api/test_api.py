@@ -150,3 +150,30 @@ def test_probe_reads_a_real_modbus_simulator(client):
     finally:
         asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
+
+
+def test_concurrent_misses_compute_a_curve_once_and_warming_fills_the_cache(world):
+    import threading
+    import time
+
+    from gateway.api.views import TtlCache, Views
+
+    cache, calls = TtlCache(), []
+
+    def make() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", 60, make))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 8
+    assert len(calls) == 1
+
+    views = Views(world.gw)
+    views.warm(3)
+    assert len(views.cache._data) >= 3 * (3 + 1)

@@ -35,7 +35,7 @@ PASSWORD = "correct-horse-battery"  # noqa: S105 - test users only
 
 def _config(data_dir: Path) -> str:
     parts = [f'[gateway]\ndata_dir = "{data_dir}"\nenvironment = "development"\nrun_scheduler = false\n',
-             '[api]\nhost = "127.0.0.1"\nport = 0\n']
+             '[api]\nhost = "127.0.0.1"\nport = 0\nwarm_days = 0\n']
     for i, (cid, tz) in enumerate(CUSTOMERS.items(), start=1):
         lang = "en" if tz.startswith("Europe") else "zh"
         parts.append(f'[[customers]]\nid = "{cid}"\nname = "{cid.title()} Works"\ntimezone = "{tz}"\n'
