@@ -1,0 +1,81 @@
+"""Service 8: saving advice ranked by money, gathered from the other services with their evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from crm_bridge.services.curves import TouAdvice, load_curve_card, tou_advice
+from crm_bridge.services.demand import DemandAdvice, PfAdvice, demand_advice, pf_advice
+from crm_bridge.services.inputs import ContractInputs, Evidence, check_frame
+from crm_bridge.services.usage import BaseLoad, BillForecast, base_load, bill_forecast
+from crm_bridge.tariffs import Tariff, load_tariff
+
+
+class AdviceItem(BaseModel):
+    """One thing the customer can do, what it is worth, and what that figure stands on."""
+
+    kind: str
+    title: str
+    money_per_month: float
+    money_per_year: float
+    currency: str
+    evidence: Evidence
+    assumptions: list[str]
+
+
+def _item(kind: str, title: str, per_month: float, currency: str, ev: Evidence, extra: list[str]) -> AdviceItem:
+    return AdviceItem(kind=kind, title=title, money_per_month=round(per_month, 2),
+                      money_per_year=round(12 * per_month, 2), currency=currency, evidence=ev,
+                      assumptions=[*ev.assumptions, *extra])
+
+
+def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = None, pf: PfAdvice | None = None,
+                  base: BaseLoad | None = None, months_of_data: float = 1.0) -> list[AdviceItem]:
+    """Advice items from whichever results are given, largest money first; items worth nothing are left out."""
+    items: list[AdviceItem] = []
+    per = max(months_of_data, 1e-9)
+    if tou is not None and tou.saving > 0:
+        items.append(_item("load_shift", f"Move {tou.shift_kwh / per:,.0f} kWh a month from {tou.shift_from} to "
+                           f"{tou.shift_to}", tou.saving / per, tou.currency, tou.evidence,
+                           ["next months like this one"]))
+    if demand is not None:
+        if demand.saving_by_switching > 0:
+            items.append(_item("basic_charge_mode", f"Bill the basic charge by {demand.cheapest_mode} instead of "
+                               f"{demand.current_mode}", demand.saving_by_switching, demand.currency,
+                               demand.evidence, ["next months peak like this one"]))
+        if demand.upgrade_advised and demand.upgrade_reason:
+            items.append(_item("capacity_upgrade", f"Plan a transformer capacity upgrade: {demand.upgrade_reason}",
+                               0.0, demand.currency, demand.evidence, ["a safety and reliability item, not a saving"]))
+    if pf is not None and pf.money_per_month > 0:
+        q = f"{pf.capacitor_kvar:,.0f} kvar" if pf.capacitor_kvar else "compensation"
+        payback = f", payback {pf.payback_months:.1f} months" if pf.payback_months else ""
+        items.append(_item("power_factor", f"Install {q} to reach PF {pf.target_pf}{payback}", pf.money_per_month,
+                           pf.currency, pf.evidence, []))
+    if base is not None and base.money_per_month > 0:
+        items.append(_item("base_load", f"Cut {base.cut_kw:,.0f} kW of off-hours base load "
+                           f"({base.base_kw or 0:,.0f} kW now)", base.money_per_month, base.currency, base.evidence,
+                           []))
+    return sorted(items, key=lambda i: (-i.money_per_month, i.kind))
+
+
+def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None = None,
+            as_of: Any = None, forecast: pd.DataFrame | None = None,
+            monthly_pmax_kw: list[float] | None = None, operating: pd.Series | None = None) -> dict[str, Any]:
+    """Every interval-data service on one month of 15-min data (the card for its last full day)."""
+    idx = check_frame(month, "services", ("kwh", "kvarh"))
+    tariff = tariff or load_tariff(contract.tariff_id)
+    days = pd.DatetimeIndex(idx.normalize()).unique()
+    last_day = days[-1] if len(days) == 1 else days[-2] if (idx.normalize() == days[-1]).sum() < 92 else days[-1]
+    card = load_curve_card(month[idx.normalize() == last_day], tariff)
+    tou = tou_advice(month, tariff)
+    demand = demand_advice(month, contract, tariff, monthly_pmax_kw)
+    pf = pf_advice(month, contract, tariff, basic_charge=demand.charges.get(contract.basic_charge_mode))
+    base = base_load(month, tariff, operating)
+    bill: BillForecast = bill_forecast(month, contract, tariff, as_of or (idx[-1] + pd.Timedelta(minutes=15)),
+                                       forecast)
+    months = len(idx) / (96 * 30.4)
+    return {"card": card, "tou": tou, "demand": demand, "pf": pf, "base_load": base, "bill": bill,
+            "advice": saving_advice(tou, demand, pf, base, months_of_data=months)}

@@ -1,0 +1,90 @@
+"""Inputs and result parts shared by the services: contract terms, evidence, assumptions from the data file."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_bridge.errors import CrmError
+
+BasicMode = Literal["capacity", "max_demand", "contract_demand"]
+MODE_OF_COMPARISON = {"capacity": "capacity", "demand": "max_demand", "contract": "contract_demand"}
+
+
+class ServiceError(CrmError, ValueError):
+    """A service cannot run on what it was given: empty or naive data, a missing column, impossible terms."""
+
+
+class ContractInputs(BaseModel):
+    """The contract terms the services need (a plain copy of the registry's Contract row)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    transformer_kva: float = Field(gt=0)
+    hv_motors_kw: float = Field(0.0, ge=0)
+    contract_demand_kw: float = Field(gt=0)
+    basic_charge_mode: BasicMode = "contract_demand"
+    pf_standard: float = Field(0.90, gt=0, le=1)
+    bill_threshold: float | None = Field(None, ge=0)
+    tariff_id: str
+
+    @classmethod
+    def from_contract(cls, row: Any) -> ContractInputs:
+        mode = {"demand": "max_demand", "contract": "contract_demand"}.get(row.basic_charge_mode,
+                                                                          row.basic_charge_mode)
+        return cls(transformer_kva=row.transformer_kva, hv_motors_kw=row.hv_motors_kw or 0.0,
+                   contract_demand_kw=row.contract_demand_kw, basic_charge_mode=mode, pf_standard=row.pf_standard,
+                   bill_threshold=row.bill_threshold, tariff_id=row.tariff_id)
+
+
+class Evidence(BaseModel):
+    """Which data a result stands on: the period, how many intervals were used and missing, and assumptions."""
+
+    model_config = ConfigDict(frozen=True)
+    data: str
+    period_start: datetime | None
+    period_end: datetime | None
+    intervals: int
+    missing_intervals: int
+    assumptions: list[str] = []
+
+
+@cache
+def settings() -> dict[str, Any]:
+    text = resources.files("crm_bridge").joinpath("data", "services.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+REQUIRED = ("kwh",)
+
+
+def check_frame(frame: pd.DataFrame, what: str, columns: tuple[str, ...] = REQUIRED) -> pd.DatetimeIndex:
+    """The frame's tz-aware index; a clear ServiceError for empty, naive or column-less input."""
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise ServiceError(f"{what}: the frame must be indexed by interval start times")
+    if frame.index.tz is None:
+        raise ServiceError(f"{what}: interval times must be tz-aware (the customer's local time)")
+    if len(frame) == 0:
+        raise ServiceError(f"{what}: no intervals given")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ServiceError(f"{what}: the frame lacks column(s) {', '.join(missing)}")
+    return frame.index
+
+
+def evidence(frame: pd.DataFrame, data: str, assumptions: list[str] | None = None) -> Evidence:
+    idx = pd.DatetimeIndex(frame.index)
+    missing = frame["kwh"].isna()
+    return Evidence(data=data, period_start=idx[0].to_pydatetime(),
+                    period_end=(idx[-1] + pd.Timedelta(minutes=15)).to_pydatetime(), intervals=len(frame),
+                    missing_intervals=int(missing.sum()), assumptions=assumptions or [])
+
+
+def kw_of(frame: pd.DataFrame) -> pd.Series:
+    """15-min mean kW: the frame's kw column when present, else kWh x 4."""
+    return frame["kw"] if "kw" in frame.columns else frame["kwh"] * 4

@@ -1,0 +1,240 @@
+"""Services 5, 6 and 7: off-hours base load, bill forecast with the customer's threshold, energy performance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from crm_bridge.services.inputs import ContractInputs, Evidence, ServiceError, check_frame, evidence, kw_of, settings
+from crm_bridge.tariffs import Tariff, basic_charges, energy_cost
+
+
+class BaseLoad(BaseModel):
+    """Base load (5th percentile of off-hours kW), the off-hours energy share, its trend, and the money of a cut."""
+
+    currency: str
+    base_kw: float | None
+    off_hours_kwh: float
+    off_hours_share: float | None
+    weekly_base_kw: dict[str, float]  # week start -> base kW of that week
+    trailing_median_kw: float | None
+    rise_pct: float | None
+    alert: bool
+    cut_kw: float
+    money_per_month: float
+    evidence: Evidence
+
+
+def off_hours_mask(idx: pd.DatetimeIndex, operating: pd.Series | None = None) -> np.ndarray:
+    """True for intervals outside production: from a plan (`operating` True/False per interval) or the calendar."""
+    if operating is not None:
+        return ~operating.reindex(idx).fillna(True).astype(bool).to_numpy()
+    cfg = settings()["base_load"]
+    hour = idx.hour.to_numpy()
+    off = np.zeros(len(idx), dtype=bool)
+    for lo, hi in cfg["off_hours"]:
+        off |= (hour >= lo) & (hour < hi)
+    if cfg["weekend_off"]:
+        off |= idx.dayofweek.to_numpy() >= 5
+    return off
+
+
+def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None = None,
+              rise_alert_pct: float | None = None) -> BaseLoad:
+    """Base load of the frame (weeks of data give the trailing 4-week median and the rise alert)."""
+    idx = check_frame(frame, "base load")
+    cfg = settings()["base_load"]
+    rise_limit = rise_alert_pct if rise_alert_pct is not None else float(cfg["rise_alert_pct"])
+    off = off_hours_mask(idx, operating)
+    kw = kw_of(frame)
+    off_kw = kw[off].dropna()
+    q = float(cfg["quantile"])
+    base = float(off_kw.quantile(q)) if len(off_kw) else None
+    kwh = frame["kwh"]
+    total = float(kwh.sum())
+    off_kwh = float(kwh[off].sum())
+    weekly = off_kw.groupby(pd.DatetimeIndex(off_kw.index).tz_localize(None).to_period("W-SUN")).quantile(q)
+    weekly_map = {str(pd.Period(p).start_time.date()): float(v) for p, v in weekly.items()}  # type: ignore[arg-type]
+    values = list(weekly_map.values())
+    trailing = float(np.median(values[-5:-1])) if len(values) >= 2 else None
+    rise = (values[-1] / trailing - 1) * 100 if trailing else None
+    prices = tariff.price_table(idx)["price"].to_numpy()
+    off_price = float(np.nanmean(prices[off])) if off.any() else 0.0
+    cut = float(cfg["cut_share"]) * (base or 0.0)
+    off_hours_per_month = off.sum() / 4 / max(1.0, len(idx) / 96) * 30.4
+    return BaseLoad(
+        currency=tariff.currency, base_kw=base, off_hours_kwh=off_kwh,
+        off_hours_share=off_kwh / total if total else None, weekly_base_kw=weekly_map, trailing_median_kw=trailing,
+        rise_pct=rise, alert=bool(rise is not None and rise > rise_limit), cut_kw=cut,
+        money_per_month=cut * off_hours_per_month * off_price,
+        evidence=evidence(frame, "15-min kW outside production hours", [
+            "off-hours from the production plan" if operating is not None else
+            f"off-hours from the shift calendar {cfg['off_hours']}, weekends {'off' if cfg['weekend_off'] else 'on'}",
+            f"base load = {q:.0%} quantile of off-hours kW", f"a plant can cut {cfg['cut_share']:.0%} of it",
+            f"alert above {rise_limit:g} % over the trailing 4-week median"]),
+    )
+
+
+class BillForecast(BaseModel):
+    """Month-to-date cost plus the forecast of the remaining days, against the customer's own threshold."""
+
+    currency: str
+    month: str
+    as_of: datetime
+    mtd_kwh: float
+    mtd_energy_cost: float
+    remaining_kwh: float
+    remaining_energy_cost: float
+    basic_charge: float
+    total: float
+    threshold: float | None
+    over_threshold: bool
+    method: str
+    evidence: Evidence
+
+
+def _month_grid(start: pd.Timestamp) -> pd.DatetimeIndex:
+    nxt = (start + pd.offsets.MonthBegin(1)).normalize()
+    return pd.date_range(start, nxt, freq="15min", inclusive="left")
+
+
+def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, as_of: datetime,
+                  forecast: pd.DataFrame | None = None) -> BillForecast:
+    """The month's bill: measured cost so far, plus a forecast of the remaining intervals, plus basic charge.
+
+    `mtd` holds the month's intervals up to `as_of`; the rest comes from `forecast` (column `forecast`, kWh) where
+    it covers, else from the mean of the same weekday's measured days of the month (all days if none).
+    """
+    idx = check_frame(mtd, "bill forecast")
+    tz = idx.tz
+    start = pd.Timestamp(idx[0]).tz_convert(tz).normalize().replace(day=1)
+    grid = _month_grid(start)
+    cut = pd.Timestamp(as_of).tz_convert(tz)
+    done = mtd["kwh"][(idx >= start) & (idx < cut)]
+    rest = grid[grid >= cut]
+    measured = done.dropna()
+    if len(rest):
+        remaining = pd.Series(np.nan, index=rest)
+        method = "same-weekday profile of the month to date"
+        if forecast is not None and "forecast" in forecast.columns:
+            remaining = forecast["forecast"].reindex(rest)
+            method = "stored forecast where it covers, same-weekday profile for the rest"
+        gap = remaining.isna().to_numpy()
+        if gap.any():
+            if len(measured) == 0:
+                raise ServiceError("bill forecast: no measured interval this month to base a profile on")
+            m_idx = pd.DatetimeIndex(measured.index)
+            key = pd.MultiIndex.from_arrays([m_idx.dayofweek, m_idx.hour * 4 + m_idx.minute // 15])
+            by_dow = pd.Series(measured.to_numpy(), index=key).groupby(level=[0, 1]).mean()
+            by_slot = pd.Series(measured.to_numpy(), index=key.get_level_values(1)).groupby(level=0).mean()
+            r_idx = rest[gap]
+            want = pd.MultiIndex.from_arrays([r_idx.dayofweek, r_idx.hour * 4 + r_idx.minute // 15])
+            fill = by_dow.reindex(want).to_numpy()
+            holes = np.isnan(fill)
+            fill[holes] = by_slot.reindex(want.get_level_values(1)[holes]).to_numpy()
+            values = remaining.to_numpy()
+            values[gap] = fill
+            remaining = pd.Series(values, index=rest)
+        remaining_cost = float(energy_cost(remaining, tariff)["energy_cost"].iloc[-1])
+        remaining_kwh = float(remaining.sum())
+    else:
+        remaining_cost, remaining_kwh, method = 0.0, 0.0, "the month is complete"
+    mtd_cost = float(energy_cost(done, tariff)["energy_cost"].iloc[-1]) if len(done) else 0.0
+    kw = kw_of(mtd).dropna()
+    version = tariff.version_at(start.date())
+    bc = basic_charges(version, contract.transformer_kva, float(kw.max()) if len(kw) else 0.0,
+                       contract.contract_demand_kw, contract.hv_motors_kw)
+    basic = {"capacity": bc.capacity, "max_demand": bc.demand}.get(contract.basic_charge_mode,
+                                                                   bc.contract or bc.demand)
+    total = mtd_cost + remaining_cost + basic
+    return BillForecast(
+        currency=tariff.currency, month=start.strftime("%Y-%m"), as_of=cut.to_pydatetime(),
+        mtd_kwh=float(done.sum()), mtd_energy_cost=mtd_cost, remaining_kwh=remaining_kwh,
+        remaining_energy_cost=remaining_cost, basic_charge=basic, total=total, threshold=contract.bill_threshold,
+        over_threshold=contract.bill_threshold is not None and total > contract.bill_threshold, method=method,
+        evidence=evidence(mtd, "15-min kWh of the month to date", [
+            method, f"basic charge by {contract.basic_charge_mode} with the month-to-date Pmax",
+            "PF adjustment not included"]),
+    )
+
+
+class EnergyPerformance(BaseModel):
+    """ISO 50006-style: SEC, baseline E = a + b x output, savings, CUSUM, and next month from the plan."""
+
+    months: list[str]
+    sec_kwh_per_unit: list[float | None]
+    a: float | None
+    b: float | None
+    r2: float | None
+    valid: bool
+    reason: str | None
+    predicted_kwh: list[float | None]
+    savings_kwh: list[float | None]  # predicted - actual (positive: better than the baseline)
+    cusum_kwh: list[float | None]
+    next_month_kwh: float | None
+    next_month_cost: float | None
+    evidence: Evidence
+
+
+def energy_performance(monthly: pd.DataFrame, baseline_months: int | None = None, next_output: float | None = None,
+                       price_per_kwh: float | None = None) -> EnergyPerformance:
+    """`monthly`: one row per month (index: month start), columns kwh and output (units of product).
+
+    The first `baseline_months` rows (default: all) fit the baseline; savings and CUSUM run over every row.
+    """
+    cfg = settings()["energy_performance"]
+    if not {"kwh", "output"} <= set(monthly.columns):
+        raise ServiceError("energy performance: monthly data needs columns kwh and output")
+    if len(monthly) == 0:
+        raise ServiceError("energy performance: no months given")
+    months = [pd.Timestamp(m).strftime("%Y-%m") for m in monthly.index]
+    kwh = monthly["kwh"].to_numpy(dtype=float)
+    out = monthly["output"].to_numpy(dtype=float)
+    sec = [None if not o or np.isnan(o) or np.isnan(e) else float(e / o) for e, o in zip(kwh, out, strict=True)]
+    n_base = baseline_months or len(monthly)
+    fit = ~(np.isnan(kwh[:n_base]) | np.isnan(out[:n_base]))
+    a = b = r2 = None
+    valid, reason = False, None
+    if fit.sum() < int(cfg["min_months"]):
+        reason = f"{int(fit.sum())} months with data; the baseline needs at least {cfg['min_months']}"
+    elif np.ptp(out[:n_base][fit]) == 0:
+        reason = "output does not vary: no regression possible"
+    else:
+        b_, a_ = np.polyfit(out[:n_base][fit], kwh[:n_base][fit], 1)
+        a, b = float(a_), float(b_)
+        pred = a + b * out[:n_base][fit]
+        ss_res = float(((kwh[:n_base][fit] - pred) ** 2).sum())
+        ss_tot = float(((kwh[:n_base][fit] - kwh[:n_base][fit].mean()) ** 2).sum())
+        r2 = 1 - ss_res / ss_tot if ss_tot else 0.0
+        valid = r2 >= float(cfg["min_r2"])
+        if not valid:
+            reason = f"R^2 {r2:.2f} below {cfg['min_r2']}: output explains too little of the energy"
+    predicted: list[float | None] = [None] * len(kwh)
+    savings: list[float | None] = [None] * len(kwh)
+    cusum: list[float | None] = [None] * len(kwh)
+    if a is not None and b is not None:
+        running = 0.0
+        for i, (e, o) in enumerate(zip(kwh, out, strict=True)):
+            if np.isnan(e) or np.isnan(o):
+                continue
+            predicted[i] = a + b * o
+            savings[i] = a + b * o - e
+            running += a + b * o - e
+            cusum[i] = running
+    nxt = a + b * next_output if valid and a is not None and b is not None and next_output is not None else None
+    first = pd.Timestamp(monthly.index[0])
+    return EnergyPerformance(
+        months=months, sec_kwh_per_unit=sec, a=a, b=b, r2=r2, valid=valid, reason=reason, predicted_kwh=predicted,
+        savings_kwh=savings, cusum_kwh=cusum, next_month_kwh=nxt,
+        next_month_cost=nxt * price_per_kwh if nxt is not None and price_per_kwh is not None else None,
+        evidence=Evidence(data="monthly kWh and output", period_start=first.to_pydatetime(),
+                          period_end=(pd.Timestamp(monthly.index[-1]) + pd.offsets.MonthBegin(1)).to_pydatetime(),
+                          intervals=len(monthly), missing_intervals=int(np.isnan(kwh).sum()),
+                          assumptions=[f"baseline over the first {n_base} months",
+                                       f"valid when R^2 >= {cfg['min_r2']} over >= {cfg['min_months']} months"]),
+    )
+
+
