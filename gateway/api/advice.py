@@ -1,41 +1,60 @@
-"""Saving advice ranked by money, for the API and the portal: from the last full month's figures and contract."""
+"""The value-added services of one customer for one month, from the query layer and the registry's contract."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
+
+from crm_bridge.errors import CrmError
+from crm_bridge.services import ContractInputs, run_all
 from gateway.api.errors import ApiError
-from gateway.api.views import Views, customer_config
+from gateway.api.views import Views, contract_of, customer_config
+from gateway.query import day_bounds
+
+
+def services_for(v: Views, customer: str, month: date) -> dict[str, Any]:
+    """Every service's result (JSON-ready) for `month`; the current month runs up to now."""
+    tz = ZoneInfo(customer_config(v.gw, customer).timezone)
+    first = month.replace(day=1)
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    start, _ = day_bounds(str(first), tz)
+    end, _ = day_bounds(str(nxt), tz)
+    return v.cache.get(("services", customer, first), v._ttl(end),
+                       lambda: _services(v, customer, start, min(end, datetime.now(tz))))
+
+
+def _services(v: Views, customer: str, start: datetime, end: datetime) -> dict[str, Any]:
+    contract = contract_of(v.gw, customer)
+    if contract is None:
+        raise ApiError(404, f"customer {customer!r} has no contract on file: the services need its terms")
+    if end <= start:
+        raise ApiError(404, f"no data for {customer} from {start.date()}: the month has not begun")
+    frame = v.gw.query.customer_intervals(customer, start, end)
+    frame = frame[frame.index < pd.Timestamp(end)]
+    if frame["kwh"].notna().sum() == 0:
+        raise ApiError(404, f"no measured intervals for {customer} from {start.date()} to {end.date()}")
+    forecast = v.gw.query.forecast(customer, start, end + timedelta(days=32))
+    try:
+        results = run_all(frame, ContractInputs.from_contract(contract), as_of=end, forecast=forecast)
+    except CrmError as exc:
+        raise ApiError(422, f"services for {customer}: {exc}") from None
+    out: dict[str, Any] = {k: ([x.model_dump(mode="json") for x in r] if isinstance(r, list)
+                               else r.model_dump(mode="json")) for k, r in results.items()}
+    out["month"] = start.strftime("%Y-%m")
+    out["customer"] = customer
+    return out
 
 
 def advice_for(v: Views, customer: str) -> list[dict[str, Any]]:
-    """Items with money per month and per year, the evidence and assumptions; largest saving first."""
+    """Saving advice ranked by money, from the last full month (the current one before the 8th is too short)."""
     tz = ZoneInfo(customer_config(v.gw, customer).timezone)
-    last_month = (datetime.now(tz).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    today = datetime.now(tz).date()
+    month = today.replace(day=1) if today.day >= 8 else (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     try:
-        view = v.month_view(customer, last_month)
+        advice: list[dict[str, Any]] = services_for(v, customer, month)["advice"]
     except ApiError:
         return []
-    items: list[dict[str, Any]] = []
-    bc = view.get("basic_charge")
-    if bc:
-        current = {"capacity": bc["capacity"], "max_demand": bc["demand"], "demand": bc["demand"],
-                   "contract_demand": bc["contract"], "contract": bc["contract"]}.get(bc["current_mode"])
-        best = min(x for x in (bc["capacity"], bc["demand"], bc["contract"]) if x is not None)
-        saving = 0.0 if current is None else current - best
-        if saving > 0:
-            items.append({"kind": "basic_charge_mode", "title": f"Switch the basic charge to '{bc['cheapest']}'",
-                          "money_per_month": round(saving, 2), "money_per_year": round(12 * saving, 2),
-                          "evidence": f"{view['month']}: peak {view['peak_kw']} kW; capacity {bc['capacity']}, "
-                                      f"max demand {bc['demand']}, contract {bc['contract']}",
-                          "assumptions": "next months peak like this one"})
-    pfa = view.get("pf_adjustment")
-    if pfa and pfa["amount"] and pfa["amount"] > 0:
-        items.append({"kind": "power_factor", "title": f"Raise PF from {pfa['pf']} to {pfa['standard']} or above",
-                      "money_per_month": pfa["amount"], "money_per_year": round(12 * pfa["amount"], 2),
-                      "evidence": f"{view['month']}: PF {pfa['pf']} against standard {pfa['standard']}: "
-                                  f"+{pfa['percent']} %",
-                      "assumptions": "same energy and PF in later months"})
-    return sorted(items, key=lambda x: -x["money_per_month"])
+    return advice

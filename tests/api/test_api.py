@@ -177,3 +177,20 @@ def test_concurrent_misses_compute_a_curve_once_and_warming_fills_the_cache(worl
     views = Views(world.gw)
     views.warm(3)
     assert len(views.cache._data) >= 3 * (3 + 1)
+
+
+def test_services_and_advice_from_the_query_layer_and_the_contract(client, world):
+    headers = token_for(client, "cust-acme")
+    s = client.get("/api/v1/customers/acme/services", headers=headers).json()
+    assert {"card", "tou", "demand", "pf", "base_load", "bill", "advice"} <= s.keys()
+    assert s["tou"]["currency"] == "CNY"
+    assert s["bill"]["threshold"] == 500_000.0
+    assert s["demand"]["limit_kw"] == 2500 * 1.05
+    assert s["card"]["complete"]
+    advice = client.get("/api/v1/customers/acme/advice", headers=headers).json()
+    assert advice, "the simulated plant has something worth doing"
+    money = [a["money_per_month"] for a in advice]
+    assert money == sorted(money, reverse=True)
+    assert all(a["evidence"]["intervals"] > 0 and a["assumptions"] for a in advice)
+    r = client.get("/api/v1/customers/acme/services", params={"month": "2030-01"}, headers=headers)
+    assert r.status_code == 404

@@ -119,3 +119,12 @@ def test_forms_need_the_csrf_token_and_cookies_are_httponly(portal):
         assert "CSRF" in r.text
         r = c.post("/login", data={"username": "cust-acme", "password": PASSWORD, "csrf_token": "forged"})
         assert r.status_code == 403
+
+
+def test_advice_page_shows_money_and_evidence(page, portal):
+    login(page, portal.url, "cust-acme")
+    page.goto(f"{portal.url}/portal/c/acme/advice")
+    rows = page.locator("#advice tr.item")
+    assert rows.count() >= 1
+    assert "CNY" in rows.first.locator(".money").first.inner_text()
+    assert "intervals" in rows.first.inner_text()

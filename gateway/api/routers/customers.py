@@ -106,6 +106,29 @@ def month(customer_id: CustomerId, v: ViewsDep,
     return v.month_view(customer_id, parse_month(month, tz))
 
 
+@router.get("/{customer_id}/services")
+def services(customer_id: CustomerId, v: ViewsDep,
+             month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
+             = None) -> dict[str, Any]:
+    """Every value-added service of the month, each with its evidence.
+
+    Load-curve card, TOU advice, demand and basic charge, PF, base load, bill forecast against the threshold, and
+    saving advice ranked by money.
+    """
+    from gateway.api.advice import services_for
+
+    tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
+    return services_for(v, customer_id, parse_month(month, tz))
+
+
+@router.get("/{customer_id}/advice")
+def advice(customer_id: CustomerId, v: ViewsDep) -> list[dict[str, Any]]:
+    """Saving advice ranked by money (per month and per year), with evidence and assumptions."""
+    from gateway.api.advice import advice_for
+
+    return advice_for(v, customer_id)
+
+
 @router.get("/{customer_id}/export")
 def export(customer_id: CustomerId, v: ViewsDep,
            fmt: Annotated[Literal["csv", "xlsx", "greenbutton"], Query(alias="format")] = "csv",
