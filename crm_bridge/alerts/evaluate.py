@@ -49,10 +49,21 @@ def _month_start(now_local: datetime) -> datetime:
 
 
 def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, now_local: datetime) -> float | None:
-    """Month-to-date energy cost at the tariff's average price, extrapolated to the month, plus basic charge.
+    """The month's bill forecast: the services' TOU-priced forecast when the contract names a shipped tariff.
 
-    Interim estimator until the services package's bill forecast lands; None if the tariff has no price.
+    For a tariff kept only in the registry (a document with `average_price_per_kwh`), the month-to-date energy cost
+    at that average price, extrapolated to the month, plus basic charge. None if neither gives a price.
     """
+    from crm_bridge.errors import TariffError
+    from crm_bridge.services import ContractInputs, bill_forecast
+    from crm_bridge.tariffs import available_tariffs, load_tariff
+
+    if contract.tariff_id in available_tariffs() and frame["kwh"].notna().any():
+        try:
+            return bill_forecast(frame, ContractInputs.from_contract(contract), load_tariff(contract.tariff_id),
+                                 now_local).total
+        except TariffError:
+            log.warning("tariff %s does not cover %s; using the registry's document", contract.tariff_id, now_local)
     tv = session.scalar(
         select(TariffVersion)
         .where(TariffVersion.tariff_id == contract.tariff_id, TariffVersion.valid_from <= now_local.date())

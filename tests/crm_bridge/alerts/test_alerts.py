@@ -232,3 +232,15 @@ def test_non_key_account_gets_no_change_alert(session: Session) -> None:
     cut = datetime(2026, 1, 1, tzinfo=TZ)
     evaluate_alerts(session, FnSource(lambda idx: np.where(idx >= pd.Timestamp(cut), 500.0, 1000.0)), NOW)
     assert [x for x in list_alerts(session) if x.type.startswith("consumption_")] == []
+
+
+def test_bill_forecast_prices_by_tou_when_the_contract_names_a_shipped_tariff(session: Session) -> None:
+    c = session.query(Company).one()
+    assert c.contract is not None
+    c.contract.tariff_id = "sichuan-2023"  # relative prices, flat = 1: ~744 MWh/month costs ~744,000 + basic
+    c.contract.bill_threshold = 700_000.0  # the registry's 0.1/kWh estimate (~74,400) would never reach it
+    session.commit()
+    evaluate_alerts(session, FnSource(flat(1000)), NOW)
+    [bill] = [a for a in list_alerts(session) if a.type == "bill_forecast"]
+    forecast = float(bill.message.split("forecast bill ")[1].split(" ")[0].replace(",", ""))
+    assert 744_000 < forecast < 744_000 + 40_000  # energy + one month's basic charge on 1000 kW max demand
