@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
@@ -50,20 +49,6 @@ def build_app(gw: Gateway) -> FastAPI:
         stats = gw.pipeline.stats()
         return {"status": "ok", "outbox_depth": stats["outbox_depth"], "store_down_s": stats["store_down_s"],
                 "devices_online": sum(1 for h in gw.health() if h.online), "devices": len(gw.health())}
-
-    @app.get("/api/v1/collectors/health", tags=["collectors"])
-    def collector_health() -> list[dict[str, Any]]:
-        """Per device: online, last success, consecutive failures, last poll latency, cycle overruns."""
-        out = []
-        for h in gw.health():
-            out.append({
-                "device": h.device, "protocol": h.protocol, "online": h.online,
-                "last_success": (datetime.fromtimestamp(h.last_success_ns / 1e9, UTC).isoformat()
-                                 if h.last_success_ns else None),
-                "consecutive_failures": h.consecutive_failures, "last_latency_s": h.last_latency_s,
-                "overruns": h.overruns, "polls": h.polls, "last_error": h.last_error,
-            })
-        return out
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -68,7 +68,12 @@ def test_demo_serves_health_and_metrics(tmp_path):
         assert httpx.get(url + "login", timeout=10).status_code == 200
         health = httpx.get(url + "healthz", timeout=10).json()
         assert health["status"] == "ok"
-        devices = httpx.get(url + "api/v1/collectors/health", timeout=10).json()
+        assert httpx.get(url + "api/v1/devices/health", timeout=10).status_code == 401
+        eng = next(x for x in logins if x["role"] == "engineer")
+        eng_token = httpx.post(url + "api/v1/auth/token", data={"username": eng["username"],
+                                                                "password": eng["password"]}, timeout=10)
+        devices = httpx.get(url + "api/v1/devices/health", timeout=10,
+                            headers={"Authorization": f"Bearer {eng_token.json()['access_token']}"}).json()
         assert len(devices) >= 5
         assert {d["protocol"] for d in devices} >= {"modbus"}
         assert all({"online", "last_success", "consecutive_failures", "last_latency_s", "overruns"} <= d.keys()

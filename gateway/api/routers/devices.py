@@ -38,6 +38,16 @@ def _device_json(gw: GatewayDep, d: Any, health: dict[str, Any]) -> dict[str, An
             "meter": tags[2] if tags else None, "health": health.get(d.name)}
 
 
+@router.get("/health", tags=["collectors"])
+def collector_health(gw: GatewayDep) -> list[dict[str, Any]]:
+    """Per device: online, last success, consecutive failures, last poll latency, cycle overruns, polls, last error."""
+    return [{"device": h.device, "protocol": h.protocol, "online": h.online,
+             "last_success": (datetime.fromtimestamp(h.last_success_ns / 1e9, UTC).isoformat()
+                              if h.last_success_ns else None),
+             "consecutive_failures": h.consecutive_failures, "last_latency_s": h.last_latency_s,
+             "overruns": h.overruns, "polls": h.polls, "last_error": h.last_error} for h in gw.health()]
+
+
 @router.get("")
 def list_devices(gw: GatewayDep, page: PageParams) -> dict[str, Any]:
     health = _health(gw)
