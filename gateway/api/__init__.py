@@ -45,7 +45,19 @@ def auth_for(gw: Gateway) -> AuthService:
 
 
 def create_app_for_gateway(gw: Gateway) -> FastAPI:
-    from gateway.api.routers import alerts, auth, customers, devices, meters, portfolio, sites, tariffs, tickets, users
+    from gateway.api.routers import (
+        accounts,
+        alerts,
+        auth,
+        customers,
+        devices,
+        meters,
+        portfolio,
+        sites,
+        tariffs,
+        tickets,
+        users,
+    )
 
     app = FastAPI(title="energy-gateway", version=API_VERSION, responses=_ERRORS,  # type: ignore[arg-type]
                   description="Gateway API: engineers (devices, data), account managers (their accounts), "
@@ -63,7 +75,7 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
 
         threading.Thread(target=warm, name="warm-views", daemon=True).start()
     install_error_handlers(app)
-    for module in (auth, customers, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
+    for module in (auth, customers, accounts, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
         app.include_router(module.router)
     from gateway.portal import mount_portal
 

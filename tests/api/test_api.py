@@ -194,3 +194,28 @@ def test_services_and_advice_from_the_query_layer_and_the_contract(client, world
     assert all(a["evidence"]["intervals"] > 0 and a["assumptions"] for a in advice)
     r = client.get("/api/v1/customers/acme/services", params={"month": "2030-01"}, headers=headers)
     assert r.status_code == 404
+
+
+def test_customer_file_and_interaction_log(client, world):
+    from crm_bridge.registry.models import Company, Equipment, Inspection
+
+    with world.gw.db() as s:
+        from datetime import UTC, datetime
+
+        from sqlalchemy import select
+
+        company = s.scalar(select(Company).where(Company.code == "beta"))
+        eq = Equipment(company_id=company.id, kind="transformer", name="T1 10/0.4 kV", rating=4000,
+                       rating_unit="kVA")
+        eq.inspections.append(Inspection(kind="inspection", at=datetime(2026, 5, 1, tzinfo=UTC), result="ok"))
+        s.add(eq)
+        s.commit()
+    mgr = token_for(client, "mgr-b")
+    r = client.post("/api/v1/customers/beta/interactions", headers=mgr,
+                    json={"channel": "visit", "summary": "walked the compressor room"})
+    assert r.status_code == 201
+    f = client.get("/api/v1/customers/beta/file", headers=mgr).json()
+    assert f["equipment"][0]["name"] == "T1 10/0.4 kV"
+    assert f["equipment"][0]["inspections"][0]["result"] == "ok"
+    assert f["interactions"][0]["summary"] == "walked the compressor room"
+    assert client.get("/api/v1/customers/beta/file", headers=token_for(client, "cust-beta")).status_code == 403
