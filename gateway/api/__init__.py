@@ -10,6 +10,7 @@ import threading
 from fastapi import FastAPI
 
 from gateway.api.errors import ERROR_SCHEMA, install_error_handlers
+from gateway.api.metrics import install_metrics
 from gateway.api.views import Views
 from gateway.auth import AuthService
 from gateway.runtime import Gateway
@@ -75,6 +76,7 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
 
         threading.Thread(target=warm, name="warm-views", daemon=True).start()
     install_error_handlers(app)
+    install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
         app.include_router(module.router)
     from gateway.portal import mount_portal

@@ -89,3 +89,13 @@ def test_users_cli_add_list_disable(tmp_path, monkeypatch):
     listing = runner.invoke(cli, ["users", "list", "--config", str(cfg)]).output
     rows = [json.loads(line) for line in listing.splitlines()]
     assert {(u["username"], u["disabled"]) for u in rows} == {("ops", True), ("c1", False)}
+
+
+def test_metrics_count_requests_by_route_template_and_logins(client):
+    client.get("/api/v1/customers/acme", headers=token_for(client, "cust-acme"))
+    client.post("/api/v1/auth/token", data={"username": "cust-acme", "password": "not-the-password"})
+    text = client.get("/metrics").text
+    assert 'route="/api/v1/customers/{customer_id}"' in text
+    assert 'route="/api/v1/customers/acme"' not in text
+    assert 'gateway_logins_total{outcome="failure"}' in text
+    assert 'gateway_logins_total{outcome="success"}' in text
