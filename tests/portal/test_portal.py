@@ -74,8 +74,23 @@ def test_a_request_reaches_the_managers_queue_and_logout(page, portal):
     page.wait_for_url("**/portal/queue")
     assert page.locator("#queue tr", has_text=title).locator(".status").inner_text() == "acknowledged"
 
+    for step in ("in_progress", "resolved"):
+        page.locator("#queue tr", has_text=title).locator("button").click()
+        page.wait_for_url("**/portal/queue")
+        assert page.locator("#queue tr", has_text=title).locator(".status").inner_text() == step
+
     login(page, portal.url, "mgr-b")
     assert page.locator("#queue tr", has_text=title).count() == 0, "another manager's queue does not show it"
+
+    login(page, portal.url, "cust-gamma")
+    page.goto(f"{portal.url}/portal/c/gamma/requests")
+    page.locator("#tickets tr", has_text=title).locator("a").click()
+    assert page.inner_text("#ticket-status") == "resolved"
+    page.select_option("#rate-form select", "5")
+    page.click("#rate-form button")
+    page.wait_for_selector("#ticket-status")
+    assert page.inner_text("#ticket-status") == "closed"
+    assert "5" in page.inner_text("main p")
 
 
 def test_a_customer_cannot_reach_another_customers_page_by_url(page, portal, portal_world):
