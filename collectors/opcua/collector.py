@@ -1,0 +1,371 @@
+"""The OPC UA collector: one client per device, polling in chunks or subscribing, reconnecting with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asyncua import Client, Node, ua
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+
+from collectors.base import Collector, CollectorError, DeviceHealth, Emit
+from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
+from collectors.opcua.security import client_certificate, trusted_server_certificate
+from collectors.reading import Quality, Reading
+
+log = logging.getLogger(__name__)
+DEFAULT_CHUNK = 500  # nodes per request when the server states no limit
+_NS = 1_000_000_000
+
+
+def quality_of(status: ua.StatusCode) -> Quality:
+    """OPC UA status code -> quality: Good, Uncertain and Bad by the code's severity bits."""
+    if status.is_good():
+        return Quality.GOOD
+    if status.is_uncertain():
+        return Quality.UNCERTAIN
+    return Quality.BAD
+
+
+def _ts_ns(t: Any) -> int | None:
+    if t is None:
+        return None
+    return int(t.timestamp() * _NS)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return None
+
+
+@dataclass
+class _Point:
+    cfg: OpcUaNodeConfig
+    node: Node | None = None
+    error: str = ""  # why the node could not be resolved (then every read reports it bad)
+    last_source_ns: int | None = None
+
+
+class _Handler:
+    """Subscription callbacks: data changes go to a buffer the device flushes to `emit`."""
+
+    def __init__(self, device: _Device) -> None:
+        self.device = device
+
+    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        point = self.device.by_node.get(node.nodeid)
+        if point is not None:
+            self.device.buffer.append(self.device.reading(point, data.monitored_item.Value))
+
+    def status_change_notification(self, status: Any) -> None:
+        self.device.lost_reason = f"subscription status {status}"
+
+
+class _Device:
+    def __init__(self, cfg: OpcUaDeviceConfig, state_dir: Path, environ: Mapping[str, str]) -> None:
+        self.cfg, self.state_dir, self.environ = cfg, state_dir, environ
+        self.health = DeviceHealth(cfg.name, "opcua")
+        self.points = [_Point(n) for n in cfg.nodes]
+        self.by_node: dict[ua.NodeId, _Point] = {}
+        self.buffer: list[Reading] = []
+        self.read_requests = 0
+        self.chunk = cfg.max_nodes_per_read or DEFAULT_CHUNK
+        self.offline_sent = False
+        self.lost_reason = ""
+        self.client: Client | None = None
+
+    # -- readings --------------------------------------------------------------------------------
+    def reading(self, p: _Point, dv: ua.DataValue) -> Reading:
+        now = time.time_ns()
+        src = _ts_ns(dv.SourceTimestamp) or _ts_ns(dv.ServerTimestamp) or now
+        status = dv.StatusCode or ua.StatusCode(0)
+        quality = quality_of(status)
+        raw = dv.Value.Value if dv.Value is not None else None
+        value = _number(raw)
+        if value is None and quality is not Quality.BAD:
+            quality = Quality.BAD  # a string, array or NaN where a number belongs
+        if quality is Quality.BAD:
+            value = None
+        elif value is not None:
+            value = value * p.cfg.scale + p.cfg.offset
+        return Reading(self.cfg.name, p.cfg.point, value, p.cfg.unit, quality, src, now)
+
+    def bad(self, p: _Point) -> Reading:
+        now = time.time_ns()
+        return Reading(self.cfg.name, p.cfg.point, None, p.cfg.unit, Quality.BAD, now, now)
+
+    def offline(self) -> list[Reading]:
+        """One comm_lost reading per point, once per outage: the explicit offline signal."""
+        if self.offline_sent:
+            return []
+        self.offline_sent = True
+        now = time.time_ns()
+        return [Reading(self.cfg.name, p.cfg.point, None, p.cfg.unit, Quality.COMM_LOST, now, now)
+                for p in self.points]
+
+    # -- connection ----------------------------------------------------------------------------
+    async def connect(self) -> Client:
+        cfg = self.cfg
+        client = Client(cfg.url, timeout=cfg.timeout_s)
+        client.name = "energy-gateway"
+        if cfg.security_policy != "None":
+            cert, key, uri = await client_certificate(cfg, self.state_dir)
+            server = await trusted_server_certificate(cfg, self.state_dir, cfg.timeout_s)
+            client.application_uri = uri
+            await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                      server_certificate=str(server),
+                                      mode=getattr(ua.MessageSecurityMode, cfg.security_mode))
+        if cfg.username is not None:
+            password = self.environ.get(cfg.password_env or "")
+            if password is None:
+                raise CollectorError(f"device {cfg.name!r}: environment variable {cfg.password_env} is not set")
+            client.set_user(cfg.username)
+            client.set_password(password)
+        try:
+            await client.connect()
+        except ua.uaerrors.BadUserAccessDenied:
+            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused user {cfg.username!r} (wrong "
+                                 "password, or the user may not log in)") from None
+        except ua.uaerrors.BadIdentityTokenInvalid:
+            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused the login "
+                                 f"({'anonymous' if cfg.username is None else cfg.username})") from None
+        self.client = client
+        try:
+            await self.resolve(client)
+            await self.read_limits(client)
+        except BaseException:
+            await self.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), timeout=2)
+            except Exception:  # noqa: BLE001 - the connection is already gone; nothing to save
+                log.debug("device %s: disconnect after failure", self.cfg.name, exc_info=True)
+
+    async def resolve(self, client: Client) -> None:
+        """Node ids of every form, and browse paths from the Root folder; failures are kept per point."""
+        self.by_node.clear()
+        namespaces: dict[str, int] = {}
+        paths = [p for p in self.points if p.cfg.browse_path]
+        for p in self.points:
+            p.node, p.error = None, ""
+            if p.cfg.node_id is None:
+                continue
+            nid = ua.NodeId.from_string(p.cfg.node_id)
+            uri = getattr(nid, "NamespaceUri", None)
+            if uri:
+                if uri not in namespaces:
+                    try:
+                        namespaces[uri] = await client.get_namespace_index(uri)
+                    except ValueError:
+                        p.error = f"namespace {uri!r} is not on the server"
+                        continue
+                nid = ua.NodeId(nid.Identifier, namespaces[uri], nid.NodeIdType)
+            p.node = client.get_node(nid)
+        if paths:
+            texts = ["/" + p.cfg.browse_path.strip("/") for p in paths if p.cfg.browse_path]
+            results = await client.translate_browsepaths(ua.NodeId(ua.ObjectIds.RootFolder), texts)
+            for p, r in zip(paths, results, strict=True):
+                if r.StatusCode.is_good() and r.Targets:
+                    target = r.Targets[0].TargetId
+                    p.node = client.get_node(ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType))
+                else:
+                    p.error = f"browse path {p.cfg.browse_path!r}: {r.StatusCode.name}"
+        for p in self.points:
+            if p.node is not None:
+                self.by_node[p.node.nodeid] = p
+            else:
+                log.warning("device %s point %s: %s", self.cfg.name, p.cfg.point, p.error)
+
+    async def read_limits(self, client: Client) -> None:
+        if self.cfg.max_nodes_per_read:
+            return
+        try:
+            limit = await client.get_node(
+                ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead).read_value()
+        except ua.UaError:
+            limit = 0
+        self.chunk = int(limit) if limit else DEFAULT_CHUNK
+
+    # -- polling ---------------------------------------------------------------------------------
+    async def read_all(self, client: Client, fresh_only: bool) -> list[Reading]:
+        """Read every point in chunks of the server's MaxNodesPerRead.
+
+        With `fresh_only`, a value whose source timestamp has not moved since the last read is not sent again.
+        """
+        out = [self.bad(p) for p in self.points if p.node is None]
+        live = [p for p in self.points if p.node is not None]
+        for i in range(0, len(live), self.chunk):
+            part = live[i:i + self.chunk]
+            self.read_requests += 1
+            values = await client.read_attributes([p.node for p in part if p.node is not None])
+            for p, dv in zip(part, values, strict=True):
+                r = self.reading(p, dv)
+                if fresh_only and r.quality is not Quality.BAD and p.last_source_ns == r.source_ts:
+                    continue  # the server has nothing newer: never re-send an old value as fresh
+                p.last_source_ns = r.source_ts
+                out.append(r)
+        return out
+
+    async def poll_loop(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
+        period = self.cfg.interval_s
+        next_at = time.monotonic()
+        while not stop.is_set():
+            started = time.monotonic()
+            readings = await asyncio.wait_for(self.read_all(client, fresh_only=True), self.cfg.timeout_s * 2)
+            self.ok(time.monotonic() - started)
+            if readings:
+                emit(readings)
+            next_at += period
+            if time.monotonic() > next_at:
+                self.health.overruns += int((time.monotonic() - next_at) // period) + 1
+                next_at = time.monotonic() + period
+            await _sleep_or_stop(stop, next_at - time.monotonic())
+
+    # -- subscriptions -------------------------------------------------------------------------
+    async def subscribe_loop(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
+        cfg = self.cfg
+        period_ms = cfg.interval_s * 1000
+        sub = await client.create_subscription(period_ms, _Handler(self))
+        sampling = cfg.sampling_interval_ms or period_ms
+        try:
+            per_call = int(await client.get_node(
+                ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall).read_value() or 0)
+        except ua.UaError:
+            per_call = 0
+        per_call = per_call or DEFAULT_CHUNK
+        bad = [self.bad(p) for p in self.points if p.node is None]
+        plain = [p for p in self.points if p.node is not None and not p.cfg.deadband]
+        for i in range(0, len(plain), per_call):
+            part = plain[i:i + per_call]
+            results = await sub.subscribe_data_change([p.node for p in part if p.node is not None],
+                                                      queuesize=cfg.queue_size, sampling_interval=sampling)
+            bad += [self.bad(p) for p, r in zip(part, results, strict=True) if isinstance(r, ua.StatusCode)]
+        for p in (p for p in self.points if p.node is not None and p.cfg.deadband):
+            r = await sub.deadband_monitor(p.node, p.cfg.deadband, 1, queuesize=cfg.queue_size)
+            if isinstance(r, ua.StatusCode):
+                bad.append(self.bad(p))
+        if bad:
+            emit(bad)
+        server_time = client.get_node(ua.ObjectIds.Server_ServerStatus_CurrentTime)
+        while not stop.is_set():
+            started = time.monotonic()
+            # A real request each period: a dead server or a lost session shows here, not only at the watchdog.
+            await asyncio.wait_for(server_time.read_value(), cfg.timeout_s)
+            if self.lost_reason:
+                raise CollectorError(f"device {cfg.name!r}: {self.lost_reason}")
+            self.ok(time.monotonic() - started)
+            if self.buffer:
+                batch, self.buffer = self.buffer, []
+                emit(batch)
+            await _sleep_or_stop(stop, min(cfg.interval_s, 1.0))
+
+    def ok(self, latency: float) -> None:
+        h = self.health
+        h.online, h.consecutive_failures, h.last_latency_s = True, 0, latency
+        h.last_success_ns, h.polls, h.last_error = time.time_ns(), h.polls + 1, ""
+        self.offline_sent = False
+
+    def failed(self, exc: BaseException) -> None:
+        h = self.health
+        h.online = False
+        h.consecutive_failures += 1
+        h.last_error = str(exc) or type(exc).__name__
+        log.warning("device %s (%s): %s", self.cfg.name, self.cfg.url, h.last_error)
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                client = await asyncio.wait_for(self.connect(), self.cfg.timeout_s * 3)
+                self.lost_reason = ""
+                if self.cfg.mode == "poll":
+                    await self.poll_loop(client, emit, stop)
+                else:
+                    await self.subscribe_loop(client, emit, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every device fault ends in backoff, never in the gateway
+                self.failed(exc)
+                lost = self.offline()
+                if self.buffer:
+                    lost, self.buffer = self.buffer + lost, []
+                if lost:
+                    emit(lost)
+            finally:
+                await self.close()
+            if stop.is_set():
+                break
+            n = self.health.consecutive_failures
+            delay = min(self.cfg.backoff_max_s, 0.5 * 2 ** min(n, 10)) * random.uniform(0.8, 1.2)  # noqa: S311
+            await _sleep_or_stop(stop, delay)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+class OpcUaCollector(Collector):
+    """OPC UA devices; each one its own client and task, so a dead server stalls nobody else."""
+
+    name = "opcua"
+
+    def __init__(self, devices: Sequence[OpcUaDeviceConfig], state_dir: Path,
+                 environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.devices = [_Device(d, Path(state_dir), env) for d in devices]
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        tasks = []
+        for i, d in enumerate(self.devices):
+            tasks.append(asyncio.create_task(self._staggered(d, i, emit, stop), name=f"opcua:{d.cfg.name}"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _staggered(self, d: _Device, i: int, emit: Emit, stop: asyncio.Event) -> None:
+        await _sleep_or_stop(stop, (i * 0.05) % max(d.cfg.interval_s, 0.05))
+        await d.run(emit, stop)
+
+    async def poll_once(self) -> list[Reading]:
+        out: list[Reading] = []
+        for d in self.devices:
+            try:
+                client = await asyncio.wait_for(d.connect(), d.cfg.timeout_s * 3)
+                out += await asyncio.wait_for(d.read_all(client, fresh_only=False), d.cfg.timeout_s * 2)
+                d.ok(0.0)
+            except Exception as exc:  # noqa: BLE001 - reported as comm_lost readings, like a dead Modbus device
+                d.failed(exc)
+                out += d.offline()
+            finally:
+                await d.close()
+        return out
+
+    def health(self) -> list[DeviceHealth]:
+        return [d.health for d in self.devices]
+
+    def read_requests(self) -> dict[str, int]:
+        """Read requests sent per device (chunking shows here)."""
+        return {d.cfg.name: d.read_requests for d in self.devices}

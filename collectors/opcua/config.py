@@ -1,0 +1,88 @@
+"""OPC UA device entries: endpoint, mode, security, login, trust, and the nodes to read as canonical points."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_NODE_ID = re.compile(r"^(ns=\d+|nsu=[^;]+);(i=\d+|s=.+|g=[0-9A-Fa-f-]{36}|b=[A-Za-z0-9+/=]+)$|^i=\d+$")
+_BROWSE_STEP = re.compile(r"^\d+:[^/]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpcUaNodeConfig(_Strict):
+    """One point: a node id in any standard form, or a browse path from the Root folder."""
+
+    point: str = Field(min_length=1)
+    node_id: str | None = Field(None, description="ns=2;i=5, ns=2;s=Meter.P, ns=2;g=<uuid>, ns=2;b=<base64>, "
+                                                  "nsu=<namespace uri>;s=...")
+    browse_path: str | None = Field(None, description="0:Objects/2:Plant/2:Meter1/2:active_power_kw")
+    unit: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    deadband: float = Field(0.0, ge=0, description="absolute deadband for subscriptions (0: every change)")
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcUaNodeConfig:
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError(f"point {self.point!r}: give exactly one of 'node_id' and 'browse_path'")
+        if self.node_id is not None and not _NODE_ID.match(self.node_id):
+            raise ValueError(f"point {self.point!r}: node_id {self.node_id!r} is not ns=<n>;i=|s=|g=|b=<id> "
+                             "or nsu=<uri>;...")
+        if self.browse_path is not None:
+            steps = self.browse_path.strip("/").split("/")
+            bad = [s for s in steps if not _BROWSE_STEP.match(s)]
+            if bad:
+                raise ValueError(f"point {self.point!r}: browse path step {bad[0]!r} is not <ns index>:<name>")
+        return self
+
+
+class OpcUaDeviceConfig(_Strict):
+    type: Literal["opcua"]
+    name: str = Field(min_length=1)
+    url: str = Field(pattern=r"^opc\.tcp://[^/:]+(:\d+)?(/.*)?$")
+    mode: Literal["poll", "subscribe"] = "subscribe"
+    interval_s: float = Field(1.0, gt=0, le=86400, description="poll period, or the subscription's publishing")
+    timeout_s: float = Field(4.0, gt=0, le=120)
+    backoff_max_s: float = Field(60.0, gt=0)
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    server_cert: Path | None = Field(None, description="trust exactly this server certificate; else trust on "
+                                                        "first use and pin it in the state directory")
+    sampling_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: the publishing interval")
+    queue_size: int = Field(1, ge=1, le=10_000)
+    max_nodes_per_read: int = Field(0, ge=0, description="0: as the server's OperationLimits say")
+    nodes: list[OpcUaNodeConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> OpcUaDeviceConfig:
+        secure = self.security_policy != "None"
+        if secure and self.security_mode == "None":
+            raise ValueError(f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt")
+        if not secure and self.security_mode != "None":
+            raise ValueError(f"security_mode {self.security_mode} needs security_policy Basic256Sha256")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give both client_cert and client_key, or neither (one is generated)")
+        if self.username is not None and not self.password_env:
+            raise ValueError("a username needs password_env (the variable holding its password)")
+        if self.password_env and self.username is None:
+            raise ValueError("password_env without username")
+        names = [n.point for n in self.nodes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate points {dup}")
+        return self
+
+    @property
+    def connection_key(self) -> str:
+        return f"opcua:{self.url}"

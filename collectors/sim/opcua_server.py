@@ -1,0 +1,207 @@
+"""An OPC UA plant simulator: meters under Objects/Plant/<meter>, values from the load model every second.
+
+Each meter is an object whose variables carry canonical point names (active_power_kw, power_factor,
+active_energy_import_kwh, ...). Values are written with source timestamps. Options: Basic256Sha256 Sign and
+SignAndEncrypt endpoints with a server certificate, username/password users, a small MaxNodesPerRead that the
+server really enforces (to test chunking), and nodes with every identifier type (numeric, string, GUID, opaque).
+
+Run: python -m collectors.sim.opcua_server --meters 3 [--port P]; prints {"url", "nodes"} as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
+
+from collectors.sim.load import LoadModel
+
+NAMESPACE = "urn:energy-gateway:sim"
+POINT_UNITS = {
+    "active_power_kw": "kW", "reactive_power_kvar": "kvar", "power_factor": "", "voltage_ll_v": "V",
+    "current_a": "A", "frequency_hz": "Hz", "active_energy_import_kwh": "kWh", "reactive_energy_import_kvarh": "kvarh",
+}
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SimOpcUaMeter:
+    name: str
+    model: LoadModel
+
+
+class _Users(UserManager):
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> User | None:
+        if username is None:
+            return None if self.users else User(role=UserRole.User)
+        if self.users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class OpcUaPlantSimulator:
+    """Meters on an asyncua server; `await start()` sets `url`, `await stop()` ends it."""
+
+    meters: Sequence[SimOpcUaMeter]
+    host: str = "127.0.0.1"
+    port: int = 0
+    certificate: Path | None = None  # with `private_key`: offer Basic256Sha256 Sign and SignAndEncrypt
+    private_key: Path | None = None
+    users: dict[str, str] = field(default_factory=dict)  # when set, anonymous logins are refused
+    secure_only: bool = False
+    max_nodes_per_read: int = 0  # 0: no limit
+    period_s: float = 1.0
+    url: str = ""
+    _server: Server | None = None
+    _task: asyncio.Task[None] | None = None
+    _nodes: dict[str, dict[str, ua.NodeId]] = field(default_factory=dict)
+    extra_nodes: dict[str, ua.NodeId] = field(default_factory=dict)  # identifier-type examples: kind -> node id
+
+    async def start(self) -> None:
+        if self.port == 0:
+            self.port = free_port()
+        self.url = f"opc.tcp://{self.host}:{self.port}/plant/"
+        server = Server(user_manager=_Users(self.users))
+        await server.init()
+        server.set_endpoint(self.url)
+        server.set_server_name("energy-gateway plant simulator")
+        await server.set_application_uri("urn:energy-gateway:sim:server")
+        policies = [] if self.secure_only else [ua.SecurityPolicyType.NoSecurity]
+        if self.certificate and self.private_key:
+            await server.load_certificate(str(self.certificate))
+            await server.load_private_key(str(self.private_key))
+            policies += [ua.SecurityPolicyType.Basic256Sha256_Sign, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
+        server.set_security_policy(policies)
+        tokens = [ua.UserNameIdentityToken] if self.users else [ua.AnonymousIdentityToken, ua.UserNameIdentityToken]
+        server.set_identity_tokens(tokens)
+        idx = await server.register_namespace(NAMESPACE)
+        plant = await server.nodes.objects.add_folder(idx, "Plant")
+        now = time.time_ns()
+        for m in self.meters:
+            obj = await plant.add_object(idx, m.name)
+            values = m.model.instant(now)
+            nodes = {}
+            for point in POINT_UNITS:
+                node = await obj.add_variable(ua.NodeId(f"{m.name}.{point}", idx), ua.QualifiedName(point, idx),
+                                              float(values[point]), varianttype=ua.VariantType.Double)
+                nodes[point] = node.nodeid
+            self._nodes[m.name] = nodes
+        # One variable per identifier type (numeric, GUID, opaque) so clients can test every node-id form.
+        extras = {"numeric": ua.NodeId(5001, idx), "guid": ua.NodeId(uuid.UUID(int=0x5002), idx),
+                  "opaque": ua.NodeId(b"meter-5003", idx)}
+        for kind, nid in extras.items():
+            node = await plant.add_variable(nid, ua.QualifiedName(f"{kind}_value", idx), 1.0,
+                                            varianttype=ua.VariantType.Double)
+            self.extra_nodes[kind] = node.nodeid
+        if self.max_nodes_per_read:
+            limit = server.get_node(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+            await limit.write_value(ua.Variant(self.max_nodes_per_read, ua.VariantType.UInt32))
+            self._enforce_read_limit(server, self.max_nodes_per_read)
+        await server.start()
+        self._server = server
+        self._task = asyncio.create_task(self._update(), name="opcua-sim")
+
+    @staticmethod
+    def _enforce_read_limit(server: Server, limit: int) -> None:
+        service = server.iserver.attribute_service
+        original = service.read
+
+        def read(params: ua.ReadParameters) -> list[ua.DataValue]:
+            if len(params.NodesToRead) > limit:
+                raise ua.uaerrors.BadTooManyOperations()
+            return original(params)
+
+        service.read = read  # type: ignore[method-assign]
+
+    async def _update(self) -> None:
+        assert self._server is not None  # noqa: S101 - set by start()
+        while True:
+            now = time.time_ns()
+            stamp = datetime.fromtimestamp(now / 1e9, UTC)
+            for m in self.meters:
+                values = m.model.instant(now)
+                for point, nid in self._nodes[m.name].items():
+                    dv = ua.DataValue(ua.Variant(float(values[point]), ua.VariantType.Double),
+                                      SourceTimestamp=stamp, ServerTimestamp=stamp)
+                    await self._server.write_attribute_value(nid, dv)
+            for nid in self.extra_nodes.values():
+                dv = ua.DataValue(ua.Variant(float(now // 10**9 % 1000), ua.VariantType.Double),
+                                  SourceTimestamp=stamp, ServerTimestamp=stamp)
+                await self._server.write_attribute_value(nid, dv)
+            await asyncio.sleep(self.period_s - (time.time_ns() - now) / 1e9 % self.period_s)
+
+    def node_ids(self, meter: str) -> dict[str, str]:
+        """Point -> node id string (nsu form is the client's job; these are ns=<index>;s=<meter>.<point>)."""
+        return {p: nid.to_string() for p, nid in self._nodes[meter].items()}
+
+    async def set_quality(self, meter: str, point: str, status: ua.StatusCode, value: float | None = None) -> None:
+        """Write a status (e.g. Uncertain, Bad) to one point: tests map status codes to quality with it."""
+        assert self._server is not None  # noqa: S101
+        stamp = datetime.now(UTC)
+        variant = ua.Variant(value, ua.VariantType.Double) if value is not None else ua.Variant()
+        await self._server.write_attribute_value(self._nodes[meter][point], ua.DataValue(
+            variant, StatusCode=status, SourceTimestamp=stamp, ServerTimestamp=stamp))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+
+async def _main(args: argparse.Namespace) -> None:
+    meters = [SimOpcUaMeter(f"meter{i + 1}", LoadModel(peak_kw=500.0 * (i + 1), seed=100 + i))
+              for i in range(args.meters)]
+    sim = OpcUaPlantSimulator(meters, port=args.port)
+    await sim.start()
+    print(json.dumps({"url": sim.url, "nodes": {m.name: sim.node_ids(m.name) for m in meters}}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sim.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="OPC UA plant simulator")
+    ap.add_argument("--meters", type=int, default=3)
+    ap.add_argument("--port", type=int, default=0)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_main(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,1 @@
+"""OPC UA collector tests against real asyncua servers on loopback."""
