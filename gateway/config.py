@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collectors.modbus.config import ModbusDeviceConfig
+from collectors.opcua.config import OpcUaDeviceConfig
 from gateway.outbox import DropPolicy
 from gateway.store.influx import InfluxStoreConfig
 
@@ -120,8 +121,8 @@ class MeterConfig(_Strict):
     name: str = ""
 
 
-# One entry per device; `type` selects the collector. (OPC UA joins this union when its collector lands.)
-DeviceConfig = ModbusDeviceConfig
+# One entry per device; `type` selects the collector.
+DeviceConfig = Annotated[ModbusDeviceConfig | OpcUaDeviceConfig, Field(discriminator="type")]
 
 
 class GatewayConfig(_Strict):
@@ -167,6 +168,8 @@ class GatewayConfig(_Strict):
                 used[m.device] = idx
         addresses: dict[str, int] = {}
         for idx, d in enumerate(self.devices):
+            if isinstance(d, OpcUaDeviceConfig):
+                continue
             addr = _device_address(d)
             if addr in addresses:
                 problems.append(f"devices[{idx}]: same address {addr} as devices[{addresses[addr]}]")
@@ -186,7 +189,9 @@ class GatewayConfig(_Strict):
         return {m.device: (site_customer.get(m.site, ""), m.site, m.id) for m in self.meters}
 
 
-def _device_address(d: DeviceConfig) -> str:
+def _device_address(d: ModbusDeviceConfig | OpcUaDeviceConfig) -> str:
+    if isinstance(d, OpcUaDeviceConfig):
+        return f"opcua {d.url}"  # one endpoint may serve many meters; the check is for Modbus units
     dumped = d.model_dump()
     transport = dumped.get("transport", "tcp")
     where = dumped.get("serial_port") if transport == "rtu" else f"{dumped.get('host')}:{dumped.get('port')}"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.base import Collector, DeviceHealth
 from collectors.modbus.config import ModbusDeviceConfig
+from collectors.opcua.config import OpcUaDeviceConfig
 from collectors.reading import Quality, Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
 from gateway.outbox import Outbox
@@ -56,6 +57,11 @@ def build_collectors(cfg: GatewayConfig) -> list[Collector]:
         from collectors.modbus import ModbusCollector
 
         collectors.append(ModbusCollector(modbus))
+    opcua = [d for d in cfg.devices if isinstance(d, OpcUaDeviceConfig)]
+    if opcua:
+        from collectors.opcua import OpcUaCollector
+
+        collectors.append(OpcUaCollector(opcua, cfg.gateway.data_dir))
     return collectors
 
 

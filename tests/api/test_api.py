@@ -219,3 +219,25 @@ def test_customer_file_and_interaction_log(client, world):
     assert f["equipment"][0]["inspections"][0]["result"] == "ok"
     assert f["interactions"][0]["summary"] == "walked the compressor room"
     assert client.get("/api/v1/customers/beta/file", headers=token_for(client, "cust-beta")).status_code == 403
+
+
+def test_engineer_browses_an_opcua_server(client):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "collectors.sim.opcua_server", "--meters", "1"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+        headers = token_for(client, "eng")
+        nodes = client.get("/api/v1/devices/opcua/browse", params={"url": url, "depth": 3}, headers=headers).json()
+        assert any(n["browse_path"] == "0:Objects/2:Plant/2:meter1/2:active_power_kw" for n in nodes)
+        r = client.get("/api/v1/devices/opcua/browse", params={"url": "opc.tcp://127.0.0.1:1/"}, headers=headers)
+        assert r.status_code == 502
+        assert "cannot connect" in r.json()["error"]["message"]
+        assert client.get("/api/v1/devices/opcua/browse", params={"url": url},
+                          headers=token_for(client, "cust-acme")).status_code == 403
+    finally:
+        proc.terminate()
+        proc.wait(20)

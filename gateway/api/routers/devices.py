@@ -105,10 +105,8 @@ async def probe(body: ProbeRequest, request: Request, access: AccessDep,
 async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=300)],
                  depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[dict[str, Any]]:
     """Walk an OPC UA server's address space from Objects (anonymous, no security)."""
-    try:
-        from gateway.cli_opcua import BrowseError, browse_nodes  # type: ignore[attr-defined]
-    except ImportError:
-        raise ApiError(501, "OPC UA browsing is not installed in this gateway", code="not_implemented") from None
+    from gateway.cli_opcua import BrowseError, browse_nodes
+
     try:
         return await asyncio.wait_for(browse_nodes(url, depth), timeout=30)
     except (BrowseError, TimeoutError) as exc:
