@@ -75,7 +75,8 @@ def test_demo_serves_health_and_metrics(tmp_path):
         devices = httpx.get(url + "api/v1/devices/health", timeout=10,
                             headers={"Authorization": f"Bearer {eng_token.json()['access_token']}"}).json()
         assert len(devices) >= 5
-        assert {d["protocol"] for d in devices} >= {"modbus"}
+        assert {d["protocol"] for d in devices} == {"modbus", "opcua"}
+        assert all(d["online"] for d in devices), devices
         assert all({"online", "last_success", "consecutive_failures", "last_latency_s", "overruns"} <= d.keys()
                    for d in devices)
         metrics = httpx.get(url + "metrics", timeout=10).text
