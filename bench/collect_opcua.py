@@ -1,0 +1,189 @@
+"""OPC UA collector benchmark against the OPC UA plant simulator (run as its own process, so it has its own core).
+
+1. Poll throughput: values/s of the collector's chunked reads (DataValue -> Reading with quality and timestamps)
+   against raw asyncua `read_attributes` of the same nodes, alternating, in the same run.
+2. Subscriptions: notifications/s delivered through the collector against a raw asyncua subscription on the same
+   nodes, each for the same time.
+3. Sustained: how many nodes at 1 s the collector keeps up with through subscriptions (target 10,000): the share of
+   expected notifications that arrive, and how late the newest ones are.
+
+Prints one JSON object as its last stdout line (`run(args)` returns it for bench/collect.py --protocol opcua).
+Usage: .venv/bin/python bench/collect_opcua.py [--nodes 200] [--duration 5] [--sustained-nodes 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asyncua import Client  # noqa: E402
+
+from collectors.opcua import OpcUaCollector, OpcUaDeviceConfig  # noqa: E402
+from collectors.opcua.collector import _Device  # noqa: E402
+from collectors.reading import Reading  # noqa: E402
+
+POINTS_PER_METER = 8
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Simulator:
+    """python -m collectors.sim.opcua_server in a subprocess; gives its URL and node ids."""
+
+    def __init__(self, nodes: int) -> None:
+        self.meters = max(1, -(-nodes // POINTS_PER_METER))
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.node_ids: list[str] = []
+
+    def __enter__(self) -> Simulator:
+        t = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "collectors.sim.opcua_server", "--meters",
+                                      str(self.meters)], stdout=subprocess.PIPE, text=True,
+                                     cwd=Path(__file__).resolve().parents[1])
+        assert self.proc.stdout is not None
+        info = json.loads(self.proc.stdout.readline())
+        self.url = info["url"]
+        self.node_ids = [nid for meter in info["nodes"].values() for nid in meter.values()]
+        log(f"simulator: {self.meters} meters, {len(self.node_ids)} nodes, up in {time.monotonic() - t:.1f} s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+def device(url: str, node_ids: list[str], mode: str) -> OpcUaDeviceConfig:
+    return OpcUaDeviceConfig.model_validate({
+        "type": "opcua", "name": "bench", "url": url, "mode": mode, "interval_s": 1.0, "timeout_s": 30,
+        "nodes": [{"point": f"p{i}", "node_id": nid} for i, nid in enumerate(node_ids)]})
+
+
+async def poll_throughput(url: str, node_ids: list[str], duration: float, rounds: int) -> dict[str, Any]:
+    cfg = device(url, node_ids, "poll")
+    dev = _Device(cfg, Path(tempfile.mkdtemp()), {})
+    client = await dev.connect()
+    raw = Client(url, timeout=30)
+    await raw.connect()
+    raw_nodes = [raw.get_node(n) for n in node_ids]
+    chunk = dev.chunk
+    col_rates, raw_rates = [], []
+    try:
+        for _ in range(rounds):
+            n, t = 0, time.perf_counter()
+            while time.perf_counter() - t < duration:
+                n += len(await dev.read_all(client, fresh_only=False))
+            col_rates.append(n / (time.perf_counter() - t))
+            n, t = 0, time.perf_counter()
+            while time.perf_counter() - t < duration:
+                for i in range(0, len(raw_nodes), chunk):
+                    n += len(await raw.read_attributes(raw_nodes[i:i + chunk]))
+            raw_rates.append(n / (time.perf_counter() - t))
+    finally:
+        await dev.close()
+        await raw.disconnect()
+    return {"nodes": len(node_ids), "collector_values_per_s": round(statistics.median(col_rates)),
+            "raw_asyncua_values_per_s": round(statistics.median(raw_rates)),
+            "ratio": round(statistics.median(c / r for c, r in zip(col_rates, raw_rates, strict=True)), 3)}
+
+
+async def collector_notifications(url: str, node_ids: list[str], duration: float) -> tuple[int, float, list[float]]:
+    col = OpcUaCollector([device(url, node_ids, "subscribe")], Path(tempfile.mkdtemp()))
+    got: list[Reading] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(got.extend, stop))
+    while not got:  # noqa: ASYNC110 - subscribed and the first publish arrived
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.0)  # the initial burst of every node's current value
+    start_n, t = len(got), time.perf_counter()
+    await asyncio.sleep(duration)
+    n, elapsed = len(got) - start_n, time.perf_counter() - t
+    now = time.time_ns()
+    lateness = [(now - r.source_ts) / 1e9 for r in got[-min(len(got), 2000):]]
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    return n, elapsed, lateness
+
+
+async def raw_notifications(url: str, node_ids: list[str], duration: float) -> tuple[int, float]:
+    count = 0
+
+    class Handler:
+        def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+            nonlocal count
+            count += 1
+
+    client = Client(url, timeout=30)
+    await client.connect()
+    try:
+        sub = await client.create_subscription(1000, Handler())
+        nodes = [client.get_node(n) for n in node_ids]
+        for i in range(0, len(nodes), 500):
+            await sub.subscribe_data_change(nodes[i:i + 500], queuesize=1, sampling_interval=1000)
+        await asyncio.sleep(2.0)
+        start, t = count, time.perf_counter()
+        await asyncio.sleep(duration)
+        return count - start, time.perf_counter() - t
+    finally:
+        await client.disconnect()
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with Simulator(args.nodes) as sim:
+        out["poll"] = await poll_throughput(sim.url, sim.node_ids, args.duration, args.rounds)
+        log(f"poll: {out['poll']}")
+        n, el, _ = await collector_notifications(sim.url, sim.node_ids, args.duration * 2)
+        rn, rel = await raw_notifications(sim.url, sim.node_ids, args.duration * 2)
+        out["subscribe"] = {"nodes": len(sim.node_ids), "collector_notifications_per_s": round(n / el),
+                            "raw_asyncua_notifications_per_s": round(rn / rel),
+                            "ratio": round((n / el) / (rn / rel), 3) if rn else None}
+        log(f"subscribe: {out['subscribe']}")
+    if args.sustained_nodes:
+        with Simulator(args.sustained_nodes) as sim:
+            n, el, lateness = await collector_notifications(sim.url, sim.node_ids, args.sustained_duration)
+            expected = len(sim.node_ids) / 1.0
+            out["sustained"] = {
+                "nodes": len(sim.node_ids), "interval_s": 1.0, "notifications_per_s": round(n / el),
+                "delivered_share": round((n / el) / expected, 3),
+                "lateness_p50_s": round(statistics.median(lateness), 2),
+                "lateness_p95_s": round(sorted(lateness)[int(0.95 * (len(lateness) - 1))], 2),
+                "target_nodes": 10_000,
+                "note": "simulator and collector share this machine's 2 cores; the simulator writes every node "
+                        "once a second through asyncua's Python server",
+            }
+            log(f"sustained: {out['sustained']}")
+    return {"opcua": out}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sustained-nodes", type=int, default=10_000, help="0 skips the sustained run")
+    ap.add_argument("--sustained-duration", type=float, default=20.0)
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Entry point for bench/collect.py --protocol opcua (its unknown options are ours)."""
+    own = parse(list(getattr(args, "extra", [])))
+    return asyncio.run(_run(own))
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_run(parse(sys.argv[1:])))))
