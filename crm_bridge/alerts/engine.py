@@ -10,13 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_bridge.desk import create_ticket
+from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import Alert, AlertPeriodMark
 
 log = logging.getLogger(__name__)
 SEVERITIES = ("info", "warning", "critical")
 
 
-class AlertError(ValueError):
+class AlertError(CrmError, ValueError):
     """Bad alert input or lifecycle step (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import AccountManager, Ticket, TicketTransition, TierRecord
 from crm_bridge.registry.repo import company_by_code
 
@@ -29,7 +30,7 @@ NEXT: dict[str, tuple[str, ...]] = {
 _DEFAULT_TIER = "C"
 
 
-class TicketError(ValueError):
+class TicketError(CrmError, ValueError):
     """Bad service-desk input (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
 
 

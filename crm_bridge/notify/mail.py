@@ -9,10 +9,12 @@ from email.message import EmailMessage
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from crm_bridge.errors import CrmError
+
 log = logging.getLogger(__name__)
 
 
-class NotifyError(RuntimeError):
+class NotifyError(CrmError, RuntimeError):
     """A notification could not be delivered (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
 
 

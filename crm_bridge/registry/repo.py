@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import (
     AccountManager,
     Company,
@@ -19,7 +20,7 @@ from crm_bridge.registry.models import (
 )
 
 
-class RegistryLookupError(LookupError):
+class RegistryLookupError(CrmError, LookupError):
     """A code that names nothing in the registry."""
 
 
