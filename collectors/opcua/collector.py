@@ -65,8 +65,7 @@ class _Handler:
         self.device = device
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
-        point = self.device.by_node.get(node.nodeid)
-        if point is not None:
+        for point in self.device.by_node.get(node.nodeid, ()):
             self.device.buffer.append(self.device.reading(point, data.monitored_item.Value))
 
     def status_change_notification(self, status: Any) -> None:
@@ -78,7 +77,7 @@ class _Device:
         self.cfg, self.state_dir, self.environ = cfg, state_dir, environ
         self.health = DeviceHealth(cfg.name, "opcua")
         self.points = [_Point(n) for n in cfg.nodes]
-        self.by_node: dict[ua.NodeId, _Point] = {}
+        self.by_node: dict[ua.NodeId, list[_Point]] = {}  # one node may feed several points (e.g. kW and W)
         self.buffer: list[Reading] = []
         self.read_requests = 0
         self.chunk = cfg.max_nodes_per_read or DEFAULT_CHUNK
@@ -127,6 +126,9 @@ class _Device:
             await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
                                       server_certificate=str(server),
                                       mode=getattr(ua.MessageSecurityMode, cfg.security_mode))
+        if cfg.user_certificate is not None and cfg.user_private_key is not None:
+            await client.load_client_certificate(str(cfg.user_certificate))
+            await client.load_private_key(cfg.user_private_key)
         if cfg.username is not None:
             password = self.environ.get(cfg.password_env or "")
             if password is None:
@@ -138,9 +140,9 @@ class _Device:
         except ua.uaerrors.BadUserAccessDenied:
             raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused user {cfg.username!r} (wrong "
                                  "password, or the user may not log in)") from None
-        except ua.uaerrors.BadIdentityTokenInvalid:
-            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused the login "
-                                 f"({'anonymous' if cfg.username is None else cfg.username})") from None
+        except (ua.uaerrors.BadIdentityTokenInvalid, ua.uaerrors.BadIdentityTokenRejected):
+            who = cfg.username or (f"certificate {cfg.user_certificate}" if cfg.user_certificate else "anonymous")
+            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused the login ({who})") from None
         self.client = client
         try:
             await self.resolve(client)
@@ -189,7 +191,7 @@ class _Device:
                     p.error = f"browse path {p.cfg.browse_path!r}: {r.StatusCode.name}"
         for p in self.points:
             if p.node is not None:
-                self.by_node[p.node.nodeid] = p
+                self.by_node.setdefault(p.node.nodeid, []).append(p)
             else:
                 log.warning("device %s point %s: %s", self.cfg.name, p.cfg.point, p.error)
 
@@ -251,16 +253,26 @@ class _Device:
             per_call = 0
         per_call = per_call or DEFAULT_CHUNK
         bad = [self.bad(p) for p in self.points if p.node is None]
-        plain = [p for p in self.points if p.node is not None and not p.cfg.deadband]
+        seen: set[ua.NodeId] = set()
+        plain = []
+        for p in self.points:
+            if p.node is not None and not p.cfg.deadband and p.node.nodeid not in seen:
+                seen.add(p.node.nodeid)
+                plain.append(p)
         for i in range(0, len(plain), per_call):
             part = plain[i:i + per_call]
             results = await sub.subscribe_data_change([p.node for p in part if p.node is not None],
                                                       queuesize=cfg.queue_size, sampling_interval=sampling)
-            bad += [self.bad(p) for p, r in zip(part, results, strict=True) if isinstance(r, ua.StatusCode)]
-        for p in (p for p in self.points if p.node is not None and p.cfg.deadband):
-            r = await sub.deadband_monitor(p.node, p.cfg.deadband, 1, queuesize=cfg.queue_size)
+            bad += [self.bad(q) for p, r in zip(part, results, strict=True) if isinstance(r, ua.StatusCode)
+                    for q in self.by_node[p.node.nodeid]]  # type: ignore[union-attr]
+        for p in self.points:
+            node = p.node
+            if node is None or not p.cfg.deadband or node.nodeid in seen:
+                continue
+            seen.add(node.nodeid)
+            r = await sub.deadband_monitor(node, p.cfg.deadband, 1, queuesize=cfg.queue_size)
             if isinstance(r, ua.StatusCode):
-                bad.append(self.bad(p))
+                bad += [self.bad(q) for q in self.by_node[node.nodeid]]
         if bad:
             emit(bad)
         server_time = client.get_node(ua.ObjectIds.Server_ServerStatus_CurrentTime)

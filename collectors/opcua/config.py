@@ -55,6 +55,8 @@ class OpcUaDeviceConfig(_Strict):
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     username: str | None = None
     password_env: str | None = Field(None, description="environment variable holding the password")
+    user_certificate: Path | None = Field(None, description="log in with this X.509 certificate (and key)")
+    user_private_key: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
     server_cert: Path | None = Field(None, description="trust exactly this server certificate; else trust on "
@@ -77,6 +79,10 @@ class OpcUaDeviceConfig(_Strict):
             raise ValueError("a username needs password_env (the variable holding its password)")
         if self.password_env and self.username is None:
             raise ValueError("password_env without username")
+        if (self.user_certificate is None) != (self.user_private_key is None):
+            raise ValueError("a certificate login needs both user_certificate and user_private_key")
+        if self.user_certificate is not None and self.username is not None:
+            raise ValueError("log in with a username or a user certificate, not both")
         names = [n.point for n in self.nodes]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

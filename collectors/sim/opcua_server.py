@@ -27,6 +27,7 @@ from typing import Any
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from collectors.sim.load import LoadModel
 
@@ -45,16 +46,18 @@ class SimOpcUaMeter:
 
 
 class _Users(UserManager):
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
+    def __init__(self, users: dict[str, str], user_certs: list[bytes]) -> None:
+        self.users, self.user_certs = users, user_certs
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> User | None:
-        if username is None:
-            return None if self.users else User(role=UserRole.User)
-        if self.users.get(username) == password:
-            return User(role=UserRole.User, name=username)
-        return None
+        if username:
+            return User(role=UserRole.User, name=username) if self.users.get(username) == password else None
+        if self.user_certs:  # certificate logins only: the X509 token's certificate must be on the list
+            der = certificate if isinstance(certificate, bytes) or certificate is None else \
+                certificate.public_bytes(Encoding.DER)
+            return User(role=UserRole.User, name="x509") if der in self.user_certs else None
+        return None if self.users else User(role=UserRole.User)
 
 
 def free_port() -> int:
@@ -73,6 +76,7 @@ class OpcUaPlantSimulator:
     certificate: Path | None = None  # with `private_key`: offer Basic256Sha256 Sign and SignAndEncrypt
     private_key: Path | None = None
     users: dict[str, str] = field(default_factory=dict)  # when set, anonymous logins are refused
+    user_certs: list[bytes] = field(default_factory=list)  # DER certificates allowed to log in (X509 tokens)
     secure_only: bool = False
     max_nodes_per_read: int = 0  # 0: no limit
     period_s: float = 1.0
@@ -86,7 +90,7 @@ class OpcUaPlantSimulator:
         if self.port == 0:
             self.port = free_port()
         self.url = f"opc.tcp://{self.host}:{self.port}/plant/"
-        server = Server(user_manager=_Users(self.users))
+        server = Server(user_manager=_Users(self.users, self.user_certs))
         await server.init()
         server.set_endpoint(self.url)
         server.set_server_name("energy-gateway plant simulator")
@@ -97,7 +101,9 @@ class OpcUaPlantSimulator:
             await server.load_private_key(str(self.private_key))
             policies += [ua.SecurityPolicyType.Basic256Sha256_Sign, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
         server.set_security_policy(policies)
-        tokens = [ua.UserNameIdentityToken] if self.users else [ua.AnonymousIdentityToken, ua.UserNameIdentityToken]
+        tokens: list[type] = [ua.UserNameIdentityToken, ua.X509IdentityToken]
+        if not self.users and not self.user_certs:
+            tokens.insert(0, ua.AnonymousIdentityToken)
         server.set_identity_tokens(tokens)
         idx = await server.register_namespace(NAMESPACE)
         plant = await server.nodes.objects.add_folder(idx, "Plant")

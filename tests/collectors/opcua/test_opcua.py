@@ -62,6 +62,7 @@ async def test_subscription_delivers_changes_and_a_bad_node_does_not_stop_the_ot
         ids = sim.node_ids("m1")
         nodes = [{"point": "active_power_kw", "node_id": ids["active_power_kw"]},
                  {"point": "active_energy_import_kwh", "node_id": ids["active_energy_import_kwh"]},
+                 {"point": "watts", "node_id": ids["active_power_kw"], "scale": 1000.0},
                  {"point": "ghost", "node_id": "ns=2;s=no.such.node"},
                  {"point": "lost", "browse_path": "0:Objects/2:Plant/2:nowhere"}]
         col = OpcUaCollector([device(sim.url, nodes, mode="subscribe")], tmp_path)
@@ -70,6 +71,8 @@ async def test_subscription_delivers_changes_and_a_bad_node_does_not_stop_the_ot
         assert len(power) >= 3
         assert all(r.quality is Quality.GOOD and r.value > 0 for r in power)
         assert len({r.source_ts for r in power}) == len(power), "every notification is a new sample"
+        watts = {r.source_ts: r.value for r in got if r.point == "watts"}
+        assert all(watts[r.source_ts] == pytest.approx(r.value * 1000) for r in power), "one node, two points"
         for bad in ("ghost", "lost"):
             rs = [r for r in got if r.point == bad]
             assert rs, bad
@@ -223,3 +226,37 @@ def test_config_errors_name_the_problem(entry, message):
     base = {"type": "opcua", "name": "d", "url": "opc.tcp://h:4840", "nodes": [{"point": "p", "node_id": "ns=2;i=1"}]}
     with pytest.raises(ValidationError, match=message):
         OpcUaDeviceConfig.model_validate({**base, **entry})
+
+
+async def test_certificate_login(tmp_path, server_certs):
+    cert, key = server_certs["a"]
+    user_cert, user_key = server_certs["b"]
+    sim = await started(certificate=cert, private_key=key, user_certs=[user_cert.read_bytes()], secure_only=True)
+    try:
+        nodes = [{"point": "active_power_kw", "node_id": sim.node_ids("m1")["active_power_kw"]}]
+        secure = {"mode": "poll", "security_policy": "Basic256Sha256", "security_mode": "Sign"}
+        col = OpcUaCollector([device(sim.url, nodes, user_certificate=str(user_cert), user_private_key=str(user_key),
+                                     **secure)], tmp_path)
+        [r] = await col.poll_once()
+        assert r.quality is Quality.GOOD, col.health()[0].last_error
+        stranger = OpcUaCollector([device(sim.url, nodes, user_certificate=str(cert), user_private_key=str(key),
+                                          **secure)], tmp_path)
+        [r] = await stranger.poll_once()
+        assert r.quality is Quality.COMM_LOST
+        assert "refused" in stranger.health()[0].last_error
+    finally:
+        await sim.stop()
+
+
+async def test_deadband_holds_back_small_changes(tmp_path):
+    sim = await started()
+    try:
+        ids = sim.node_ids("m1")
+        nodes = [{"point": "quiet", "node_id": ids["voltage_ll_v"], "deadband": 1000.0},
+                 {"point": "busy", "node_id": ids["active_power_kw"]}]
+        col = OpcUaCollector([device(sim.url, nodes, mode="subscribe", interval_s=0.5)], tmp_path)
+        got = await collect_until(col, lambda rs: sum(r.point == "busy" for r in rs) >= 4)
+        assert sum(r.point == "busy" for r in got) >= 4
+        assert sum(r.point == "quiet" for r in got) == 1, "only the first value: the voltage moves < 1000 V"
+    finally:
+        await sim.stop()
