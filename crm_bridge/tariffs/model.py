@@ -57,6 +57,9 @@ class TariffVersion(BaseModel):
     government_funds_per_kwh: float = Field(0.0, ge=0)
     energy_prices: dict[str, float]
     bands: list[Band]
+    # Whole days priced as one band (e.g. a province's deep-valley pricing on public holidays).
+    holidays: list[date] = []
+    holiday_band: str | None = None
 
     @model_validator(mode="after")
     def _covers_every_slot_once(self) -> TariffVersion:
@@ -74,6 +77,10 @@ class TariffVersion(BaseModel):
         if len(gaps):
             m, s = gaps[0]
             raise ValueError(f"month {m + 1} {s // 4:02d}:{(s % 4) * 15:02d} belongs to no band")
+        if self.holidays and self.holiday_band is None:
+            raise ValueError("holidays need a holiday_band (the band their whole day is priced at)")
+        if self.holiday_band is not None and self.holiday_band not in self.energy_prices:
+            raise ValueError(f"holiday_band {self.holiday_band!r} has no price in energy_prices")
         object.__setattr__(self, "_grid", grid)
         return self
 
@@ -128,6 +135,10 @@ class Tariff(BaseModel):
             v = self.versions[int(k)]
             sel = which == k
             b = v.band_grid()[month[sel], slot[sel]]
+            if v.holidays and v.holiday_band is not None:
+                on_holiday = np.isin(day[sel].to_numpy(), np.array([pd.Timestamp(h) for h in v.holidays],
+                                                                     dtype="datetime64[ns]"))
+                b = np.where(on_holiday, v.holiday_band, b)
             bands[sel] = b
             price[sel] = [v.energy_prices[x] for x in b]
             funds[sel] = v.government_funds_per_kwh

@@ -139,3 +139,26 @@ def test_shifting_load_from_peak_to_valley_never_raises_cost(values, share, seed
     cost = lambda v: energy_cost(pd.Series(v, index=idx), t).loc["total", "energy_cost"]  # noqa: E731
     assert cost(after) <= cost(before) + 1e-6
     assert cost(before) - cost(after) == pytest.approx(moved * (1.6 - 0.4), abs=1e-6)
+
+
+def test_holidays_are_priced_as_their_band_and_only_in_their_version():
+    from datetime import date
+
+    import pandas as pd
+
+    from crm_bridge.tariffs.model import parse_tariff
+
+    doc = {"id": "h", "versions": [
+        {"valid_from": "2026-01-01", "basic_per_kw_month": 0, "basic_per_kva_month": 0,
+         "energy_prices": {"peak": 1.0, "valley": 0.3}, "holidays": [date(2026, 10, 1)], "holiday_band": "valley",
+         "bands": [{"band": "valley", "months": list(range(1, 13)), "start": "00:00", "end": "08:00"},
+                   {"band": "peak", "months": list(range(1, 13)), "start": "08:00", "end": "24:00"}]}]}
+    tariff = parse_tariff(doc)
+    idx = pd.date_range(pd.Timestamp("2026-09-30", tz="Asia/Shanghai"), periods=3 * 96, freq="15min")
+    table = tariff.price_table(idx)
+    days = table.groupby(idx.date)["band"].agg(lambda b: sorted(set(b)))
+    assert days[date(2026, 10, 1)] == ["valley"]
+    assert days[date(2026, 9, 30)] == days[date(2026, 10, 2)] == ["peak", "valley"]
+    bad = {**doc["versions"][0], "holiday_band": None}
+    with pytest.raises(TariffError, match="holidays need a holiday_band"):
+        parse_tariff({"id": "h", "versions": [bad]})
