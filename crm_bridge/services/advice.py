@@ -9,8 +9,15 @@ from pydantic import BaseModel
 
 from crm_bridge.services.curves import TouAdvice, load_curve_card, tou_advice
 from crm_bridge.services.demand import DemandAdvice, PfAdvice, demand_advice, pf_advice
-from crm_bridge.services.inputs import ContractInputs, Evidence, check_frame
-from crm_bridge.services.usage import BaseLoad, BillForecast, base_load, bill_forecast
+from crm_bridge.services.inputs import ContractInputs, Evidence, check_frame, months_covered
+from crm_bridge.services.usage import (
+    BaseLoad,
+    BillForecast,
+    EnergyPerformance,
+    base_load,
+    bill_forecast,
+    energy_performance,
+)
 from crm_bridge.tariffs import Tariff, load_tariff
 
 
@@ -33,8 +40,13 @@ def _item(kind: str, title: str, per_month: float, currency: str, ev: Evidence, 
 
 
 def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = None, pf: PfAdvice | None = None,
-                  base: BaseLoad | None = None, months_of_data: float = 1.0) -> list[AdviceItem]:
-    """Advice items from whichever results are given, largest money first; items worth nothing are left out."""
+                  base: BaseLoad | None = None, months_of_data: float = 1.0,
+                  energy: EnergyPerformance | None = None, price_per_kwh: float | None = None) -> list[AdviceItem]:
+    """Advice items from whichever results are given, largest money first; items worth nothing are left out.
+
+    `months_of_data` turns the TOU result (money over its data period) into money per month; `price_per_kwh`
+    prices the energy-performance gap (last month's kWh above the baseline).
+    """
     items: list[AdviceItem] = []
     per = max(months_of_data, 1e-9)
     if tou is not None and tou.saving > 0:
@@ -42,10 +54,18 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
                            f"{tou.shift_to}", tou.saving / per, tou.currency, tou.evidence,
                            ["next months like this one"]))
     if demand is not None:
-        if demand.saving_by_switching > 0:
+        switch, c_star = demand.saving_by_switching, demand.saving_by_recommended_contract
+        if switch > 0 and switch >= c_star:
+            other = [f"alternative: contract demand {demand.recommended_contract_kw:,.0f} kW saves {c_star:,.0f}"
+                     ] if c_star > 0 else []
             items.append(_item("basic_charge_mode", f"Bill the basic charge by {demand.cheapest_mode} instead of "
-                               f"{demand.current_mode}", demand.saving_by_switching, demand.currency,
-                               demand.evidence, ["next months peak like this one"]))
+                               f"{demand.current_mode}", switch, demand.currency,
+                               demand.evidence, ["next months peak like this one", *other]))
+        elif c_star > 0 and demand.recommended_contract_kw is not None:
+            other = [f"alternative: billing by {demand.cheapest_mode} saves {switch:,.0f}"] if switch > 0 else []
+            items.append(_item("contract_demand", f"Bill by a contract demand of {demand.recommended_contract_kw:,.0f}"
+                               f" kW (C* = expected Pmax / 1.05)", c_star, demand.currency, demand.evidence,
+                               ["next months peak like this one", *other]))
         if demand.upgrade_advised and demand.upgrade_reason:
             items.append(_item("capacity_upgrade", f"Plan a transformer capacity upgrade: {demand.upgrade_reason}",
                                0.0, demand.currency, demand.evidence, ["a safety and reliability item, not a saving"]))
@@ -58,13 +78,27 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
         items.append(_item("base_load", f"Cut {base.cut_kw:,.0f} kW of off-hours base load "
                            f"({base.base_kw or 0:,.0f} kW now)", base.money_per_month, base.currency, base.evidence,
                            []))
+    if energy is not None and energy.valid and price_per_kwh:
+        gaps = [(m, g) for m, g in zip(energy.months, energy.savings_kwh, strict=True) if g is not None]
+        if gaps and gaps[-1][1] < 0:
+            month, gap = gaps[-1]
+            currency = next((r.currency for r in (tou, demand, pf, base) if r is not None), "CNY")
+            items.append(_item("energy_performance", f"{month} used {-gap:,.0f} kWh more than the ISO 50006 "
+                               f"baseline predicts for its output (CUSUM {energy.cusum_kwh[-1] or 0:,.0f} kWh): "
+                               "find what changed", -gap * price_per_kwh, currency, energy.evidence,
+                               [f"priced at the average {price_per_kwh:.3f} per kWh"]))
     return sorted(items, key=lambda i: (-i.money_per_month, i.kind))
 
 
 def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None = None,
             as_of: Any = None, forecast: pd.DataFrame | None = None,
-            monthly_pmax_kw: list[float] | None = None, operating: pd.Series | None = None) -> dict[str, Any]:
-    """Every interval-data service on one month of 15-min data (the card for its last full day)."""
+            monthly_pmax_kw: list[float] | None = None, operating: pd.Series | None = None,
+            monthly: pd.DataFrame | None = None, next_output: float | None = None) -> dict[str, Any]:
+    """Every service on one month of 15-min data (the card for its last full day), keyed by service.
+
+    Keys: card, tou, demand, pf, base_load, bill, advice; plus energy_performance when `monthly` (one row per
+    month: kwh, output) is given, whose next month is priced at this month's average energy price.
+    """
     idx = check_frame(month, "services", ("kwh", "kvarh"))
     tariff = tariff or load_tariff(contract.tariff_id)
     days = pd.DatetimeIndex(idx.normalize()).unique()
@@ -76,6 +110,12 @@ def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None
     base = base_load(month, tariff, operating)
     bill: BillForecast = bill_forecast(month, contract, tariff, as_of or (idx[-1] + pd.Timedelta(minutes=15)),
                                        forecast)
-    months = len(idx) / (96 * 30.4)
-    return {"card": card, "tou": tou, "demand": demand, "pf": pf, "base_load": base, "bill": bill,
-            "advice": saving_advice(tou, demand, pf, base, months_of_data=months)}
+    months = months_covered(idx)
+    price = tou.total_cost / tou.total_kwh if tou.total_kwh else None
+    out: dict[str, Any] = {"card": card, "tou": tou, "demand": demand, "pf": pf, "base_load": base, "bill": bill}
+    energy = None
+    if monthly is not None:
+        energy = energy_performance(monthly, next_output=next_output, price_per_kwh=price)
+        out["energy_performance"] = energy
+    out["advice"] = saving_advice(tou, demand, pf, base, months_of_data=months, energy=energy, price_per_kwh=price)
+    return out

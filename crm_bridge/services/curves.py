@@ -69,14 +69,25 @@ class TouAdvice(BaseModel):
     shift_from: str | None
     shift_to: str | None
     shift_kwh: float
+    shift_from_windows: list[str]  # local "HH:MM-HH:MM" windows of the source band on the last day of the data
+    shift_to_windows: list[str]  # ... and of the target band: where the moved energy should go
     price_from: float | None
     price_to: float | None
     saving: float  # per period of the data
     evidence: Evidence
 
 
-def _band_price(tariff: Tariff, when: date, band: str) -> float | None:
-    return tariff.version_at(when).energy_prices.get(band)
+def band_windows(tariff: Tariff, day: pd.Timestamp, band: str) -> list[str]:
+    """The local clock windows of `band` on `day` (tz-aware midnight), e.g. ["10:00-12:00", "21:00-23:00"]."""
+    grid = pd.date_range(day, day + pd.DateOffset(days=1), freq="15min", inclusive="left")
+    on = (tariff.price_table(grid)["band"].to_numpy() == band).astype(np.int8)
+    edges = np.diff(np.r_[0, on, 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+    def clock(k: int) -> str:
+        return "24:00" if k == len(grid) else grid[k].strftime("%H:%M")
+
+    return [f"{clock(int(a))}-{clock(int(b))}" for a, b in zip(starts, ends, strict=True)]
 
 
 def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = None,
@@ -98,7 +109,10 @@ def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = No
     share = flexible_share if flexible_share is not None else float(settings()["load_shift"]["flexible_share_of_peak"])
     peak_kwh = kwh_by_band.get(src, 0.0)
     x = shift_kwh if shift_kwh is not None else share * peak_kwh
-    assumptions = [f"move {x:.0f} kWh from {src} ({prices[src]}) to {dst} ({prices[dst]})"]
+    last = pd.Timestamp(idx[-1]).normalize()
+    from_windows, to_windows = band_windows(tariff, last, src), band_windows(tariff, last, dst)
+    assumptions = [f"move {x:.0f} kWh from {src} ({prices[src]}; {', '.join(from_windows)}) to {dst} "
+                   f"({prices[dst]}; {', '.join(to_windows)})"]
     if shift_kwh is None:
         assumptions.append(f"flexible share of {src} energy: {share:.0%}")
     return TouAdvice(
@@ -106,7 +120,8 @@ def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = No
         total_cost=float(costs["energy_cost"].iloc[-1]),
         peak_share=(sum(v for b, v in kwh_by_band.items() if b in ("peak", "critical_peak")) / total_kwh)
         if total_kwh else None,
-        shift_from=src, shift_to=dst, shift_kwh=x, price_from=prices[src], price_to=prices[dst],
+        shift_from=src, shift_to=dst, shift_kwh=x, shift_from_windows=from_windows, shift_to_windows=to_windows,
+        price_from=prices[src], price_to=prices[dst],
         saving=x * (prices[src] - prices[dst]),
         evidence=evidence(frame, f"15-min kWh priced by tariff {tariff.id}", assumptions),
     )

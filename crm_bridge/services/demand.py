@@ -14,6 +14,7 @@ from crm_bridge.services.inputs import (
     check_frame,
     evidence,
     kw_of,
+    months_covered,
     settings,
 )
 from crm_bridge.tariffs import Tariff, basic_charges, capacitor_kvar, energy_cost, monthly_pf, pf_adjustment_pct
@@ -33,6 +34,8 @@ class DemandAdvice(BaseModel):
     cheapest_mode: str
     saving_by_switching: float  # per month
     recommended_contract_kw: float | None  # C* = expected Pmax / 1.05
+    recommended_contract_charge: float | None  # contract-demand charge at C* for this month's Pmax
+    saving_by_recommended_contract: float  # per month, against the current mode's charge
     upgrade_advised: bool
     upgrade_reason: str | None
     evidence: Evidence
@@ -58,6 +61,12 @@ def demand_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff,
     cheapest = MODE_OF_COMPARISON[bc.cheapest]
     expected = expected_pmax_kw if expected_pmax_kw is not None else (
         max([*(monthly_pmax_kw or [])[-3:], pmax or 0.0]) or None)
+    c_star = expected / 1.05 if expected else None
+    c_star_charge = None
+    if c_star is not None and bc.contract is not None:
+        c_star_charge = basic_charges(version, contract.transformer_kva, pmax or 0.0, c_star,
+                                      contract.hv_motors_kw).contract
+    current_charge = charges.get(contract.basic_charge_mode, charges[cheapest])
     history = [*(monthly_pmax_kw or []), *([pmax] if pmax is not None else [])]
     months, share_kva = int(cfg["upgrade_months"]), float(cfg["upgrade_share_of_kva"])
     recent = history[-months:]
@@ -67,8 +76,9 @@ def demand_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff,
     return DemandAdvice(
         currency=tariff.currency, pmax_kw=pmax, pmax_window_start=at, limit_kw=limit, share_of_limit=share,
         levels_reached=levels, charges=charges, current_mode=contract.basic_charge_mode, cheapest_mode=cheapest,
-        saving_by_switching=max(0.0, charges.get(contract.basic_charge_mode, charges[cheapest]) - charges[cheapest]),
-        recommended_contract_kw=expected / 1.05 if expected else None,
+        saving_by_switching=max(0.0, current_charge - charges[cheapest]),
+        recommended_contract_kw=c_star, recommended_contract_charge=c_star_charge,
+        saving_by_recommended_contract=max(0.0, current_charge - c_star_charge) if c_star_charge is not None else 0.0,
         upgrade_advised=upgrade,
         upgrade_reason=(f"Pmax above {share_kva:.0%} of {contract.transformer_kva:g} kVA for {months} months: "
                         + ", ".join(f"{p:.0f}" for p in recent) + " kW") if upgrade else None,
@@ -85,7 +95,7 @@ class PfAdvice(BaseModel):
     pf: float | None
     standard: float
     adjustment_pct: float | None
-    adjustment_money: float | None  # positive: a surcharge, negative: a reward
+    adjustment_money: float | None  # per month; positive: a surcharge, negative: a reward
     target_pf: float
     design_kw: float | None
     capacitor_kvar: float | None
@@ -98,11 +108,12 @@ class PfAdvice(BaseModel):
 def pf_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff, target_pf: float | None = None,
               basic_charge: float | None = None) -> PfAdvice:
     """PF adjustment on basic + energy charge (not government funds); capacitor Q = P (tan phi1 - tan phi2)."""
-    check_frame(frame, "PF advice", ("kwh", "kvarh"))
+    idx = check_frame(frame, "PF advice", ("kwh", "kvarh"))
     cfg = settings()["power_factor"]
     target = target_pf if target_pf is not None else float(cfg["target_pf"])
     kwh, kvarh = float(frame["kwh"].sum()), float(frame["kvarh"].sum())
-    energy = float(energy_cost(frame["kwh"], tariff)["energy_cost"].iloc[-1])
+    months = months_covered(idx)
+    energy = float(energy_cost(frame["kwh"], tariff)["energy_cost"].iloc[-1]) / months  # a month's energy charge
     kw = kw_of(frame).dropna()
     design = float(kw.quantile(float(cfg["design_power_quantile"]))) if len(kw) else None
     if basic_charge is None:
@@ -126,7 +137,8 @@ def pf_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff, tar
         evidence=evidence(frame, "month's kWh and kvarh", [
             f"sizing power P = {cfg['design_power_quantile']:.0%} quantile of 15-min kW",
             f"capacitor cost {cfg['capacitor_cost_per_kvar']} {tariff.currency}/kvar installed",
-            "adjustment applied to basic + energy charge, not government funds"]),
+            "adjustment applied to basic + energy charge, not government funds",
+            f"energy charge scaled to a month from {len(idx) / 96:g} days of data"]),
     )
 
 

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crm_bridge.errors import CrmError
 
@@ -35,11 +35,21 @@ class ContractInputs(BaseModel):
 
     @classmethod
     def from_contract(cls, row: Any) -> ContractInputs:
-        mode = {"demand": "max_demand", "contract": "contract_demand"}.get(row.basic_charge_mode,
-                                                                          row.basic_charge_mode)
-        return cls(transformer_kva=row.transformer_kva, hv_motors_kw=row.hv_motors_kw or 0.0,
-                   contract_demand_kw=row.contract_demand_kw, basic_charge_mode=mode, pf_standard=row.pf_standard,
-                   bill_threshold=row.bill_threshold, tariff_id=row.tariff_id)
+        """The terms of a registry Contract row (or anything with its attributes); bad terms raise ServiceError."""
+        what = f"contract {getattr(row, 'id', None) or '(unsaved)'}"
+        try:
+            mode = {"demand": "max_demand", "contract": "contract_demand"}.get(row.basic_charge_mode,
+                                                                              row.basic_charge_mode)
+            return cls(transformer_kva=row.transformer_kva, hv_motors_kw=row.hv_motors_kw or 0.0,
+                       contract_demand_kw=row.contract_demand_kw, basic_charge_mode=mode,
+                       pf_standard=row.pf_standard if row.pf_standard is not None else 0.90,
+                       bill_threshold=row.bill_threshold, tariff_id=row.tariff_id)
+        except AttributeError as exc:
+            raise ServiceError(f"{what}: no term {exc.name!r}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"])
+            raise ServiceError(f"{what}: {field} = {err.get('input')!r}: {err['msg']}") from None
 
 
 class Evidence(BaseModel):
@@ -74,7 +84,13 @@ def check_frame(frame: pd.DataFrame, what: str, columns: tuple[str, ...] = REQUI
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ServiceError(f"{what}: the frame lacks column(s) {', '.join(missing)}")
-    return frame.index
+    idx = pd.DatetimeIndex(frame.index)
+    if idx.has_duplicates:
+        raise ServiceError(f"{what}: interval {idx[idx.duplicated()][0]} appears more than once")
+    if not idx.is_monotonic_increasing:
+        back = next(k for k in range(1, len(idx)) if idx[k] < idx[k - 1])
+        raise ServiceError(f"{what}: intervals out of order at {idx[back]} (after {idx[back - 1]})")
+    return idx
 
 
 def evidence(frame: pd.DataFrame, data: str, assumptions: list[str] | None = None) -> Evidence:
@@ -83,6 +99,12 @@ def evidence(frame: pd.DataFrame, data: str, assumptions: list[str] | None = Non
     return Evidence(data=data, period_start=idx[0].to_pydatetime(),
                     period_end=(idx[-1] + pd.Timedelta(minutes=15)).to_pydatetime(), intervals=len(frame),
                     missing_intervals=int(missing.sum()), assumptions=assumptions or [])
+
+
+def months_covered(idx: pd.DatetimeIndex) -> float:
+    """How many months of intervals the index spans, counted in days of the first interval's month."""
+    first = pd.Timestamp(idx[0])
+    return len(idx) / (96 * first.days_in_month)
 
 
 def kw_of(frame: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,171 @@
+"""Services beyond the worked examples: shift windows, C* advice, PF per month, run_all with ISO 50006, bad input."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_bridge.registry.models import Contract
+from crm_bridge.services import (
+    ContractInputs,
+    ServiceError,
+    demand_advice,
+    energy_performance,
+    load_curve_card,
+    pf_advice,
+    run_all,
+    saving_advice,
+    tou_advice,
+)
+from crm_bridge.tariffs import load_tariff
+
+TZ = "Asia/Shanghai"
+SICHUAN = load_tariff("sichuan-2023")
+GUANGDONG = load_tariff("guangdong-1-10kv")
+
+
+def frame(start: str, days: float, kwh: float | np.ndarray = 100.0, pf: float = 0.9, tz: str = TZ) -> pd.DataFrame:
+    idx = pd.date_range(pd.Timestamp(start, tz=tz), periods=int(days * 96), freq="15min")
+    values = np.broadcast_to(np.asarray(kwh, dtype=float), (len(idx),)).copy()
+    return pd.DataFrame({"kwh": values, "kvarh": values * np.tan(np.arccos(pf)), "kw": values * 4}, index=idx)
+
+
+def contract(**kw: object) -> ContractInputs:
+    terms = {"transformer_kva": 3200.0, "contract_demand_kw": 2300.0, "basic_charge_mode": "contract_demand",
+             "tariff_id": "guangdong-1-10kv", **kw}
+    return ContractInputs(**terms)  # type: ignore[arg-type]
+
+
+def _slots(windows: list[str]) -> set[int]:
+    out: set[int] = set()
+    for w in windows:
+        a, b = (int(t[:2]) * 4 + int(t[3:]) // 15 for t in w.split("-"))
+        out |= set(range(a, b))
+    return out
+
+
+@pytest.mark.parametrize("day", ["2026-03-02", "2026-07-15", "2026-12-02"])
+def test_shift_windows_are_exactly_the_source_and_target_band_slots(day: str) -> None:
+    advice = tou_advice(frame(day, 1), SICHUAN, shift_kwh=10)
+    bands = SICHUAN.price_table(frame(day, 1).index)["band"].to_numpy()
+    assert _slots(advice.shift_from_windows) == set(np.flatnonzero(bands == advice.shift_from))
+    assert _slots(advice.shift_to_windows) == set(np.flatnonzero(bands == advice.shift_to))
+    assert any("valley" in a and advice.shift_to_windows[0] in a for a in advice.evidence.assumptions)
+
+
+def test_card_on_a_dst_day_has_92_intervals_and_no_bands_without_a_tariff() -> None:
+    day = frame("2026-03-29", 1, 50.0, tz="Europe/Berlin")
+    day = day[day.index.normalize() == day.index[0].normalize()]
+    assert len(day) == 92
+    card = load_curve_card(day)
+    assert len(card.kw) == 92
+    assert card.kwh == pytest.approx(92 * 50)
+    assert card.kwh_by_band == {}
+
+
+def test_contract_demand_c_star_charge_and_advice() -> None:
+    over = demand_advice(frame("2026-11-01", 30, 625.0), contract(), GUANGDONG)  # Pmax 2500 kW, C 2300
+    c_star = 2500 / 1.05
+    assert over.recommended_contract_charge == pytest.approx(c_star * 36.1)
+    assert over.saving_by_recommended_contract == pytest.approx(89_167 - c_star * 36.1, abs=1)
+    items = saving_advice(demand=over)
+    assert [i.kind for i in items] == ["basic_charge_mode"], "capacity (72,320) beats C* (85,952)"
+    assert any("alternative: contract demand 2,381 kW" in a for a in items[0].assumptions)
+    big = contract(transformer_kva=6000.0)  # floor 0.4 x 6000 = 2400 kW: C = 2300 bills 2400 + the excess
+    d = demand_advice(frame("2026-11-01", 30, 625.0), big, GUANGDONG)
+    now = 2400 * 36.1 + 2 * 36.1 * (2500 - 2415)
+    assert d.charges == pytest.approx({"capacity": 6000 * 22.6, "max_demand": 2500 * 36.1, "contract_demand": now})
+    assert d.cheapest_mode == "max_demand"
+    assert d.recommended_contract_charge == pytest.approx(2400 * 36.1), "C* = 2381 kW is billed at the floor"
+    (item,) = saving_advice(demand=d)
+    assert item.kind == "contract_demand"
+    assert item.money_per_month == pytest.approx(now - 2400 * 36.1)
+    assert any(f"alternative: billing by max_demand saves {now - 2500 * 36.1:,.0f}" in a for a in item.assumptions)
+
+
+def test_pf_money_is_per_month_whatever_the_data_period() -> None:
+    half = pf_advice(frame("2026-11-01", 15, 250.0, pf=0.80), contract(), GUANGDONG)
+    full = pf_advice(frame("2026-11-01", 30, 250.0, pf=0.80), contract(), GUANGDONG)
+    assert half.adjustment_money == pytest.approx(full.adjustment_money)
+    assert half.money_per_month == pytest.approx(full.money_per_month)
+    assert any("15 days" in a for a in half.evidence.assumptions)
+
+
+def _monthly(worse_last: float) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    months = pd.date_range("2025-06-01", periods=13, freq="MS")
+    output = rng.uniform(800, 1200, 13)
+    kwh = 50_000 + 120 * output + rng.normal(0, 300, 13)
+    kwh[-1] += worse_last
+    return pd.DataFrame({"kwh": kwh, "output": output}, index=months)
+
+
+def test_run_all_gives_every_service_and_prices_an_energy_performance_gap() -> None:
+    month = frame("2026-11-01", 30, np.tile(np.r_[np.full(32, 150.0), np.full(64, 600.0)], 30), pf=0.8)
+    plain = run_all(month, contract(), GUANGDONG)
+    assert set(plain) == {"card", "tou", "demand", "pf", "base_load", "bill", "advice"}
+    out = run_all(month, contract(), GUANGDONG, monthly=_monthly(8000), next_output=1000)
+    assert set(out) == set(plain) | {"energy_performance"}
+    ep = out["energy_performance"]
+    assert ep.valid
+    assert ep.savings_kwh[-1] < -6000
+    price = out["tou"].total_cost / out["tou"].total_kwh
+    assert ep.next_month_cost == pytest.approx(ep.next_month_kwh * price)
+    (item,) = [a for a in out["advice"] if a.kind == "energy_performance"]
+    assert item.money_per_month == pytest.approx(-ep.savings_kwh[-1] * price, rel=1e-3)
+    assert item.evidence.data == "monthly kWh and output"
+    money = [a.money_per_month for a in out["advice"]]
+    assert money == sorted(money, reverse=True)
+    fine = run_all(month, contract(), GUANGDONG, monthly=_monthly(-8000))
+    assert "energy_performance" not in {a.kind for a in fine["advice"]}
+
+
+def test_cusum_sign_follows_better_or_worse_than_baseline() -> None:
+    base = _monthly(0)
+    months = pd.date_range("2026-07-01", periods=4, freq="MS")
+    for delta, sign in ((-2000.0, 1), (2000.0, -1)):
+        later = pd.DataFrame({"output": 1000.0, "kwh": 50_000 + 120 * 1000 + delta}, index=months)
+        ep = energy_performance(pd.concat([base, later]), baseline_months=13)
+        tail = np.array(ep.cusum_kwh[-4:], dtype=float) - ep.cusum_kwh[12]
+        assert np.all(np.sign(tail) == sign)
+        assert np.all(np.sign(np.diff(np.r_[0.0, tail])) == sign), "each month moves CUSUM the same way"
+
+
+def test_from_contract_reads_a_registry_row() -> None:
+    row = Contract(transformer_kva=3200.0, hv_motors_kw=None, contract_demand_kw=2300.0, basic_charge_mode="demand",
+                   pf_standard=0.85, bill_threshold=90_000.0, tariff_id="guangdong-1-10kv")
+    c = ContractInputs.from_contract(row)
+    assert (c.basic_charge_mode, c.hv_motors_kw, c.pf_standard, c.bill_threshold) == ("max_demand", 0.0, 0.85, 90_000)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (SimpleNamespace(id=7, transformer_kva=3200.0, hv_motors_kw=0.0, contract_demand_kw=2300.0,
+                     basic_charge_mode="weekly", pf_standard=0.9, bill_threshold=None, tariff_id="x"),
+     r"contract 7: basic_charge_mode = 'weekly'"),
+    (SimpleNamespace(id=8, transformer_kva=-1.0, hv_motors_kw=0.0, contract_demand_kw=2300.0,
+                     basic_charge_mode="capacity", pf_standard=0.9, bill_threshold=None, tariff_id="x"),
+     r"contract 8: transformer_kva = -1.0"),
+    (SimpleNamespace(id=9, transformer_kva=3200.0), r"contract 9: no term 'basic_charge_mode'"),
+])
+def test_bad_contract_terms_name_the_contract_and_field(row: object, message: str) -> None:
+    with pytest.raises(ServiceError, match=message):
+        ContractInputs.from_contract(row)
+
+
+def test_duplicate_or_unordered_intervals_are_refused() -> None:
+    f = frame("2026-11-01", 1)
+    dup = pd.concat([f.iloc[:10], f.iloc[9:12]])
+    with pytest.raises(ServiceError, match=r"tou advice|TOU advice: interval 2026-11-01 02:15:00\+08:00 appears"):
+        tou_advice(dup, SICHUAN)
+    with pytest.raises(ServiceError, match=r"out of order at 2026-11-01 00:00:00\+08:00"):
+        load_curve_card(f.iloc[[1, 0, 2]])
+
+
+def test_energy_performance_bad_input() -> None:
+    with pytest.raises(ServiceError, match="columns kwh and output"):
+        energy_performance(pd.DataFrame({"kwh": [1.0]}))
+    with pytest.raises(ServiceError, match="no months"):
+        energy_performance(pd.DataFrame({"kwh": [], "output": []}))
