@@ -4,7 +4,8 @@ Synthetic plants made in the bench (shift profiles, weekends, noise, PF between 
 intervals), each on one of the shipped tariffs. Per customer: the load-curve card, TOU advice, demand and
 basic-charge advice, PF estimator, base load, bill forecast (as of the 20th), saving advice, and ISO 50006 energy
 performance over 18 months of monthly data. Work is split over a process pool (default: every core).
-Baseline in the same run: the same month priced by band with a plain pandas groupby, the least any bill needs.
+Baselines in the same run: the same month priced by band with a plain pandas groupby (the least any bill needs),
+and a naive pandas card (max, min, mean and a band groupby of the same day, no evidence, no missing flags).
 
 Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/services.py [--customers 1000] [--workers 2]
@@ -111,6 +112,24 @@ def baseline(ids: list[int]) -> float:
     return spent
 
 
+def baseline_card(ids: list[int]) -> float:
+    """Naive pandas: the day's kW max/min/mean with the time of the max, and kWh per band by groupby."""
+    tariff = load_tariff(TARIFFS[0])
+    grid = tariff.versions[-1].band_grid()
+    spent = 0.0
+    for i in ids:
+        frame, _, _ = plant(i)
+        day = frame[frame.index.normalize() == frame.index.normalize()[-1]]
+        t = time.perf_counter()
+        kw = day["kwh"] * 4
+        pmax, pmin, pavg, at = kw.max(), kw.min(), kw.mean(), kw.idxmax()
+        _ = (pavg / pmax, (pmax - pmin) / pmax, at)
+        idx = day.index
+        day["kwh"].groupby(grid[idx.month - 1, idx.hour * 4 + idx.minute // 15]).sum()
+        spent += time.perf_counter() - t
+    return spent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1000)
@@ -134,6 +153,7 @@ def main() -> None:
     print(f"services: {wall:.1f} s wall for {args.customers} customers", file=sys.stderr)
     with ProcessPoolExecutor(args.workers) as pool:
         base_cpu = sum(pool.map(baseline, chunks))
+        card_cpu = sum(pool.map(baseline_card, chunks))
     print(json.dumps({
         "customers": args.customers, "workers": args.workers, "intervals_per_customer": 31 * 96,
         "wall_s": round(wall, 2), "target_s": 60, "cpu_s_per_service": spent,
@@ -141,6 +161,8 @@ def main() -> None:
         "data_generation_ms_per_customer": round(gen_per_customer * 1000, 2),
         "baseline_groupby_pricing_cpu_s": round(base_cpu, 2),
         "tou_vs_baseline_cpu": round(spent["tou"] / base_cpu, 1) if base_cpu else None,
+        "baseline_naive_card_cpu_s": round(card_cpu, 2),
+        "card_vs_naive_card_cpu": round(spent["card"] / card_cpu, 1) if card_cpu else None,
     }))
 
 

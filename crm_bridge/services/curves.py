@@ -77,17 +77,20 @@ class TouAdvice(BaseModel):
     evidence: Evidence
 
 
-def band_windows(tariff: Tariff, day: pd.Timestamp, band: str) -> list[str]:
-    """The local clock windows of `band` on `day` (tz-aware midnight), e.g. ["10:00-12:00", "21:00-23:00"]."""
+def band_windows(tariff: Tariff, day: pd.Timestamp, *bands: str) -> list[list[str]]:
+    """The local clock windows of each band on `day` (tz-aware midnight), e.g. [["10:00-12:00", "21:00-23:00"]]."""
     grid = pd.date_range(day, day + pd.DateOffset(days=1), freq="15min", inclusive="left")
-    on = (tariff.price_table(grid)["band"].to_numpy() == band).astype(np.int8)
-    edges = np.diff(np.r_[0, on, 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    of_slot = tariff.price_table(grid)["band"].to_numpy()
 
     def clock(k: int) -> str:
         return "24:00" if k == len(grid) else grid[k].strftime("%H:%M")
 
-    return [f"{clock(int(a))}-{clock(int(b))}" for a, b in zip(starts, ends, strict=True)]
+    out = []
+    for band in bands:
+        edges = np.diff(np.r_[0, (of_slot == band).astype(np.int8), 0])
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        out.append([f"{clock(int(a))}-{clock(int(b))}" for a, b in zip(starts, ends, strict=True)])
+    return out
 
 
 def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = None,
@@ -110,7 +113,7 @@ def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = No
     peak_kwh = kwh_by_band.get(src, 0.0)
     x = shift_kwh if shift_kwh is not None else share * peak_kwh
     last = pd.Timestamp(idx[-1]).normalize()
-    from_windows, to_windows = band_windows(tariff, last, src), band_windows(tariff, last, dst)
+    from_windows, to_windows = band_windows(tariff, last, src, dst)
     assumptions = [f"move {x:.0f} kWh from {src} ({prices[src]}; {', '.join(from_windows)}) to {dst} "
                    f"({prices[dst]}; {', '.join(to_windows)})"]
     if shift_kwh is None:
