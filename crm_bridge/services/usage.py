@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from crm_bridge.services.inputs import ContractInputs, Evidence, ServiceError, check_frame, evidence, kw_of, settings
-from crm_bridge.tariffs import Tariff, basic_charges, energy_cost
+from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, monthly_pf, pf_adjustment_pct
 
 
 class BaseLoad(BaseModel):
@@ -89,6 +89,9 @@ class BillForecast(BaseModel):
     remaining_kwh: float
     remaining_energy_cost: float
     basic_charge: float
+    pf: float | None  # month-to-date PF (None without kvarh)
+    pf_adjustment: float  # on energy + basic charge at the month-to-date PF; positive: a surcharge
+    funds: float  # government funds on the month's kWh
     total: float
     threshold: float | None
     over_threshold: bool
@@ -138,26 +141,40 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
             values = remaining.to_numpy()
             values[gap] = fill
             remaining = pd.Series(values, index=rest)
-        remaining_cost = float(energy_cost(remaining, tariff)["energy_cost"].iloc[-1])
+        rest_costs = energy_cost(remaining, tariff)
+        remaining_cost = float(rest_costs["energy_cost"].iloc[-1])
+        remaining_funds = float(rest_costs["funds_cost"].iloc[-1])
         remaining_kwh = float(remaining.sum())
     else:
-        remaining_cost, remaining_kwh, method = 0.0, 0.0, "the month is complete"
-    mtd_cost = float(energy_cost(done, tariff)["energy_cost"].iloc[-1]) if len(done) else 0.0
+        remaining_cost, remaining_funds, remaining_kwh, method = 0.0, 0.0, 0.0, "the month is complete"
+    mtd_cost = mtd_funds = 0.0
+    if len(done):
+        done_costs = energy_cost(done, tariff)
+        mtd_cost, mtd_funds = float(done_costs["energy_cost"].iloc[-1]), float(done_costs["funds_cost"].iloc[-1])
     kw = kw_of(mtd).dropna()
     version = tariff.version_at(start.date())
     bc = basic_charges(version, contract.transformer_kva, float(kw.max()) if len(kw) else 0.0,
                        contract.contract_demand_kw, contract.hv_motors_kw)
     basic = {"capacity": bc.capacity, "max_demand": bc.demand}.get(contract.basic_charge_mode,
                                                                    bc.contract or bc.demand)
-    total = mtd_cost + remaining_cost + basic
+    pf = None
+    if "kvarh" in mtd.columns:
+        seen = mtd.loc[(idx >= start) & (idx < cut), ["kwh", "kvarh"]].dropna()
+        if float(seen["kwh"].sum()) > 0:
+            pf = monthly_pf(float(seen["kwh"].sum()), float(seen["kvarh"].sum()))
+    pf_money = (mtd_cost + remaining_cost + basic) * pf_adjustment_pct(pf, contract.pf_standard) / 100 \
+        if pf is not None else 0.0
+    total = mtd_cost + remaining_cost + basic + pf_money + mtd_funds + remaining_funds
     return BillForecast(
         currency=tariff.currency, month=start.strftime("%Y-%m"), as_of=cut.to_pydatetime(),
         mtd_kwh=float(done.sum()), mtd_energy_cost=mtd_cost, remaining_kwh=remaining_kwh,
-        remaining_energy_cost=remaining_cost, basic_charge=basic, total=total, threshold=contract.bill_threshold,
+        remaining_energy_cost=remaining_cost, basic_charge=basic, pf=pf, pf_adjustment=pf_money,
+        funds=mtd_funds + remaining_funds, total=total, threshold=contract.bill_threshold,
         over_threshold=contract.bill_threshold is not None and total > contract.bill_threshold, method=method,
         evidence=evidence(mtd, "15-min kWh of the month to date", [
             method, f"basic charge by {contract.basic_charge_mode} with the month-to-date Pmax",
-            "PF adjustment not included"]),
+            f"PF adjustment at the month-to-date PF {pf}" if pf is not None else "no kvarh: PF adjustment left out",
+            "government funds on every kWh, not PF-adjusted"]),
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from crm_bridge.registry.models import Contract
 from crm_bridge.services import (
     ContractInputs,
     ServiceError,
+    bill_forecast,
     demand_advice,
     energy_performance,
     load_curve_card,
@@ -21,6 +24,7 @@ from crm_bridge.services import (
     tou_advice,
 )
 from crm_bridge.tariffs import load_tariff
+from crm_bridge.tariffs.model import parse_tariff
 
 TZ = "Asia/Shanghai"
 SICHUAN = load_tariff("sichuan-2023")
@@ -169,3 +173,19 @@ def test_energy_performance_bad_input() -> None:
         energy_performance(pd.DataFrame({"kwh": [1.0]}))
     with pytest.raises(ServiceError, match="no months"):
         energy_performance(pd.DataFrame({"kwh": [], "output": []}))
+
+
+def test_bill_forecast_adds_the_pf_adjustment_and_government_funds() -> None:
+    as_of = datetime(2026, 11, 16, tzinfo=ZoneInfo(TZ))
+    terms = contract(tariff_id="sichuan-2023")
+    at_090 = bill_forecast(frame("2026-11-01", 15, 100.0, pf=0.90), terms, SICHUAN, as_of)
+    at_080 = bill_forecast(frame("2026-11-01", 15, 100.0, pf=0.80), terms, SICHUAN, as_of)
+    assert (at_090.pf, at_090.pf_adjustment, at_080.pf) == (0.9, 0.0, 0.8)
+    base = at_080.mtd_energy_cost + at_080.remaining_energy_cost + at_080.basic_charge
+    assert at_080.pf_adjustment == pytest.approx(0.05 * base), "0.80 against 0.90: +5 %"
+    assert at_080.total == pytest.approx(at_090.total * 1.05)
+    doc = SICHUAN.model_dump(mode="json")
+    doc["versions"][0]["government_funds_per_kwh"] = 0.03
+    funded = bill_forecast(frame("2026-11-01", 15, 100.0, pf=0.80), terms, parse_tariff(doc), as_of)
+    assert funded.funds == pytest.approx(0.03 * 30 * 96 * 100)
+    assert funded.total == pytest.approx(at_080.total + funded.funds), "funds are not PF-adjusted"
