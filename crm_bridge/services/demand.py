@@ -11,6 +11,7 @@ from crm_bridge.services.inputs import (
     MODE_OF_COMPARISON,
     ContractInputs,
     Evidence,
+    ServiceError,
     check_frame,
     evidence,
     kw_of,
@@ -27,6 +28,7 @@ class DemandAdvice(BaseModel):
     pmax_kw: float | None
     pmax_window_start: datetime | None
     limit_kw: float  # 1.05 x contract demand
+    demand_beats_capacity_below_kw: float  # Pmax under which max-demand billing is cheaper than capacity
     share_of_limit: float | None
     levels_reached: list[float]  # of the limit, e.g. [0.9] or [0.9, 1.0]
     charges: dict[str, float]  # capacity, max_demand, contract_demand
@@ -42,17 +44,22 @@ class DemandAdvice(BaseModel):
 
 
 def demand_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff,
-                  monthly_pmax_kw: list[float] | None = None, expected_pmax_kw: float | None = None) -> DemandAdvice:
-    """Demand watch for the month in `frame`; `monthly_pmax_kw` are earlier months' Pmax, oldest first."""
+                  monthly_pmax_kw: list[float] | None = None, expected_pmax_kw: float | None = None,
+                  upgrade_share_of_kva: float | None = None, upgrade_months: int | None = None) -> DemandAdvice:
+    """Demand watch for the month in `frame`; `monthly_pmax_kw` are earlier months' Pmax, oldest first.
+
+    The capacity-upgrade rule (share of kVA, months running) comes from the data file unless given here.
+    """
     idx = check_frame(frame, "demand advice")
     cfg = settings()["demand"]
     kw = kw_of(frame).where(frame["kwh"].notna())
     pmax = float(kw.max()) if kw.notna().any() else None
     at = pd.Timestamp(kw.idxmax()).to_pydatetime() if pmax is not None else None
-    limit = contract.contract_demand_kw * 1.05
+    version = tariff.version_at(idx[-1].date())
+    over = version.contract_excess_threshold  # 1.05: demand above 1.05 C is billed twice
+    limit = contract.contract_demand_kw * over
     share = pmax / limit if pmax is not None else None
     levels = [lv for lv in cfg["alert_levels"] if share is not None and share >= lv]
-    version = tariff.version_at(idx[-1].date())
     bc = basic_charges(version, contract.transformer_kva, pmax or 0.0, contract.contract_demand_kw,
                        contract.hv_motors_kw)
     charges = {"capacity": bc.capacity, "max_demand": bc.demand}
@@ -61,20 +68,27 @@ def demand_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff,
     cheapest = MODE_OF_COMPARISON[bc.cheapest]
     expected = expected_pmax_kw if expected_pmax_kw is not None else (
         max([*(monthly_pmax_kw or [])[-3:], pmax or 0.0]) or None)
-    c_star = expected / 1.05 if expected else None
+    c_star = expected / over if expected else None
     c_star_charge = None
     if c_star is not None and bc.contract is not None:
         c_star_charge = basic_charges(version, contract.transformer_kva, pmax or 0.0, c_star,
                                       contract.hv_motors_kw).contract
     current_charge = charges.get(contract.basic_charge_mode, charges[cheapest])
     history = [*(monthly_pmax_kw or []), *([pmax] if pmax is not None else [])]
-    months, share_kva = int(cfg["upgrade_months"]), float(cfg["upgrade_share_of_kva"])
+    months = int(upgrade_months if upgrade_months is not None else cfg["upgrade_months"])
+    share_kva = float(upgrade_share_of_kva if upgrade_share_of_kva is not None else cfg["upgrade_share_of_kva"])
+    if months < 1 or not 0 < share_kva <= 2:
+        raise ServiceError(f"demand advice: capacity-upgrade rule {share_kva:g} of kVA for {months} months is "
+                           "impossible (share in (0, 2], at least 1 month)")
     recent = history[-months:]
     upgrade = len(recent) >= months and all(p > share_kva * contract.transformer_kva for p in recent)
-    assumptions = [f"limit = 1.05 x contract demand {contract.contract_demand_kw:g} kW",
-                   f"C* = expected Pmax {expected or 0:.0f} kW / 1.05 (the largest of the last 3 months)"]
+    assumptions = [f"limit = {over:g} x contract demand {contract.contract_demand_kw:g} kW",
+                   f"C* = expected Pmax {expected or 0:.0f} kW / {over:g}"
+                   + (" (given)" if expected_pmax_kw is not None else " (the largest of the last 3 months)"),
+                   f"capacity upgrade advised when Pmax > {share_kva:.0%} of kVA for {months} months running"]
     return DemandAdvice(
-        currency=tariff.currency, pmax_kw=pmax, pmax_window_start=at, limit_kw=limit, share_of_limit=share,
+        currency=tariff.currency, pmax_kw=pmax, pmax_window_start=at, limit_kw=limit,
+        demand_beats_capacity_below_kw=bc.break_even_pmax_kw, share_of_limit=share,
         levels_reached=levels, charges=charges, current_mode=contract.basic_charge_mode, cheapest_mode=cheapest,
         saving_by_switching=max(0.0, current_charge - charges[cheapest]),
         recommended_contract_kw=c_star, recommended_contract_charge=c_star_charge,

@@ -189,3 +189,20 @@ def test_bill_forecast_adds_the_pf_adjustment_and_government_funds() -> None:
     funded = bill_forecast(frame("2026-11-01", 15, 100.0, pf=0.80), terms, parse_tariff(doc), as_of)
     assert funded.funds == pytest.approx(0.03 * 30 * 96 * 100)
     assert funded.total == pytest.approx(at_080.total + funded.funds), "funds are not PF-adjusted"
+
+
+def test_advisor_names_the_demand_capacity_break_even_and_the_upgrade_rule_is_configurable() -> None:
+    d = demand_advice(frame("2026-11-01", 3, 500.0), contract(), GUANGDONG)  # Pmax 2000 kW
+    assert d.demand_beats_capacity_below_kw == pytest.approx(22.6 / 36.1 * 3200)
+    assert round(d.demand_beats_capacity_below_kw) == 2003
+    assert d.cheapest_mode == "max_demand", "2000 kW is under the 2003 kW break-even"
+    assert demand_advice(frame("2026-11-01", 3, 505.0), contract(), GUANGDONG).cheapest_mode == "capacity"
+    hot = frame("2026-11-01", 3, 2800 / 4)
+    assert not demand_advice(hot, contract(), GUANGDONG, monthly_pmax_kw=[2400, 2750]).upgrade_advised
+    two = demand_advice(hot, contract(), GUANGDONG, monthly_pmax_kw=[2400, 2750], upgrade_months=2)
+    assert two.upgrade_advised
+    assert "for 2 months: 2750, 2800 kW" in (two.upgrade_reason or "")
+    assert not demand_advice(hot, contract(), GUANGDONG, monthly_pmax_kw=[2700, 2750],
+                             upgrade_share_of_kva=0.9).upgrade_advised, "2700 kW is under 90 % of 3200 kVA"
+    with pytest.raises(ServiceError, match="capacity-upgrade rule 0.8 of kVA for 0 months"):
+        demand_advice(hot, contract(), GUANGDONG, upgrade_months=0)
