@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -82,16 +83,15 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
         gaps = [(m, g) for m, g in zip(energy.months, energy.savings_kwh, strict=True) if g is not None]
         if gaps and gaps[-1][1] < 0:
             month, gap = gaps[-1]
-            currency = next((r.currency for r in (tou, demand, pf, base) if r is not None), "CNY")
             items.append(_item("energy_performance", f"{month} used {-gap:,.0f} kWh more than the ISO 50006 "
                                f"baseline predicts for its output (CUSUM {energy.cusum_kwh[-1] or 0:,.0f} kWh): "
-                               "find what changed", -gap * price_per_kwh, currency, energy.evidence,
+                               "find what changed", -gap * price_per_kwh, energy.currency, energy.evidence,
                                [f"priced at the average {price_per_kwh:.3f} per kWh"]))
     return sorted(items, key=lambda i: (-i.money_per_month, i.kind))
 
 
 def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None = None,
-            as_of: Any = None, forecast: pd.DataFrame | None = None,
+            as_of: datetime | None = None, forecast: pd.DataFrame | None = None,
             monthly_pmax_kw: list[float] | None = None, operating: pd.Series | None = None,
             monthly: pd.DataFrame | None = None, next_output: float | None = None) -> dict[str, Any]:
     """Every service on one month of 15-min data (the card for its last full day), keyed by service.
@@ -115,7 +115,7 @@ def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None
     out: dict[str, Any] = {"card": card, "tou": tou, "demand": demand, "pf": pf, "base_load": base, "bill": bill}
     energy = None
     if monthly is not None:
-        energy = energy_performance(monthly, next_output=next_output, price_per_kwh=price)
+        energy = energy_performance(monthly, next_output=next_output, price_per_kwh=price, currency=tariff.currency)
         out["energy_performance"] = energy
     out["advice"] = saving_advice(tou, demand, pf, base, months_of_data=months, energy=energy, price_per_kwh=price)
     return out

@@ -181,6 +181,7 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
 class EnergyPerformance(BaseModel):
     """ISO 50006-style: SEC, baseline E = a + b x output, savings, CUSUM, and next month from the plan."""
 
+    currency: str  # of next_month_cost
     months: list[str]
     sec_kwh_per_unit: list[float | None]
     a: float | None
@@ -197,7 +198,7 @@ class EnergyPerformance(BaseModel):
 
 
 def energy_performance(monthly: pd.DataFrame, baseline_months: int | None = None, next_output: float | None = None,
-                       price_per_kwh: float | None = None) -> EnergyPerformance:
+                       price_per_kwh: float | None = None, currency: str = "CNY") -> EnergyPerformance:
     """`monthly`: one row per month (index: month start), columns kwh and output (units of product).
 
     The first `baseline_months` rows (default: all) fit the baseline; savings and CUSUM run over every row.
@@ -244,7 +245,8 @@ def energy_performance(monthly: pd.DataFrame, baseline_months: int | None = None
     nxt = a + b * next_output if valid and a is not None and b is not None and next_output is not None else None
     first = pd.Timestamp(monthly.index[0])
     return EnergyPerformance(
-        months=months, sec_kwh_per_unit=sec, a=a, b=b, r2=r2, valid=valid, reason=reason, predicted_kwh=predicted,
+        currency=currency, months=months, sec_kwh_per_unit=sec, a=a, b=b, r2=r2, valid=valid, reason=reason,
+        predicted_kwh=predicted,
         savings_kwh=savings, cusum_kwh=cusum, next_month_kwh=nxt,
         next_month_cost=nxt * price_per_kwh if nxt is not None and price_per_kwh is not None else None,
         evidence=Evidence(data="monthly kWh and output", period_start=first.to_pydatetime(),
