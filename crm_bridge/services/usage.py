@@ -28,27 +28,40 @@ class BaseLoad(BaseModel):
     evidence: Evidence
 
 
-def off_hours_mask(idx: pd.DatetimeIndex, operating: pd.Series | None = None) -> np.ndarray:
-    """True for intervals outside production: from a plan (`operating` True/False per interval) or the calendar."""
+def off_hours_mask(idx: pd.DatetimeIndex, operating: pd.Series | None = None,
+                   off_hours: list[tuple[int, int]] | None = None, weekend_off: bool | None = None) -> np.ndarray:
+    """True for intervals outside production: from a plan, else from a shift calendar.
+
+    The plan is `operating` (True/False per interval); the calendar is local [from, to) hours off and whether
+    weekends are off, the data file's unless given.
+    """
     if operating is not None:
         return ~operating.reindex(idx).fillna(True).astype(bool).to_numpy()
     cfg = settings()["base_load"]
+    spans = off_hours if off_hours is not None else [tuple(x) for x in cfg["off_hours"]]
+    for span in spans:
+        if len(span) != 2 or not 0 <= span[0] < span[1] <= 24:
+            raise ServiceError(f"base load: off-hours span {list(span)} must be [from, to) hours with 0 <= from < "
+                               "to <= 24")
     hour = idx.hour.to_numpy()
     off = np.zeros(len(idx), dtype=bool)
-    for lo, hi in cfg["off_hours"]:
+    for lo, hi in spans:
         off |= (hour >= lo) & (hour < hi)
-    if cfg["weekend_off"]:
+    if cfg["weekend_off"] if weekend_off is None else weekend_off:
         off |= idx.dayofweek.to_numpy() >= 5
     return off
 
 
 def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None = None,
-              rise_alert_pct: float | None = None) -> BaseLoad:
+              rise_alert_pct: float | None = None, off_hours: list[tuple[int, int]] | None = None,
+              weekend_off: bool | None = None) -> BaseLoad:
     """Base load of the frame (weeks of data give the trailing 4-week median and the rise alert)."""
     idx = check_frame(frame, "base load")
     cfg = settings()["base_load"]
     rise_limit = rise_alert_pct if rise_alert_pct is not None else float(cfg["rise_alert_pct"])
-    off = off_hours_mask(idx, operating)
+    off = off_hours_mask(idx, operating, off_hours, weekend_off)
+    spans = off_hours if off_hours is not None else cfg["off_hours"]
+    weekends = cfg["weekend_off"] if weekend_off is None else weekend_off
     kw = kw_of(frame)
     off_kw = kw[off].dropna()
     q = float(cfg["quantile"])
@@ -72,7 +85,7 @@ def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None =
         money_per_month=cut * off_hours_per_month * off_price,
         evidence=evidence(frame, "15-min kW outside production hours", [
             "off-hours from the production plan" if operating is not None else
-            f"off-hours from the shift calendar {cfg['off_hours']}, weekends {'off' if cfg['weekend_off'] else 'on'}",
+            f"off-hours from the shift calendar {[list(x) for x in spans]}, weekends {'off' if weekends else 'on'}",
             f"base load = {q:.0%} quantile of off-hours kW", f"a plant can cut {cfg['cut_share']:.0%} of it",
             f"alert above {rise_limit:g} % over the trailing 4-week median"]),
     )

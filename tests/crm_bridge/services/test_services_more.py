@@ -14,6 +14,7 @@ from crm_bridge.registry.models import Contract
 from crm_bridge.services import (
     ContractInputs,
     ServiceError,
+    base_load,
     bill_forecast,
     demand_advice,
     energy_performance,
@@ -206,3 +207,17 @@ def test_advisor_names_the_demand_capacity_break_even_and_the_upgrade_rule_is_co
                              upgrade_share_of_kva=0.9).upgrade_advised, "2700 kW is under 90 % of 3200 kVA"
     with pytest.raises(ServiceError, match="capacity-upgrade rule 0.8 of kVA for 0 months"):
         demand_advice(hot, contract(), GUANGDONG, upgrade_months=0)
+
+
+def test_base_load_follows_the_customers_own_shift_calendar() -> None:
+    idx = pd.date_range(pd.Timestamp("2026-11-02", tz=TZ), periods=14 * 96, freq="15min")  # two weeks from Monday
+    kw = np.select([(idx.hour >= 6) & (idx.hour < 14), (idx.hour >= 14) & (idx.hour < 18)], [900.0, 400.0], 150.0)
+    f = pd.DataFrame({"kwh": kw / 4, "kvarh": kw / 8}, index=idx)
+    one_shift = base_load(f, SICHUAN, off_hours=[(14, 24), (0, 6)], weekend_off=False)
+    assert one_shift.base_kw == pytest.approx(150.0)
+    night_only = base_load(f, SICHUAN, off_hours=[(18, 24)], weekend_off=False)
+    assert night_only.off_hours_kwh == pytest.approx(14 * 6 * 150.0)
+    assert night_only.off_hours_share == pytest.approx(6 * 150 / (8 * 900 + 4 * 400 + 12 * 150))
+    assert any("[[18, 24]], weekends on" in a for a in night_only.evidence.assumptions)
+    with pytest.raises(ServiceError, match=r"off-hours span \[22, 6\]"):
+        base_load(f, SICHUAN, off_hours=[(22, 6)])
