@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
@@ -18,7 +19,7 @@ from crm_bridge.services.inputs import (
     months_covered,
     settings,
 )
-from crm_bridge.tariffs import Tariff, basic_charges, capacitor_kvar, energy_cost, monthly_pf, pf_adjustment_pct
+from crm_bridge.tariffs import Tariff, basic_charges, capacitor_kvar, monthly_pf, pf_adjustment_pct
 
 
 class DemandAdvice(BaseModel):
@@ -127,7 +128,8 @@ def pf_advice(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff, tar
     target = target_pf if target_pf is not None else float(cfg["target_pf"])
     kwh, kvarh = float(frame["kwh"].sum()), float(frame["kvarh"].sum())
     months = months_covered(idx)
-    energy = float(energy_cost(frame["kwh"], tariff)["energy_cost"].iloc[-1]) / months  # a month's energy charge
+    prices = tariff.price_table(idx)["price"].to_numpy()
+    energy = float(np.nansum(frame["kwh"].to_numpy(dtype=float) * prices)) / months  # a month's energy charge
     kw = kw_of(frame).dropna()
     design = float(kw.quantile(float(cfg["design_power_quantile"]))) if len(kw) else None
     if basic_charge is None:

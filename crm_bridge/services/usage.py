@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from crm_bridge.services.inputs import ContractInputs, Evidence, ServiceError, check_frame, evidence, kw_of, settings
-from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, monthly_pf, pf_adjustment_pct
+from crm_bridge.tariffs import Tariff, basic_charges, monthly_pf, pf_adjustment_pct
 
 
 class BaseLoad(BaseModel):
@@ -154,16 +154,17 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
             values = remaining.to_numpy()
             values[gap] = fill
             remaining = pd.Series(values, index=rest)
-        rest_costs = energy_cost(remaining, tariff)
-        remaining_cost = float(rest_costs["energy_cost"].iloc[-1])
-        remaining_funds = float(rest_costs["funds_cost"].iloc[-1])
-        remaining_kwh = float(remaining.sum())
     else:
-        remaining_cost, remaining_funds, remaining_kwh, method = 0.0, 0.0, 0.0, "the month is complete"
-    mtd_cost = mtd_funds = 0.0
-    if len(done):
-        done_costs = energy_cost(done, tariff)
-        mtd_cost, mtd_funds = float(done_costs["energy_cost"].iloc[-1]), float(done_costs["funds_cost"].iloc[-1])
+        remaining, method = pd.Series(np.zeros(0), index=rest), "the month is complete"
+    # one price table for the measured and the forecast intervals (what energy_cost does, without the bands)
+    table = tariff.price_table(pd.DatetimeIndex(pd.DatetimeIndex(done.index).append(rest)))
+    kwh_all = np.r_[done.to_numpy(dtype=float), remaining.to_numpy(dtype=float)]
+    cost_all = kwh_all * table["price"].to_numpy()
+    funds_all = kwh_all * table["funds"].to_numpy()
+    n = len(done)
+    mtd_cost, mtd_funds = float(np.nansum(cost_all[:n])), float(np.nansum(funds_all[:n]))
+    remaining_cost, remaining_funds = float(np.nansum(cost_all[n:])), float(np.nansum(funds_all[n:]))
+    remaining_kwh = float(np.nansum(kwh_all[n:]))
     kw = kw_of(mtd).dropna()
     version = tariff.version_at(start.date())
     bc = basic_charges(version, contract.transformer_kva, float(kw.max()) if len(kw) else 0.0,

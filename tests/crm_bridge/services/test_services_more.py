@@ -24,7 +24,7 @@ from crm_bridge.services import (
     saving_advice,
     tou_advice,
 )
-from crm_bridge.tariffs import load_tariff
+from crm_bridge.tariffs import energy_cost, load_tariff
 from crm_bridge.tariffs.model import parse_tariff
 
 TZ = "Asia/Shanghai"
@@ -221,3 +221,12 @@ def test_base_load_follows_the_customers_own_shift_calendar() -> None:
     assert any("[[18, 24]], weekends on" in a for a in night_only.evidence.assumptions)
     with pytest.raises(ServiceError, match=r"off-hours span \[22, 6\]"):
         base_load(f, SICHUAN, off_hours=[(22, 6)])
+
+
+def test_pf_adjustment_money_is_the_percentage_of_energy_plus_basic_charge() -> None:
+    month = frame("2026-11-01", 30, 250.0, pf=0.80)  # 1000 kW, PF 0.80: +5 % against 0.90
+    p = pf_advice(month, contract(), GUANGDONG)
+    energy = float(energy_cost(month["kwh"], GUANGDONG)["energy_cost"].iloc[-1])
+    assert p.adjustment_money == pytest.approx(0.05 * (energy + 2300 * 36.1))
+    at_095 = -0.0075 * (energy + 2300 * 36.1)
+    assert p.money_per_month == pytest.approx(p.adjustment_money - at_095)
