@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from crm_bridge.services.inputs import Evidence, check_frame, evidence, kw_of, settings
-from crm_bridge.tariffs import Tariff, energy_cost
+from crm_bridge.services.inputs import Evidence, check_frame, evidence, kw_of, priced_by_band, settings
+from crm_bridge.tariffs import Tariff
 
 
 class LoadCurveCard(BaseModel):
@@ -41,8 +41,7 @@ def load_curve_card(day_frame: pd.DataFrame, tariff: Tariff | None = None) -> Lo
     pavg = float(measured.mean()) if len(measured) else None
     by_band: dict[str, float] = {}
     if tariff is not None:
-        costs = energy_cost(day_frame["kwh"], tariff)
-        by_band = {str(b): float(v) for b, v in costs["kwh"].items() if b != "total"}
+        by_band = priced_by_band(day_frame["kwh"], tariff)[0]
     return LoadCurveCard(
         day=idx[0].date(),
         kw=[None if np.isnan(v) else round(float(v), 3) for v in kw.to_numpy(dtype=float)],
@@ -100,11 +99,8 @@ def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = No
     x is `shift_kwh` when given, else the flexible share of the period's peak-band energy (data file).
     """
     idx = check_frame(frame, "TOU advice")
-    costs = energy_cost(frame["kwh"], tariff)
-    bands = costs.drop(index="total")
-    kwh_by_band = {str(b): float(v) for b, v in bands["kwh"].items()}
-    cost_by_band = {str(b): float(v) for b, v in bands["energy_cost"].items()}
-    total_kwh = float(costs["kwh"].iloc[-1])
+    kwh_by_band, cost_by_band = priced_by_band(frame["kwh"], tariff)
+    total_kwh = sum(kwh_by_band.values())
     last_day = idx[-1].date()
     prices = tariff.version_at(last_day).energy_prices
     src = "peak" if "peak" in prices else max(prices, key=lambda b: prices[b])
@@ -120,7 +116,7 @@ def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = No
         assumptions.append(f"flexible share of {src} energy: {share:.0%}")
     return TouAdvice(
         currency=tariff.currency, kwh_by_band=kwh_by_band, cost_by_band=cost_by_band, total_kwh=total_kwh,
-        total_cost=float(costs["energy_cost"].iloc[-1]),
+        total_cost=sum(cost_by_band.values()),
         peak_share=(sum(v for b, v in kwh_by_band.items() if b in ("peak", "critical_peak")) / total_kwh)
         if total_kwh else None,
         shift_from=src, shift_to=dst, shift_kwh=x, shift_from_windows=from_windows, shift_to_windows=to_windows,

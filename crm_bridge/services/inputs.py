@@ -8,10 +8,12 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crm_bridge.errors import CrmError
+from crm_bridge.tariffs import Tariff
 
 BasicMode = Literal["capacity", "max_demand", "contract_demand"]
 MODE_OF_COMPARISON = {"capacity": "capacity", "demand": "max_demand", "contract": "contract_demand"}
@@ -110,3 +112,14 @@ def months_covered(idx: pd.DatetimeIndex) -> float:
 def kw_of(frame: pd.DataFrame) -> pd.Series:
     """15-min mean kW: the frame's kw column when present, else kWh x 4."""
     return frame["kw"] if "kw" in frame.columns else frame["kwh"] * 4
+
+
+def priced_by_band(kwh: pd.Series, tariff: Tariff) -> tuple[dict[str, float], dict[str, float]]:
+    """Energy (kWh) and its cost per TOU band, NaN intervals counting nothing: energy_cost's figures, no groupby."""
+    table = tariff.price_table(pd.DatetimeIndex(kwh.index))
+    values = np.nan_to_num(kwh.to_numpy(dtype=float))
+    names, which = np.unique(table["band"].to_numpy().astype(str), return_inverse=True)
+    energy = np.bincount(which, weights=values, minlength=len(names))
+    cost = np.bincount(which, weights=values * table["price"].to_numpy(), minlength=len(names))
+    return ({str(b): float(v) for b, v in zip(names, energy, strict=True)},
+            {str(b): float(v) for b, v in zip(names, cost, strict=True)})

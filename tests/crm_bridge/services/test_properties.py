@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from crm_bridge.services import ContractInputs, bill_forecast, load_curve_card, pf_advice, tou_advice
 from crm_bridge.tariffs import energy_cost, load_tariff
+from crm_bridge.tariffs.model import parse_tariff
 
 TZ = "Asia/Shanghai"
 SICHUAN = load_tariff("sichuan-2023")
@@ -91,3 +92,21 @@ def test_capacitor_only_below_the_target_and_larger_for_worse_pf(pf1: float, pf2
     if results[0].capacitor_kvar is not None and results[1].capacitor_kvar is not None:
         assert results[0].capacitor_kvar >= results[1].capacitor_kvar
     assert results[0].money_per_month >= results[1].money_per_month - 1e-6
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, 96 * 3, elements=st.floats(0, 5000, allow_nan=False)),
+       arrays(np.bool_, 96 * 3, elements=st.booleans()))
+def test_tou_per_band_figures_equal_the_tariff_packages_energy_cost(kwh: np.ndarray, hole: np.ndarray) -> None:
+    doc = SICHUAN.model_dump(mode="json")
+    later = {**doc["versions"][0], "valid_from": "2026-06-02",
+             "energy_prices": {"critical_peak": 2.0, "peak": 1.7, "flat": 1.0, "valley": 0.3}}
+    doc["versions"].append(later)  # a price change inside the data: 1 June at the old prices, 2-3 June at the new
+    tariff = parse_tariff(doc)
+    idx = pd.date_range(pd.Timestamp("2026-06-01", tz=TZ), periods=96 * 3, freq="15min")
+    f = pd.DataFrame({"kwh": np.where(hole, np.nan, kwh)}, index=idx)
+    reference = energy_cost(f["kwh"], tariff).drop(index="total")
+    advice = tou_advice(f, tariff)
+    assert advice.kwh_by_band == pytest.approx({str(b): float(v) for b, v in reference["kwh"].items()})
+    assert advice.cost_by_band == pytest.approx({str(b): float(v) for b, v in reference["energy_cost"].items()})
+    assert advice.price_from == 1.7, "the advice prices the shift at the version in force at the end"
