@@ -143,15 +143,22 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
             if len(measured) == 0:
                 raise ServiceError("bill forecast: no measured interval this month to base a profile on")
             m_idx = pd.DatetimeIndex(measured.index)
-            key = pd.MultiIndex.from_arrays([m_idx.dayofweek, m_idx.hour * 4 + m_idx.minute // 15])
-            by_dow = pd.Series(measured.to_numpy(), index=key).groupby(level=[0, 1]).mean()
-            by_slot = pd.Series(measured.to_numpy(), index=key.get_level_values(1)).groupby(level=0).mean()
+            m_slot = (m_idx.hour * 4 + m_idx.minute // 15).to_numpy()
+            m_key = m_idx.dayofweek.to_numpy() * 96 + m_slot
+            m_val = measured.to_numpy(dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 -> NaN: no such weekday/slot measured
+                by_dow = np.bincount(m_key, m_val, 7 * 96) / np.bincount(m_key, minlength=7 * 96)
+                by_slot = np.bincount(m_slot, m_val, 96) / np.bincount(m_slot, minlength=96)
             r_idx = rest[gap]
-            want = pd.MultiIndex.from_arrays([r_idx.dayofweek, r_idx.hour * 4 + r_idx.minute // 15])
-            fill = by_dow.reindex(want).to_numpy()
+            r_slot = (r_idx.hour * 4 + r_idx.minute // 15).to_numpy()
+            fill = by_dow[r_idx.dayofweek.to_numpy() * 96 + r_slot]
             holes = np.isnan(fill)
-            fill[holes] = by_slot.reindex(want.get_level_values(1)[holes]).to_numpy()
-            values = remaining.to_numpy()
+            fill[holes] = by_slot[r_slot[holes]]
+            unseen = np.isnan(fill)
+            if unseen.any():  # a time of day never measured this month: the month's mean interval
+                fill[unseen] = float(m_val.mean())
+                method += f"; {int(unseen.sum())} intervals at a time of day never measured take the month's mean"
+            values = remaining.to_numpy(dtype=float).copy()
             values[gap] = fill
             remaining = pd.Series(values, index=rest)
     else:

@@ -230,3 +230,31 @@ def test_pf_adjustment_money_is_the_percentage_of_energy_plus_basic_charge() -> 
     assert p.adjustment_money == pytest.approx(0.05 * (energy + 2300 * 36.1))
     at_095 = -0.0075 * (energy + 2300 * 36.1)
     assert p.money_per_month == pytest.approx(p.adjustment_money - at_095)
+
+
+def test_bill_forecast_same_weekday_profile_with_fallbacks() -> None:
+    tz = ZoneInfo(TZ)
+    month = pd.date_range(pd.Timestamp("2026-11-01", tz=TZ), periods=30 * 96, freq="15min")  # 1 Nov: a Sunday
+    weekend = month.dayofweek >= 5
+    f = pd.DataFrame({"kwh": np.where(weekend, 20.0, 100.0)}, index=month)
+    terms = contract(tariff_id="sichuan-2023")
+    as_of = datetime(2026, 11, 16, tzinfo=tz)
+    b = bill_forecast(f[f.index < pd.Timestamp(as_of)], terms, SICHUAN, as_of)
+    rest = month >= pd.Timestamp(as_of)
+    assert b.remaining_kwh == pytest.approx(f["kwh"][rest].sum()), "weekends forecast as weekends"
+    assert b.pf is None
+    assert "PF adjustment left out" in " ".join(b.evidence.assumptions)
+    # Sunday to Tuesday measured: Wednesday on falls back to the time-of-day mean over those three days
+    as_of = datetime(2026, 11, 4, tzinfo=tz)
+    short = bill_forecast(f[f.index < pd.Timestamp(as_of)], terms, SICHUAN, as_of)
+    later = month >= pd.Timestamp(as_of)
+    dow = month[later].dayofweek
+    expected = np.select([dow == 6, dow <= 1], [20.0, 100.0], (20 + 100 + 100) / 3)  # Sun, Mon/Tue, Wed-Sat
+    assert short.remaining_kwh == pytest.approx(expected.sum())
+    # a slot never measured (02:00 missing every day) takes the month's mean interval, and says so
+    g = f.copy()
+    g.loc[g.index.hour == 2, "kwh"] = np.nan
+    holey = bill_forecast(g[g.index < pd.Timestamp(as_of)], terms, SICHUAN, as_of)
+    assert "never measured" in holey.method
+    at_2 = month[later].hour == 2
+    assert holey.remaining_kwh == pytest.approx(expected[~at_2].sum() + at_2.sum() * (20 + 100 + 100) / 3)
