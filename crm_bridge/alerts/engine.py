@@ -18,7 +18,7 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 class AlertError(CrmError, ValueError):
-    """Bad alert input or lifecycle step (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
+    """Bad alert input or lifecycle step."""
 
 
 def raise_alert(

@@ -54,7 +54,7 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
     For a tariff kept only in the registry (a document with `average_price_per_kwh`), the month-to-date energy cost
     at that average price, extrapolated to the month, plus basic charge. None if neither gives a price.
     """
-    from crm_bridge.errors import TariffError
+    from crm_bridge.errors import CrmError
     from crm_bridge.services import ContractInputs, bill_forecast
     from crm_bridge.tariffs import available_tariffs, load_tariff
 
@@ -62,8 +62,9 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
         try:
             return bill_forecast(frame, ContractInputs.from_contract(contract), load_tariff(contract.tariff_id),
                                  now_local).total
-        except TariffError:
-            log.warning("tariff %s does not cover %s; using the registry's document", contract.tariff_id, now_local)
+        except CrmError as exc:  # a tariff that does not cover the month, a contract or frame the service refuses
+            log.warning("bill forecast for %s by tariff %s failed (%s); using the registry's document",
+                        contract.company.code, contract.tariff_id, exc)
     tv = session.scalar(
         select(TariffVersion)
         .where(TariffVersion.tariff_id == contract.tariff_id, TariffVersion.valid_from <= now_local.date())

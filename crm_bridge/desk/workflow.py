@@ -31,7 +31,7 @@ _DEFAULT_TIER = "C"
 
 
 class TicketError(CrmError, ValueError):
-    """Bad service-desk input (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
+    """Bad service-desk input."""
 
 
 class InvalidTransitionError(TicketError):

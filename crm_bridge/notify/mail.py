@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class NotifyError(CrmError, RuntimeError):
-    """A notification could not be delivered (to be re-rooted under crm_bridge.errors.CrmError once it lands)."""
+    """A notification could not be delivered."""
 
 
 class EmailSettings(BaseModel):
