@@ -160,15 +160,18 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.sustained_nodes:
         with Simulator(args.sustained_nodes) as sim:
             n, el, lateness = await collector_notifications(sim.url, sim.node_ids, args.sustained_duration)
+            rn, rel = await raw_notifications(sim.url, sim.node_ids, args.sustained_duration)
             expected = len(sim.node_ids) / 1.0
             out["sustained"] = {
                 "nodes": len(sim.node_ids), "interval_s": 1.0, "notifications_per_s": round(n / el),
                 "delivered_share": round((n / el) / expected, 3),
+                "raw_asyncua_notifications_per_s": round(rn / rel),
+                "ratio_to_raw": round((n / el) / (rn / rel), 3) if rn else None,
                 "lateness_p50_s": round(statistics.median(lateness), 2) if lateness else None,
                 "lateness_p95_s": round(sorted(lateness)[int(0.95 * (len(lateness) - 1))], 2) if lateness else None,
                 "target_nodes": 10_000,
-                "note": "simulator and collector share this machine's 2 cores; the simulator writes every node "
-                        "once a second through asyncua's Python server",
+                "note": "simulator, collector and raw client share this machine's 2 cores; the simulator writes "
+                        "every node once a second through asyncua's Python server",
             }
             log(f"sustained: {out['sustained']}")
     return {"opcua": out}
