@@ -119,6 +119,7 @@ class _Device:
         cfg = self.cfg
         client = Client(cfg.url, timeout=cfg.timeout_s)
         client.name = "energy-gateway"
+        client.session_timeout = 600_000  # what servers commonly grant; asking for more only logs a warning
         if cfg.security_policy != "None":
             cert, key, uri = await client_certificate(cfg, self.state_dir)
             server = await trusted_server_certificate(cfg, self.state_dir, cfg.timeout_s)

@@ -101,9 +101,11 @@ class OpcUaPlantSimulator:
             await server.load_private_key(str(self.private_key))
             policies += [ua.SecurityPolicyType.Basic256Sha256_Sign, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
         server.set_security_policy(policies)
-        tokens: list[type] = [ua.UserNameIdentityToken, ua.X509IdentityToken]
-        if not self.users and not self.user_certs:
-            tokens.insert(0, ua.AnonymousIdentityToken)
+        tokens: list[type] = [ua.AnonymousIdentityToken]
+        if self.users:
+            tokens = [ua.UserNameIdentityToken]
+        if self.user_certs:
+            tokens = [*tokens[:1 if self.users else 0], ua.X509IdentityToken]
         server.set_identity_tokens(tokens)
         idx = await server.register_namespace(NAMESPACE)
         plant = await server.nodes.objects.add_folder(idx, "Plant")
