@@ -95,6 +95,8 @@ async def portal_user(base: str, login: dict[str, Any], stop_at: float, think: f
 
 async def baseline_user(base: str, stop_at: float, think: float, stats: Stats, rng: random.Random) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+        await c.get("/healthz")  # open the connection untimed, as the portal users did with their login
+        await asyncio.sleep(rng.uniform(0, think))
         while time.monotonic() < stop_at:
             await stats.hit(c, "healthz", "/healthz")
             await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
