@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -14,6 +15,7 @@ from gateway.auth import AuthError, AuthService, Principal
 from gateway.runtime import Gateway
 
 SESSION_COOKIE = "eg_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
@@ -41,6 +43,12 @@ def optional_principal(request: Request, token: Annotated[str | None, Depends(oa
         if cookie:
             principal, csrf = auth.from_session(cookie)
             request.state.csrf = csrf
+            # A browser session changing something through the API must prove it came from our own page.
+            if request.method not in SAFE_METHODS and request.url.path.startswith("/api/"):
+                sent = request.headers.get("X-CSRF-Token", "")
+                if not sent or not secrets.compare_digest(sent, csrf):
+                    raise ApiError(403, "a session-authenticated API change needs the X-CSRF-Token header",
+                                   code="csrf")
             return principal
     except AuthError as exc:
         if token:

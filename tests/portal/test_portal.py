@@ -132,6 +132,14 @@ def test_forms_need_the_csrf_token_and_cookies_are_httponly(portal):
         r = c.post("/portal/c/acme/requests", data={"kind": "request", "category": "other", "title": "x"})
         assert r.status_code == 403
         assert "CSRF" in r.text
+        body = {"category": "billing", "title": "from a forged page"}
+        r = c.post("/api/v1/tickets", json=body)
+        assert r.status_code == 403, "the session cookie alone cannot change things through the API"
+        page = c.get("/portal/c/acme/requests").text
+        csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+        r = c.post("/api/v1/tickets", json=body, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 201
+        assert c.get("/api/v1/customers/acme").status_code == 200, "reads need no token"
         r = c.post("/login", data={"username": "cust-acme", "password": PASSWORD, "csrf_token": "forged"})
         assert r.status_code == 403
 
