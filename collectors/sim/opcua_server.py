@@ -85,6 +85,7 @@ class OpcUaPlantSimulator:
     _task: asyncio.Task[None] | None = None
     _nodes: dict[str, dict[str, ua.NodeId]] = field(default_factory=dict)
     extra_nodes: dict[str, ua.NodeId] = field(default_factory=dict)  # identifier-type examples: kind -> node id
+    text_node: ua.NodeId | None = None
 
     async def start(self) -> None:
         if self.port == 0:
@@ -126,6 +127,10 @@ class OpcUaPlantSimulator:
             node = await plant.add_variable(nid, ua.QualifiedName(f"{kind}_value", idx), 1.0,
                                             varianttype=ua.VariantType.Double)
             self.extra_nodes[kind] = node.nodeid
+        # A text variable: what a client gets when a configured point is not a number.
+        text = await plant.add_variable(ua.NodeId("Plant.status_text", idx), ua.QualifiedName("status_text", idx),
+                                        "RUN", varianttype=ua.VariantType.String)
+        self.text_node = text.nodeid
         if self.max_nodes_per_read:
             limit = server.get_node(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
             await limit.write_value(ua.Variant(self.max_nodes_per_read, ua.VariantType.UInt32))

@@ -107,12 +107,15 @@ async def test_status_codes_map_to_quality_and_old_values_are_not_resent(tmp_pat
         ids = sim.node_ids("m1")
         nodes = [{"point": "active_power_kw", "node_id": ids["active_power_kw"]},
                  {"point": "current_a", "node_id": ids["current_a"]},
-                 {"point": "frequency_hz", "node_id": ids["frequency_hz"]}]
+                 {"point": "frequency_hz", "node_id": ids["frequency_hz"]},
+                 {"point": "voltage_ll_v", "node_id": sim.text_node.to_string()}]  # text, Good status
         await sim.set_quality("m1", "current_a", ua.StatusCode(ua.StatusCodes.UncertainLastUsableValue), 12.5)
         await sim.set_quality("m1", "frequency_hz", ua.StatusCode(ua.StatusCodes.BadSensorFailure))
+
         col = OpcUaCollector([device(sim.url, nodes, mode="poll", interval_s=0.3)], tmp_path)
         got = await collect_until(col, lambda rs: False, within_s=2.5)
-        first = {r.point: r for r in got[:3]}
+        first = {r.point: r for r in got[:4]}
+        assert (first["voltage_ll_v"].quality, first["voltage_ll_v"].value) == (Quality.BAD, None)
         assert first["active_power_kw"].quality is Quality.GOOD
         assert (first["current_a"].quality, first["current_a"].value) == (Quality.UNCERTAIN, 12.5)
         assert (first["frequency_hz"].quality, first["frequency_hz"].value) == (Quality.BAD, None)
