@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_bridge.registry.models import AccountManager, Company, ManagerAssignment
@@ -51,48 +48,16 @@ class Principal:
     language: str | None = None
 
 
-class RateLimiter:
-    """Failed-login counter over a sliding window, per username and per client address (in-process)."""
-
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0, per_client: int = 20) -> None:
-        self.max_failures, self.window_s, self.per_client = max_failures, window_s, per_client
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
-
-    def check(self, username: str, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key, limit in ((f"u:{username.lower()}", self.max_failures), (f"c:{client}", self.per_client)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    raise LoginRateLimited(max(1, int(self.window_s - (now - q[0])) + 1))
-
-    def failed(self, username: str, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(f"u:{username.lower()}", now).append(now)
-            self._recent(f"c:{client}", now).append(now)
-
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._fails.pop(f"u:{username.lower()}", None)
-
-
 class AuthService:
     """Users and credentials in the registry database; tokens signed with the gateway's secret key."""
 
-    def __init__(self, db: sessionmaker[Session], secret_key: str, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, db: sessionmaker[Session], secret_key: str, max_failures: int = 5, per_client: int = 20,
+                 window_s: float = 300.0) -> None:
         if len(secret_key) < 16:
             raise AuthError("the secret key must be at least 16 characters")
         self.db = db
         self.hasher = PasswordHasher()
-        self.limiter = limiter or RateLimiter()
+        self.max_failures, self.per_client, self.window_s = max_failures, per_client, window_s
         self._tokens = URLSafeTimedSerializer(secret_key, salt="energy-gateway.api-token")
         self._sessions = URLSafeTimedSerializer(secret_key, salt="energy-gateway.portal-session")
         # A verification of a wrong username costs as much as a wrong password: no user enumeration by timing.
@@ -152,10 +117,25 @@ class AuthService:
             s.commit()
 
     # -- login ---------------------------------------------------------------------------------------
+    def _check_rate(self, s: Session, username: str, client: str) -> None:
+        """Too many failed logins (from the audit log, so every API process behind a balancer sees the same)."""
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=self.window_s)
+        last_ok = s.scalar(select(func.max(AuditEvent.at)).where(AuditEvent.action == "login",
+                                                                  AuditEvent.target == username[:200]))
+        start = max(since, last_ok) if last_ok is not None else since
+        for where, limit, after in ((AuditEvent.target == username[:200], self.max_failures, start),
+                                    (AuditEvent.client == client, self.per_client, since)):
+            q = select(func.count(AuditEvent.id), func.min(AuditEvent.at)).where(
+                AuditEvent.action == "login.failed", where, AuditEvent.at > after)
+            count, oldest = s.execute(q).one()
+            if count >= limit and oldest is not None:
+                raise LoginRateLimited(max(1, int(self.window_s - (now - oldest).total_seconds()) + 1))
+
     def authenticate(self, username: str, password: str, client: str = "-") -> Principal:
         """Check a password; failed attempts are counted and audited, and too many are refused before checking."""
-        self.limiter.check(username, client)
         with self.db() as s:
+            self._check_rate(s, username, client)
             user = s.scalar(select(User).where(User.username == username))
             ok = False
             try:
@@ -163,14 +143,12 @@ class AuthService:
             except (VerificationError, InvalidHashError):
                 ok = False
             if not ok or user is None or user.disabled:
-                self.limiter.failed(username, client)
                 reason = "disabled" if user is not None and user.disabled and ok else "bad credentials"
                 self._audit(s, username[:64], "login.failed", username[:200], reason, client)
                 s.commit()
                 raise AuthError("wrong username or password")
             if self.hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = self.hasher.hash(password)
-            self.limiter.succeeded(username)
             self._audit(s, username, "login", username, None, client)
             s.commit()
             return _principal(user)
@@ -223,8 +201,6 @@ class AuthService:
                          client=client))
 
     def audit_log(self, limit: int = 100, offset: int = 0) -> tuple[list[AuditEvent], int]:
-        from sqlalchemy import func
-
         with self.db() as s:
             total = s.scalar(select(func.count(AuditEvent.id))) or 0
             rows = list(s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)))

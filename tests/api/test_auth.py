@@ -99,3 +99,18 @@ def test_metrics_count_requests_by_route_template_and_logins(client):
     assert 'route="/api/v1/customers/acme"' not in text
     assert 'gateway_logins_total{outcome="failure"}' in text
     assert 'gateway_logins_total{outcome="success"}' in text
+
+
+def test_the_login_limit_holds_across_processes_sharing_the_database(world):
+    import pytest
+
+    from gateway.auth import AuthError, AuthService, LoginRateLimited
+
+    first = world.gw.extra["auth"]
+    second = AuthService(world.gw.db, "another-process-key-0123456789")  # a second API process, same database
+    first.add_user("shared-victim", PASSWORD, "engineer")
+    for _ in range(5):
+        with pytest.raises(AuthError):
+            first.authenticate("shared-victim", "nope-nope-nope", client="10.0.0.1")
+    with pytest.raises(LoginRateLimited):
+        second.authenticate("shared-victim", PASSWORD, client="10.0.0.2")
