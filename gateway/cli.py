@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
-import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
-from gateway.config import ConfigError, load_config
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
 
-app = typer.Typer(
-    name="energy-gateway",
-    help="Industrial energy-monitoring and customer-service gateway.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to gateway.toml")]
-
-# Sub-commands owned by other modules; each exposes a Typer `app`.
-_SUBAPPS = {
+# Sub-commands owned by other modules, each exposing a Typer `app`. They are imported when used (or asked for
+# their own --help), never to list them: some import pandas, asyncua or pymodbus, which take a second to load.
+SUBAPPS: dict[str, tuple[str, str]] = {
     "forecast": ("gateway.cli_forecast", "Load forecasting: backtests."),
     "modbus": ("gateway.cli_modbus", "Modbus tools: probe a device's registers."),
     "opcua": ("gateway.cli_opcua", "OPC UA tools: browse a server."),
@@ -34,14 +26,62 @@ _SUBAPPS = {
     "export": ("gateway.cli_export", "Exports such as Green Button XML."),
     "outbox": ("gateway.cli_outbox", "The durable outbox: status, dead letters, requeue."),
 }
-for _name, (_module, _help) in _SUBAPPS.items():
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
-        continue
-    app.add_typer(_mod.app, name=_name, help=_help)
+# The commands that run until stopped: their stop signals are handled from the first line of main().
+LONG_RUNNING = ("run", "demo")
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: a sub-app's module is imported when the sub-command is resolved, not to list it."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in SUBAPPS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in SUBAPPS:
+            return super().get_command(ctx, cmd_name)
+        module, help_text = SUBAPPS[cmd_name]
+        if self._listing:
+            return TyperGroup(name=cmd_name, help=help_text)  # a listing needs the name and the line of help only
+        holder = typer.Typer()
+        holder.add_typer(importlib.import_module(module).app, name=cmd_name, help=help_text)
+        cmd = typer.main.get_group(holder).commands[cmd_name]
+        self.commands[cmd_name] = cmd
+        return cmd
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if not args or args[0] in self.commands or args[0] in SUBAPPS:
+            return super().resolve_command(ctx, args)
+        # An unknown name: "Did you mean ...?" looks among all names, so show it the sub-apps without importing.
+        self._listing = True
+        loaded = dict(self.commands)
+        self.commands.update({name: self.get_command(ctx, name) for name in SUBAPPS if name not in loaded})
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self._listing = False
+            self.commands.clear()
+            self.commands.update(loaded)
+
+
+app = typer.Typer(
+    name="energy-gateway",
+    help="Industrial energy-monitoring and customer-service gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=LazyGroup,
+)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to gateway.toml")]
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
@@ -49,13 +89,11 @@ def _fail(exc: Exception, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
 @app.command("check-config")
 def check_config(config: ConfigOpt) -> None:
     """Validate gateway.toml; every error names the file, the key path and why."""
+    from gateway.config import ConfigError, load_config
+
     try:
         cfg = load_config(config)
     except ConfigError as exc:
@@ -66,28 +104,40 @@ def check_config(config: ConfigOpt) -> None:
     )
 
 
+async def _run_until_stopped(gw: Gateway) -> None:
+    import asyncio
+    import logging
+
+    from gateway.lifecycle import stop_signals
+
+    stop = asyncio.Event()
+    stop_signals.attach(stop)  # a signal during start-up stopped the process already; from here one flushes
+    try:
+        await gw.run(stop, on_ready=lambda: logging.getLogger("gateway").info("gateway %s running",
+                                                                                gw.config.gateway.name))
+    finally:
+        stop_signals.detach()
+
+
 @app.command()
 def run(config: ConfigOpt) -> None:
     """Production: collectors, pipeline, scheduler and API until SIGTERM (which flushes and exits cleanly)."""
-    from gateway.runtime import Gateway, install_stop_signals
+    import asyncio
+
+    from gateway.config import ConfigError, load_config
+    from gateway.logs import setup_logging
+    from gateway.runtime import Gateway, StartupError
 
     try:
         cfg = load_config(config)
-    except ConfigError as exc:
+        setup_logging(cfg)
+        gw = Gateway.from_config(cfg)
+        from gateway.jobs import register_jobs
+
+        register_jobs(gw)
+        asyncio.run(_run_until_stopped(gw))
+    except (ConfigError, StartupError) as exc:
         raise _fail(exc) from None
-    _setup_logging(cfg.gateway.log_level)
-    gw = Gateway.from_config(cfg)
-    from gateway.jobs import register_jobs
-
-    register_jobs(gw)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        await gw.run(stop, on_ready=lambda: logging.getLogger("gateway").info("gateway %s running",
-                                                                                cfg.gateway.name))
-
-    asyncio.run(main())
     typer.echo(json.dumps({k: v for k, v in gw.pipeline.stats().items() if k != "last_error"}))
 
 
@@ -97,15 +147,19 @@ def collect(
     once: Annotated[bool, typer.Option("--once", help="Poll every configured point once and exit")] = False,
 ) -> None:
     """One poll of every configured point, printed as JSON lines (nothing is stored)."""
+    import asyncio
+
+    from gateway.config import ConfigError, load_config
+    from gateway.logs import setup_logging
     from gateway.runtime import Tagger, build_collectors
 
     if not once:
         raise _fail(ValueError("only --once is supported here; `energy-gateway run` collects continuously"), 2)
     try:
-        cfg = load_config(config, environ={"GATEWAY_SECRET_KEY": "x" * 32} | dict(__import__("os").environ))
+        cfg = load_config(config, secrets={"devices"})  # the devices' passwords; no store, database or API key
     except ConfigError as exc:
         raise _fail(exc) from None
-    _setup_logging("WARNING")
+    setup_logging(cfg)
     tagger = Tagger(cfg.tags_by_device())
 
     async def poll() -> int:
@@ -133,18 +187,34 @@ def demo(
     ),
 ) -> None:
     """Everything on embedded defaults with simulated Modbus and OPC UA meters on loopback."""
-    from gateway.demo import prepare_demo, run_demo
+    import asyncio
 
-    _setup_logging("WARNING")
+    from gateway.config import ConfigError
+    from gateway.demo import prepare_demo, run_demo
+    from gateway.logs import setup_logging
+    from gateway.runtime import StartupError
+
+    setup_logging(level="WARNING")
     try:
         prepared = prepare_demo(data_dir, port)
-    except ConfigError as exc:
+        setup_logging(prepared.gateway.config)
+        summary = asyncio.run(run_demo(prepared, duration))
+    except (ConfigError, StartupError) as exc:
         raise _fail(exc) from None
-    summary = asyncio.run(run_demo(prepared, duration))
     typer.echo(json.dumps(summary))
 
 
 def main() -> None:
+    if sys.argv[1:2] and sys.argv[1] in LONG_RUNNING:
+        from gateway.lifecycle import StopRequested, stop_signals
+
+        stop_signals.install()  # first of all: a SIGTERM while the heavy modules load is a clean stop
+        try:
+            app()
+        except StopRequested as exc:
+            print(exc, file=sys.stderr)
+            raise SystemExit(0) from None
+        return
     app()
 
 

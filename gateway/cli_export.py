@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from gateway.config import ConfigError, CustomerConfig, load_config
-from gateway.query import QueryError, day_bounds
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gateway.config import CustomerConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
 def _intervals(config: Path, customer: str, start: date, end: date) -> tuple[pd.DataFrame, CustomerConfig]:
-    from gateway.query import QueryService
+    from gateway.config import ConfigError, load_config
+    from gateway.query import QueryError, QueryService, day_bounds
     from gateway.runtime import build_store, build_topology
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, secrets={"store"})  # the store's password or token; no API key needed
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.outbox import Outbox
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+    from gateway.outbox import Outbox
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 Config = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
 
 
 def _outbox(config: Path) -> tuple[GatewayConfig, Outbox]:
+    from gateway.config import ConfigError, load_config
+    from gateway.outbox import Outbox
+
     try:
-        cfg = load_config(config, environ={"GATEWAY_SECRET_KEY": "x" * 32})  # no secret needed to read the outbox
+        cfg = load_config(config, secrets=())  # no secret is needed to read the outbox
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

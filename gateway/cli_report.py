@@ -6,11 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
-
-from gateway.config import ConfigError, load_config
-from gateway.query import QueryError, QueryService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -23,11 +19,15 @@ def customer(
     out: Annotated[Path, typer.Option(help="report.html or report.xlsx")] = Path("report.html"),
 ) -> None:
     """One customer's month: energy, peak demand and when, power factor, load factor, days, daily profile."""
+    import pandas as pd
+
+    from gateway.config import ConfigError, load_config
+    from gateway.query import QueryError, QueryService
     from gateway.runtime import build_store, build_topology
     from reports.monthly import ReportError, month_figures, render_html, render_xlsx
 
     try:
-        cfg = load_config(config, environ={"GATEWAY_SECRET_KEY": "x" * 32})
+        cfg = load_config(config, secrets={"store"})  # the store's password or token; no API key needed
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

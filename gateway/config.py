@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
+import math
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from collectors.modbus.config import ModbusDeviceConfig
+from collectors.modbus.config import ModbusDeviceConfig, Transport
+from collectors.modbus.plan import point_size
 from collectors.opcua.config import OpcUaDeviceConfig
 from gateway.outbox import DropPolicy
 from gateway.store.influx import InfluxStoreConfig
+
+# What `load_config(..., secrets=...)` checks in the environment: each command asks only for what it uses.
+SecretKind = Literal["api", "store", "database", "devices"]
+ALL_SECRETS: frozenset[SecretKind] = frozenset({"api", "store", "database", "devices"})
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+_LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
 
 
 class ConfigError(Exception):
@@ -46,10 +68,20 @@ class GatewaySection(_Strict):
     timezone: str = "Asia/Shanghai"
     # Exactly one process of a deployment runs the scheduler (forecasts, alerts, tiering); the rest set false.
     run_scheduler: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = "INFO"  # the gateway's own loggers (gateway, collectors, forecasting, ...)
+    # Any logger by name, e.g. {asyncua = "INFO"}: the chatty libraries are at WARNING unless named here.
+    log_levels: dict[str, LogLevel] = {}
     environment: Literal["development", "production"] = "production"
 
     _tz = field_validator("timezone")(_check_tz)
+
+    @field_validator("log_levels")
+    @classmethod
+    def _logger_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not _LOGGER_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a logger name (dotted words, such as 'uvicorn.access')")
+        return value
 
 
 class EmbeddedStoreConfig(_Strict):
@@ -69,6 +101,13 @@ class OutboxConfig(_Strict):
     commit_interval_s: float = Field(0.05, gt=0, le=5)
 
 
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)") from None
+
+
 class ApiConfig(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -76,6 +115,57 @@ class ApiConfig(_Strict):
     secret_key_env: str = "GATEWAY_SECRET_KEY"  # noqa: S105 - the name of the variable, not a secret
     public_url: str = ""
     warm_days: int = Field(31, ge=0, le=366)  # day curves computed ahead at start, so first users wait for none
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); empty: the peer is the client.
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = []
+    session_idle_timeout_s: float = Field(1800.0, gt=0, allow_inf_nan=False)
+    session_absolute_timeout_s: float = Field(43200.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> ApiConfig:
+        if self.session_absolute_timeout_s < self.session_idle_timeout_s:
+            raise ValueError(f"session_absolute_timeout_s ({self.session_absolute_timeout_s:g}) is shorter than "
+                             f"session_idle_timeout_s ({self.session_idle_timeout_s:g})")
+        return self
+
+
+# The registry's databases and their drivers (SQLAlchemy names -> the module each needs); "" is the default.
+_DB_DRIVERS = {
+    "sqlite": {"": "sqlite3", "pysqlite": "sqlite3"},
+    "postgresql": {"": "psycopg2", "psycopg": "psycopg", "psycopg2": "psycopg2", "pg8000": "pg8000"},
+}
+_DB_URL = re.compile(r"(?P<db>[A-Za-z][A-Za-z0-9_]*)(?:\+(?P<driver>[A-Za-z0-9_]+))?://(?P<rest>.*)", re.DOTALL)
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot open the registry (without echoing it: it may hold a password), or None."""
+    m = _DB_URL.fullmatch(url.strip())
+    if m is None:
+        return "not a database URL (sqlite:///path/gateway.db or postgresql+psycopg://user@host/db)"
+    db, driver, rest = m["db"].lower(), (m["driver"] or "").lower(), m["rest"]
+    if db not in _DB_DRIVERS:
+        return f"unknown database {db!r} (use sqlite or postgresql)"
+    drivers = _DB_DRIVERS[db]
+    installed = [f"{db}+{d}" for d, mod in drivers.items() if d and importlib.util.find_spec(mod) is not None]
+    if driver not in drivers:
+        return f"unknown driver {driver!r} for {db} (installed: {', '.join(installed) or 'none'})"
+    if importlib.util.find_spec(drivers[driver]) is None:
+        return (f"driver {drivers[driver]!r} ({db}+{driver or drivers[driver]}) is not installed"
+                + (f" (installed: {', '.join(installed)})" if installed else ""))
+    if db == "sqlite" and rest and not rest.startswith("/"):
+        return "a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db"
+    if db == "postgresql":
+        try:
+            urlsplit(f"x://{rest}").port  # noqa: B018 - parsing is the check
+        except ValueError:
+            return "the port is not a number between 0 and 65535"
+    return None
+
+
+def _check_db_url(url: str) -> str:
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
 
 
 class DatabaseConfig(_Strict):
@@ -83,6 +173,8 @@ class DatabaseConfig(_Strict):
 
     url: str = "sqlite:///{data_dir}/gateway.db"
     url_env: str = ""  # name of an env var holding the URL (e.g. with a PostgreSQL password); wins when set
+
+    _url = field_validator("url")(_check_db_url)
 
     def resolve(self, data_dir: Path, environ: Mapping[str, str]) -> str:
         if self.url_env and environ.get(self.url_env):
@@ -139,44 +231,11 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> GatewayConfig:
-        problems: list[str] = []
-        for section, items in (("customers", self.customers), ("sites", self.sites), ("meters", self.meters),
-                               ("devices", self.devices)):
-            first: dict[str, int] = {}
-            for idx, item in enumerate(items):
-                key = str(getattr(item, "id", None) or getattr(item, "name", ""))
-                if key in first:
-                    what = "name" if section == "devices" else "id"
-                    problems.append(f"{section}[{idx}]: duplicate {what} {key!r} (first at {section}[{first[key]}])")
-                else:
-                    first[key] = idx
-        customers = {c.id for c in self.customers}
-        sites = {s.id for s in self.sites}
-        devices = {d.name for d in self.devices}
-        for idx, s in enumerate(self.sites):
-            if s.customer not in customers:
-                problems.append(f"sites[{idx}].customer: unknown customer {s.customer!r}")
-        used: dict[str, int] = {}
-        for idx, m in enumerate(self.meters):
-            if m.site not in sites:
-                problems.append(f"meters[{idx}].site: unknown site {m.site!r}")
-            if m.device not in devices:
-                problems.append(f"meters[{idx}].device: unknown device {m.device!r}")
-            elif m.device in used:
-                problems.append(f"meters[{idx}].device: device {m.device!r} is already meters[{used[m.device]}]")
-            else:
-                used[m.device] = idx
-        addresses: dict[str, int] = {}
-        for idx, d in enumerate(self.devices):
-            if isinstance(d, OpcUaDeviceConfig):
-                continue
-            addr = _device_address(d)
-            if addr in addresses:
-                problems.append(f"devices[{idx}]: same address {addr} as devices[{addresses[addr]}]")
-            else:
-                addresses[addr] = idx
+        problems = list(_cross_entry_problems(self))
         if problems:
-            raise ValueError("; ".join(problems))
+            # parse_config reports each (key path, reason) on its own line, from the context.
+            raise PydanticCustomError("cross_entry", "{summary}",
+                                      {"summary": "; ".join(f"{w}: {y}" for w, y in problems), "problems": problems})
         return self
 
     # -- conveniences ------------------------------------------------------------------------------
@@ -189,13 +248,77 @@ class GatewayConfig(_Strict):
         return {m.device: (site_customer.get(m.site, ""), m.site, m.id) for m in self.meters}
 
 
-def _device_address(d: ModbusDeviceConfig | OpcUaDeviceConfig) -> str:
-    if isinstance(d, OpcUaDeviceConfig):
-        return f"opcua {d.url}"  # one endpoint may serve many meters; the check is for Modbus units
-    dumped = d.model_dump()
-    transport = dumped.get("transport", "tcp")
-    where = dumped.get("serial_port") if transport == "rtu" else f"{dumped.get('host')}:{dumped.get('port')}"
-    return f"modbus {transport} {where} unit {dumped.get('unit')}"
+def _cross_entry_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
+    """Duplicate ids, dangling references, two devices at one address, points past the last register."""
+    for section, items in (("customers", cfg.customers), ("sites", cfg.sites), ("meters", cfg.meters),
+                           ("devices", cfg.devices)):
+        first: dict[str, int] = {}
+        for idx, item in enumerate(items):
+            key = str(getattr(item, "id", None) or getattr(item, "name", ""))
+            if key in first:
+                what = "name" if section == "devices" else "id"
+                yield f"{section}[{idx}]", f"duplicate {what} {key!r} (first at {section}[{first[key]}])"
+            else:
+                first[key] = idx
+    customers = {c.id for c in cfg.customers}
+    sites = {s.id for s in cfg.sites}
+    devices = {d.name for d in cfg.devices}
+    for idx, s in enumerate(cfg.sites):
+        if s.customer not in customers:
+            yield f"sites[{idx}].customer", f"unknown customer {s.customer!r}"
+    used: dict[str, int] = {}
+    for idx, m in enumerate(cfg.meters):
+        if m.site not in sites:
+            yield f"meters[{idx}].site", f"unknown site {m.site!r}"
+        if m.device not in devices:
+            yield f"meters[{idx}].device", f"unknown device {m.device!r}"
+        elif m.device in used:
+            yield f"meters[{idx}].device", f"device {m.device!r} is already meters[{used[m.device]}]"
+        else:
+            used[m.device] = idx
+    addresses: dict[str, tuple[int, str | None]] = {}
+    for idx, d in enumerate(cfg.devices):
+        if not isinstance(d, ModbusDeviceConfig):
+            continue  # one OPC UA endpoint may serve many meters; the check is for Modbus units
+        key, spelled = _modbus_address(d)
+        if key in addresses:
+            first_idx, first_host = addresses[key]
+            also = f" ({first_host!r} is this machine too)" if first_host not in (None, d.host) else ""
+            yield f"devices[{idx}]", f"same address {spelled} as devices[{first_idx}]{also}"
+        else:
+            addresses[key] = (idx, d.host)
+        for p_idx, p in enumerate(d.points):
+            size = point_size(p)
+            if p.address + size > 65536:
+                yield (f"devices[{idx}] ({d.name!r}).points[{p_idx}] ({p.name!r}).address",
+                       f"{p.type} at {p.address} needs {size} registers and runs past the last register 65535")
+
+
+def host_key(host: str) -> str:
+    """A host as compared for duplicates: loopback names and addresses are one host; nothing is resolved."""
+    h = host.strip().lower().rstrip(".")
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h == "localhost" or h.endswith(".localhost"):
+        return "loopback"
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return h
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return "loopback" if ip.is_loopback else str(ip)
+
+
+def _modbus_address(d: ModbusDeviceConfig) -> tuple[str, str]:
+    """(comparison key, as written) of a Modbus unit's address."""
+    if d.transport is Transport.RTU:
+        where = f"{d.serial_port}"
+        return f"{d.transport.value} {where} unit {d.unit}", f"modbus {d.transport.value} {where} unit {d.unit}"
+    host = d.host or ""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return (f"{d.transport.value} {host_key(host)}:{d.port} unit {d.unit}",
+            f"modbus {d.transport.value} {shown}:{d.port} unit {d.unit}")
 
 
 def _loc(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
@@ -216,28 +339,49 @@ def _loc(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
     return ".".join(parts)
 
 
+def _non_finite(node: Any, path: tuple[int | str, ...] = ()) -> Iterator[tuple[tuple[int | str, ...], float]]:
+    """Every inf or nan in the raw TOML (TOML allows them; no setting of ours means anything with them)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(node, list):
+        for idx, value in enumerate(node):
+            yield from _non_finite(value, (*path, idx))
+
+
 def parse_config(raw: Mapping[str, Any], path: Path | str = "<config>") -> GatewayConfig:
+    non_finite = {_loc(where, raw): f"must be a finite number, not {value}" for where, value in _non_finite(raw)}
     try:
         cfg = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
+            if err["type"] == "cross_entry":
+                problems += err.get("ctx", {})["problems"]
+                continue
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
             where = _loc(tuple(err["loc"]), raw)
-            if not where and "; " in msg:  # cross-entry checks: one problem per line
-                for part in msg.split("; "):
-                    w, _, why = part.partition(": ")
-                    problems.append((w, why))
-                continue
+            if where in non_finite:
+                continue  # said once below, as what it is (pydantic says "less than ..." of a nan)
             problems.append((where, msg))
-        raise ConfigError(path, problems) from None
+        raise ConfigError(path, [*non_finite.items(), *problems]) from None
+    if non_finite:
+        raise ConfigError(path, list(non_finite.items()))
     return cfg
 
 
-def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read and validate gateway.toml. Relative paths in it are relative to the file's folder."""
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None,
+                secrets: Collection[SecretKind] = ALL_SECRETS) -> GatewayConfig:
+    """Read and validate gateway.toml. Relative paths in it are relative to the file's folder.
+
+    `environ` (default: os.environ) must hold every secret variable the file names among `secrets`: the API
+    signing key ("api", outside development), the store's password or token ("store"), the database URL
+    ("database") and the devices' passwords ("devices"). Commands ask only for what they use.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -255,18 +399,89 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> G
         data_dir = (p.parent / data_dir).resolve()
     gw = cfg.gateway.model_copy(update={"data_dir": data_dir})
     cfg = cfg.model_copy(update={"gateway": gw})
-    check_secrets(cfg, p, os.environ if environ is None else environ)
+    problems = path_problems(cfg, raw)
+    problems += secret_problems(cfg, os.environ if environ is None else environ, secrets)
+    if problems:
+        raise ConfigError(p, problems)
     return cfg
 
 
-def check_secrets(cfg: GatewayConfig, path: Path | str, environ: Mapping[str, str]) -> None:
-    """Outside development, refuse to start without real secrets (never a placeholder)."""
+def _blocker(p: Path) -> Path | None:
+    """The nearest existing ancestor of `p` when it is not a folder (so `p` can never be made), else None."""
+    for parent in p.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def path_problems(cfg: GatewayConfig, raw: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """Paths the gateway cannot use: a data folder that is a file, a database file that is a folder, ...
+
+    Messages name the paths as the file wrote them; nothing is created here.
+    """
+    raw = raw or {}
+
+    def written(section: str, key: str, default: Path | str) -> str:
+        value = raw.get(section, {}).get(key, default) if isinstance(raw.get(section), dict) else default
+        return str(value)
+
+    data_dir = cfg.gateway.data_dir
+    shown = written("gateway", "data_dir", "var")
+    if data_dir.exists() and not data_dir.is_dir():
+        return [("gateway.data_dir", f"{shown!r} is a file, not a folder")]
+    if (blocker := _blocker(data_dir)) is not None:
+        return [("gateway.data_dir", f"{shown!r} cannot be made: {blocker.name!r} on its way is a file")]
+    files: list[tuple[str, Path, str]] = [("outbox.path", cfg.outbox.path, written("outbox", "path", "outbox.db"))]
+    if isinstance(cfg.store, EmbeddedStoreConfig):
+        files.append(("store.path", cfg.store.path, written("store", "path", "timeseries.db")))
     problems: list[tuple[str, str]] = []
-    if cfg.api.enabled and cfg.gateway.environment == "production":
-        key = environ.get(cfg.api.secret_key_env, "")
-        if not key:
-            problems.append(("api.secret_key_env", f"environment variable {cfg.api.secret_key_env} is not set"))
-        elif key.lower() in {"changeme", "change-me", "secret", "password"} or len(key) < 16:
+    for key, value, shown in files:
+        full = cfg.data_path(value)
+        if full.is_dir():
+            problems.append((key, f"{shown!r} is a folder; it must name a database file"))
+        elif (blocker := _blocker(full)) is not None:
+            problems.append((key, f"{shown!r} cannot be made: {blocker.name!r} on its way is a file"))
+    plans = cfg.data_path(cfg.forecast.plans_dir)
+    if plans.exists() and not plans.is_dir():
+        shown = written("forecast", "plans_dir", "plans")
+        problems.append(("forecast.plans_dir", f"{shown!r} is a file, not a folder"))
+    return problems
+
+
+def secret_problems(cfg: GatewayConfig, environ: Mapping[str, str],
+                    secrets: Collection[SecretKind] = ALL_SECRETS) -> list[tuple[str, str]]:
+    """Every secret variable the config names must be set (the API key may be missing in development only)."""
+    problems: list[tuple[str, str]] = []
+
+    def need(where: str, name: str) -> str | None:
+        value = environ.get(name, "")
+        if not value:
+            problems.append((where, f"environment variable {name} is not set"))
+            return None
+        return value
+
+    if "api" in secrets and cfg.api.enabled and cfg.gateway.environment == "production":
+        key = need("api.secret_key_env", cfg.api.secret_key_env)
+        if key is not None and (key.lower() in {"changeme", "change-me", "secret", "password"} or len(key) < 16):
             problems.append(("api.secret_key_env", f"{cfg.api.secret_key_env} is a placeholder or shorter than 16"))
+    if "store" in secrets and isinstance(cfg.store, InfluxStoreConfig):
+        for key in ("password_env", "token_env"):
+            if name := getattr(cfg.store, key):
+                need(f"store.{key}", name)
+    if "database" in secrets and cfg.database.url_env:
+        url = need("database.url_env", cfg.database.url_env)
+        if url is not None and (why := database_url_problem(url)) is not None:
+            problems.append(("database.url_env", f"{cfg.database.url_env} holds no usable database URL: {why}"))
+    if "devices" in secrets:
+        for idx, d in enumerate(cfg.devices):
+            if isinstance(d, OpcUaDeviceConfig) and d.password_env:
+                need(f"devices[{idx}] ({d.name!r}).password_env", d.password_env)
+    return problems
+
+
+def check_secrets(cfg: GatewayConfig, path: Path | str, environ: Mapping[str, str],
+                  secrets: Collection[SecretKind] = ALL_SECRETS) -> None:
+    """Refuse to go on without the secrets the config names (ConfigError listing each missing one)."""
+    problems = secret_problems(cfg, environ, secrets)
     if problems:
         raise ConfigError(path, problems)

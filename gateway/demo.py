@@ -234,9 +234,19 @@ def prepare_demo(data_dir: Path, port: int = 8080) -> PreparedDemo:
 
 async def run_demo(demo: PreparedDemo, duration: float | None = None) -> dict[str, Any]:
     """Run simulators and gateway until SIGTERM/SIGINT or `duration`; return the summary (the last line)."""
+    from gateway.lifecycle import stop_signals
+
+    stop = asyncio.Event()
+    stop_signals.attach(stop)  # first: from here a signal stops the simulators and the gateway cleanly
+    try:
+        return await _run_demo(demo, duration, stop)
+    finally:
+        stop_signals.detach()
+
+
+async def _run_demo(demo: PreparedDemo, duration: float | None, stop: asyncio.Event) -> dict[str, Any]:
     from collectors.sim.modbus_server import ModbusPlantSimulator, SimModbusMeter
     from gateway.jobs import register_jobs
-    from gateway.runtime import install_stop_signals
 
     gw = demo.gateway
     modbus_meters = [SimModbusMeter(unit, m.profile, m.model)
@@ -251,9 +261,6 @@ async def run_demo(demo: PreparedDemo, duration: float | None = None) -> dict[st
         await opcua_sim.start()
     register_jobs(gw)
     extra = await asyncio.to_thread(_seed_demo, gw)
-
-    stop = asyncio.Event()
-    install_stop_signals(stop)
     portal_url = f"http://127.0.0.1:{demo.api_port}/"
 
     def ready() -> None:

@@ -7,14 +7,18 @@ import contextlib
 import logging
 import math
 import os
-import signal
+import socket
+import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collectors.base import Collector, DeviceHealth
@@ -22,14 +26,62 @@ from collectors.modbus.config import ModbusDeviceConfig
 from collectors.opcua.config import OpcUaDeviceConfig
 from collectors.reading import Quality, Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
+from gateway.lifecycle import StopRequested
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.query import QueryService, Topology
 from gateway.scheduler import Scheduler
-from gateway.store.base import TimeSeriesStore
+from gateway.store.base import StoreError, TimeSeriesStore
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The gateway cannot start in this environment (a folder, a database, a port); the message says which and why."""
+
+
+# What the environment throws at start-up: missing or unwritable folders, files that are not databases, database
+# servers that refuse, migrations that cannot run. Anything else is a bug and keeps its traceback.
+_ENVIRONMENT_ERRORS: tuple[type[Exception], ...] = (OSError, sqlite3.Error, SQLAlchemyError, StoreError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong, without SQLAlchemy's statement dump and links."""
+    cause = getattr(exc, "orig", None) or exc
+    text = (getattr(cause, "strerror", None) if isinstance(cause, OSError) else None) or str(cause) or repr(cause)
+    return text.strip().splitlines()[0]
+
+
+@contextlib.contextmanager
+def _starting(what: str) -> Iterator[None]:
+    """Turn an environment error while starting `what` into one StartupError line."""
+    from alembic.util.exc import CommandError
+
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, (*_ENVIRONMENT_ERRORS, CommandError)):
+            raise
+        raise StartupError(f"{what}: {_reason(exc)}") from exc
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit for a message: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "<the configured URL>"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite:/// URL (None for other databases and for in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def build_store(cfg: GatewayConfig, environ: Mapping[str, str] | None = None) -> TimeSeriesStore:
@@ -71,10 +123,13 @@ def open_registry(cfg: GatewayConfig, environ: Mapping[str, str]) -> sessionmake
     from gateway.registry_sync import sync_registry
 
     url = cfg.database.resolve(cfg.gateway.data_dir, environ)
-    migrate(url)
-    factory = sessionmaker(make_engine(url), expire_on_commit=False)
-    with factory() as session:
-        sync_registry(session, cfg, date.today())
+    with _starting(f"cannot open or migrate the registry database {_shown_url(url)}"):
+        if (db_file := _sqlite_file(url)) is not None:
+            db_file.parent.mkdir(parents=True, exist_ok=True)  # data_dir on a first start (e.g. `users add`)
+        migrate(url)
+        factory = sessionmaker(make_engine(url), expire_on_commit=False)
+        with factory() as session:
+            sync_registry(session, cfg, date.today())
     return factory
 
 
@@ -112,22 +167,31 @@ class Gateway:
     tagger: Tagger
     db: sessionmaker[Session]
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the gateway begins to stop: background work (e.g. the API's warm-up) should end at its next step.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def from_config(cls, cfg: GatewayConfig, environ: Mapping[str, str] | None = None) -> Gateway:
-        cfg.gateway.data_dir.mkdir(parents=True, exist_ok=True)
-        store = build_store(cfg, environ)
+        """Open everything the config names; an environment problem raises StartupError (one line)."""
+        with _starting(f"cannot create the data folder {cfg.gateway.data_dir}"):
+            cfg.gateway.data_dir.mkdir(parents=True, exist_ok=True)
+        where = cfg.data_path(cfg.store.path) if isinstance(cfg.store, EmbeddedStoreConfig) else cfg.store.url
+        with _starting(f"cannot open the store {where}"):
+            store = build_store(cfg, environ)
         ob = cfg.outbox
-        outbox = Outbox(cfg.data_path(ob.path), max_rows=ob.max_rows, max_age_s=ob.max_age_s, policy=ob.policy)
+        with _starting(f"cannot open the outbox {cfg.data_path(ob.path)}"):
+            outbox = Outbox(cfg.data_path(ob.path), max_rows=ob.max_rows, max_age_s=ob.max_age_s, policy=ob.policy)
         pipeline = Pipeline(outbox, store, batch_size=ob.batch_size, commit_interval_s=ob.commit_interval_s)
         db = open_registry(cfg, os.environ if environ is None else environ)
+        with _starting("cannot set up the collectors"):
+            collectors = build_collectors(cfg)
         return cls(
             config=cfg,
             store=store,
             outbox=outbox,
             pipeline=pipeline,
             query=QueryService(store, build_topology(cfg)),
-            collectors=build_collectors(cfg),
+            collectors=collectors,
             scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone),
             tagger=Tagger(cfg.tags_by_device()),
             db=db,
@@ -143,44 +207,107 @@ class Gateway:
         return out
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
-        """Run collectors, pipeline, scheduler and (when enabled) the API until `stop` is set."""
+        """Run collectors, pipeline, scheduler and (when enabled) the API until `stop` is set.
+
+        An API that cannot listen raises StartupError, after everything started has been stopped and flushed.
+        """
+        if self.config.api.enabled:
+            _check_can_listen(self.config.api.host, self.config.api.port)
         self.pipeline.start()
         self.scheduler.start()
         tasks = [asyncio.create_task(c.run(self.emit, stop), name=f"collector:{c.name}") for c in self.collectors]
         server = None
-        if self.config.api.enabled:
-            server = self._api_server()
-            tasks.append(asyncio.create_task(server.serve(), name="api"))
-            while not server.started and not stop.is_set():
-                await asyncio.sleep(0.05)
-                if tasks[-1].done():
-                    tasks[-1].result()  # raises the API's start-up error (port in use, ...)
-        if on_ready is not None:
-            on_ready()
         try:
+            if self.config.api.enabled:
+                server = self._api_server()
+                api = asyncio.create_task(_serve(server), name="api")
+                tasks.append(api)
+                while not server.started and not stop.is_set() and not api.done():  # noqa: ASYNC110 - a flag
+                    await asyncio.sleep(0.05)
+                if api.done():
+                    api.result()  # raises the API's start-up error (port taken since the check, ...)
+            if on_ready is not None:
+                on_ready()
             await stop.wait()
         finally:
+            self.stopping.set()
             log.info("stopping: collectors, API, scheduler, then flushing the outbox")
             if server is not None:
                 server.should_exit = True
-            done, pending = await asyncio.wait(tasks, timeout=10)
-            for t in pending:
-                t.cancel()
-            for t in done:
-                if t.exception() is not None and not isinstance(t.exception(), asyncio.CancelledError):
-                    log.error("%s ended with %r", t.get_name(), t.exception())
+            await _finish(tasks)
             self.scheduler.shutdown()
             await asyncio.to_thread(self.pipeline.stop, True, 30.0)
-            self.store.close()
+            if await asyncio.to_thread(_store_readers_done, 10.0):
+                self.store.close()
+            else:  # closing a SQLite connection under a running query can crash the process
+                log.warning("the API's warm-up still reads the store; it closes when the process ends")
             self.outbox.close()
 
     def _api_server(self) -> Any:
         from gateway.app import build_app
 
         app = build_app(self)
-        config = uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port, log_level="warning",
-                                lifespan="on")
+        # proxy_headers off: X-Forwarded-For is read only from `[api] trusted_proxies` (gateway.api.deps.client_of).
+        # log_config and log_level None: uvicorn leaves logging alone, so `[gateway] log_levels` reaches its loggers.
+        config = uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port, log_config=None,
+                                log_level=None, lifespan="on", proxy_headers=False)
         return _QuietServer(config)
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """Give the collectors and the API 10 s to end after `stop`, then cancel them; log how any failed."""
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=10)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+    for t in done:
+        exc = None if t.cancelled() else t.exception()
+        if exc is not None and not isinstance(exc, StartupError):  # a StartupError is the caller's to report
+            log.error("%s ended with %r", t.get_name(), exc)
+
+
+# Threads of the API that read the store (gateway.api starts the day-curve warm-up under this name).
+_STORE_READERS = ("warm-views",)
+
+
+def _store_readers_done(timeout: float) -> bool:
+    """Wait up to `timeout` for the API's store readers to end; True when none is left running."""
+    deadline = time.monotonic() + timeout
+    readers = [t for t in threading.enumerate() if t.name in _STORE_READERS]
+    for t in readers:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in readers)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse to start when the API's address is taken or not ours, before anything else starts."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on the API address {host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on the API address {host}:{port}: {exc.strerror}") from None
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    """Run uvicorn's serve(), whose sys.exit(1) on a failed start (after logging why) becomes a StartupError."""
+    try:
+        await server.serve()
+    except SystemExit as exc:
+        if isinstance(exc, StopRequested):
+            raise
+        cfg = server.config
+        raise StartupError(f"cannot listen on the API address {cfg.host}:{cfg.port} (the log above says why)") from None
 
 
 class _QuietServer(uvicorn.Server):
@@ -192,12 +319,3 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT set `stop`: the gateway flushes and exits cleanly."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-

@@ -1,12 +1,14 @@
 """Malformed gateway.toml cases: `energy-gateway check-config` output is compared with a golden file per case.
 
 Each folder under config_cases/ holds gateway.toml, expected.txt and optionally env (KEY=VALUE lines). Run with
-UPDATE_GOLDENS=1 to rewrite expected.txt after an intended change, then review the diff.
+UPDATE_GOLDENS=1 to rewrite expected.txt after an intended change, then review the diff. The environment is explicit:
+every variable the case's gateway.toml names (`*_env` keys) is removed first, then `env` sets what the case needs.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,24 @@ def _env(case: Path) -> dict[str, str]:
     return env
 
 
+def _named_variables(node: object) -> set[str]:
+    """Every environment variable a config names: the values of its `*_env` keys, at any depth."""
+    if isinstance(node, dict):
+        names = {v for k, v in node.items() if k.endswith("_env") and isinstance(v, str) and v}
+        return names.union(*(_named_variables(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_named_variables(v) for v in node))
+    return set()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_malformed_config_golden(case, monkeypatch):
     monkeypatch.chdir(case)
-    for key in ("GATEWAY_SECRET_KEY", "PLANT1_SECRET"):
+    try:
+        named = _named_variables(tomllib.loads((case / "gateway.toml").read_text()))
+    except tomllib.TOMLDecodeError:
+        named = set()
+    for key in {"GATEWAY_SECRET_KEY", "PLANT1_SECRET"} | named:
         monkeypatch.delenv(key, raising=False)
     for key, value in _env(case).items():
         monkeypatch.setenv(key, value)

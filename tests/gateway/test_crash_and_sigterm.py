@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import Outbox
+from tests.gateway.procs import Proc
 from tests.servers.influx import free_port
 
 pytestmark = pytest.mark.slow
@@ -106,14 +108,26 @@ def test_kill_9_with_readings_in_outbox_then_restart_delivers_them(tmp_path, inf
     assert stats["stored"] >= len(pending)
 
 
+def _stored(store: Path) -> int:
+    """Readings in the embedded store (0 while it does not exist yet); read-only, beside the running gateway."""
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("SELECT count(*) FROM samples").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def test_sigterm_flushes_and_exits_cleanly(tmp_path, modbus_sim):
     cfg = _config(tmp_path / "gateway.toml", modbus_sim, '[store]\ntype = "embedded"\n')
-    proc = subprocess.Popen([*EXE, "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    time.sleep(4)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    proc = Proc([*EXE, "run", "--config", str(cfg)], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        proc.wait_for_line("running")  # collectors, pipeline and scheduler started
+        proc.wait_for(lambda: _stored(tmp_path / "state" / "timeseries.db") > 0, "readings in the store")
+        code, out, err = proc.finish(signal.SIGTERM, timeout=60)
+    finally:
+        proc.kill()
+    assert code == 0, err
+    assert "Traceback" not in err
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["collected"] > 0
     assert stats["stored"] == stats["collected"]
