@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from collectors.modbus.datatypes import DataType, WordOrder, decode
+from gateway.device_input import MODBUS_PORT, InvalidInput, OneLineUsage, ProbeParams, first_problem, parse_target
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Modbus tools: probe a device's registers.")
@@ -31,7 +35,15 @@ def _group() -> None:
 
 
 class ProbeError(Exception):
-    """The probe could not read the registers; the message says where and why."""
+    """The probe could not read the registers; the message says where and why, `code` which kind of failure."""
+
+    def __init__(self, message: str, code: str = "device_error") -> None:
+        super().__init__(message)
+        self.code = code  # device_unreachable: no connection; device_error: connected, no usable answer
+
+
+class _ProbeCommand(OneLineUsage):
+    tool = "modbus probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +52,6 @@ class Decoding:
     order: str
     value: float | int | str
     registers: int
-
-
-def parse_target(target: str) -> tuple[str, int]:
-    """HOST, HOST:PORT or [IPv6]:PORT -> (host, port); port 502 by default."""
-    host, port_text = target, ""
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif target.count(":") == 1:
-        host, port_text = target.split(":")
-    if not host:
-        raise typer.BadParameter(f"no host in {target!r}", param_hint="HOST[:PORT]")
-    if not port_text:
-        return host, 502
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise typer.BadParameter(f"port {port_text!r} in {target!r} is not 1..65535", param_hint="HOST[:PORT]")
-    return host, int(port_text)
 
 
 def _plausible(value: float | int | str) -> bool:
@@ -86,26 +81,28 @@ def decodings(registers: list[int]) -> list[Decoding]:
     return [d for d in out if _plausible(d.value)]
 
 
-async def read_registers(host: str, port: int, unit: int, address: int, count: int, function: int,
-                         timeout_s: float) -> list[int]:
-    client = AsyncModbusTcpClient(host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0)
-    where = f"{host}:{port} unit {unit}"
+async def read_registers(params: ProbeParams) -> list[int]:
+    """Read `count` registers once; ProbeError (device_unreachable or device_error) says where and why not."""
+    p = params
+    client = AsyncModbusTcpClient(p.host, port=p.port, timeout=p.timeout_s, retries=0, reconnect_delay=0)
+    where = f"{p.host}:{p.port} unit {p.unit}"
+    asked = f"function {p.function} at address {p.address} count {p.count}"
     try:
         if not await client.connect():
-            raise ProbeError(f"cannot connect to {where} (refused, unreachable or timed out after {timeout_s} s)")
-        call = client.read_holding_registers if function == 3 else client.read_input_registers
+            raise ProbeError(f"cannot connect to {where} (unknown host, refused, unreachable or timed out after "
+                             f"{p.timeout_s} s)", "device_unreachable")
+        call = client.read_holding_registers if p.function == 3 else client.read_input_registers
         try:
-            resp = await asyncio.wait_for(call(address, count=count, device_id=unit), timeout=timeout_s + 1)
+            resp = await asyncio.wait_for(call(p.address, count=p.count, device_id=p.unit), timeout=p.timeout_s + 1)
         except (TimeoutError, ModbusException, OSError) as exc:
-            raise ProbeError(f"no answer from {where} to function {function} at address {address} count {count} "
-                             f"within {timeout_s} s ({type(exc).__name__})") from None
+            raise ProbeError(f"no answer from {where} to {asked} within {p.timeout_s} s "
+                             f"({type(exc).__name__})") from None
         if resp.isError():
             code = int(getattr(resp, "exception_code", 0) or 0)
-            raise ProbeError(f"{where} answered exception {code} ({_EXCEPTIONS.get(code, 'unknown')}) to function "
-                             f"{function} at address {address} count {count}")
+            raise ProbeError(f"{where} answered exception {code} ({_EXCEPTIONS.get(code, 'unknown')}) to {asked}")
         regs = [int(r) for r in resp.registers]
-        if len(regs) != count:
-            raise ProbeError(f"{where} returned {len(regs)} registers, asked for {count} at address {address}")
+        if len(regs) != p.count:
+            raise ProbeError(f"{where} returned {len(regs)} registers, asked for {p.count} at address {p.address}")
         return regs
     finally:
         client.close()
@@ -119,26 +116,46 @@ def _value_text(value: float | int | str) -> str:
     return str(value)
 
 
-@app.command("probe")
+# Option name per ProbeParams field, so a refusal names what the user typed.
+_OPTIONS = {"host": "HOST[:PORT]", "port": "HOST[:PORT]", "unit": "--unit", "address": "--address",
+            "count": "--count", "function": "--function", "timeout_s": "--timeout"}
+
+
+def _refuse(message: str, code: int) -> typer.Exit:
+    typer.echo(f"modbus probe: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("probe", cls=_ProbeCommand)
 def probe(
-    target: Annotated[str, typer.Argument(metavar="HOST[:PORT]",
-                                          help="Device or gateway address; port 502 by default")],
-    unit: Annotated[int, typer.Option("--unit", "-u", min=0, max=255, help="Modbus unit (slave) id")] = 1,
-    address: Annotated[int, typer.Option("--address", "-a", min=0, max=65535,
-                                         help="0-based register address (40001/30001 is 0)")] = 0,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=125, help="Registers to read")] = 4,
-    function: Annotated[int, typer.Option("--function", "-f", min=3, max=4,
-                                          help="3: holding registers, 4: input registers")] = 3,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.05, max=60.0, help="Seconds to wait")] = 2.0,
+    target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help=escape(
+        f"Device or gateway: host name, IPv4, IPv6 or [IPv6]:PORT; port {MODBUS_PORT} by default"))],
+    unit: Annotated[int, typer.Option("--unit", "-u", help="Modbus unit (slave) id, 0..255")] = 1,
+    address: Annotated[int, typer.Option("--address", "-a",
+                                         help="0-based register address (40001/30001 is 0), 0..65535")] = 0,
+    count: Annotated[int, typer.Option("--count", "-n", help="Registers to read, 1..125")] = 4,
+    function: Annotated[int, typer.Option("--function", "-f", help="3: holding registers, 4: input registers")] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait, 0.05..10")] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {type, order, value}")] = False,
 ) -> None:
-    """Read registers and show them decoded as every data type in every byte/word order."""
-    host, port = parse_target(target)
+    """Read registers and show them decoded as every data type in every byte/word order.
+
+    Bad input is one line on stderr and exit 2; a device that cannot be reached or does not answer, exit 1.
+    """
     try:
-        regs = asyncio.run(read_registers(host, port, unit, address, count, function, timeout))
+        host, port = parse_target(target, MODBUS_PORT)
+        params = ProbeParams(host=host, port=port, unit=unit, address=address, count=count, function=function,
+                             timeout_s=timeout)
+    except InvalidInput as exc:
+        raise _refuse(str(exc), 2) from None
+    except ValidationError as exc:
+        raise _refuse(first_problem(exc, _OPTIONS), 2) from None
+    # pymodbus logs a failed connect as a warning; with no logging set up Python would print it as a second line.
+    logging.getLogger("pymodbus").addHandler(logging.NullHandler())
+    try:
+        regs = asyncio.run(read_registers(params))
     except ProbeError as exc:
-        typer.echo(f"modbus probe: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise _refuse(str(exc), 1) from None
     found = decodings(regs)
     if as_json:
         typer.echo(json.dumps([{"type": d.type, "order": d.order, "value": d.value, "registers": d.registers}
@@ -146,11 +163,11 @@ def probe(
         return
     console = Console()
     raw = " ".join(f"{r:04X}" for r in regs)
-    table = Table(title=f"{host}:{port} unit {unit} function {function} address {address}+{count}: {raw}")
+    table = Table(title=escape(f"{host}:{port} unit {unit} function {function} address {address}+{count}: {raw}"))
     table.add_column("type")
     table.add_column("order")
     table.add_column("registers", justify="right")
     table.add_column("value", justify="right")
     for d in found:
-        table.add_row(d.type, d.order, str(d.registers), _value_text(d.value))
+        table.add_row(d.type, d.order, str(d.registers), escape(_value_text(d.value)))
     console.print(table)

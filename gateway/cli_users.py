@@ -1,4 +1,4 @@
-"""`energy-gateway users add|list|disable`: logins of the API and portal, kept in the registry database."""
+"""`energy-gateway users add|list|disable|reset-password`: API and portal logins, kept in the registry database."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ Config = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
 
 
 def _auth(config: Path) -> AuthService:
-    from gateway.runtime import open_registry
+    from gateway.runtime import StartupError, open_registry
 
     try:
-        cfg = load_config(config, environ={"GATEWAY_SECRET_KEY": "x" * 32})  # users need no signing key
-    except ConfigError as exc:
+        cfg = load_config(config, secrets={"database"})  # users need the registry, not the signing key
+        db = open_registry(cfg, os.environ)  # migrated, and in step with the config's customers
+        AuthService.create_tables(db.kw["bind"])
+    except (ConfigError, StartupError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    db = open_registry(cfg, os.environ)  # migrated, and in step with the config's customers
-    AuthService.create_tables(db.kw["bind"])
     # The CLI never issues tokens: a throwaway key keeps AuthService whole without the gateway's secret.
     return AuthService(db, secrets.token_urlsafe(32))
 
@@ -46,18 +46,7 @@ def add(
 
     The password comes from --password-env or a prompt; with neither, one is generated and printed once.
     """
-    if password_env:
-        password = os.environ.get(password_env, "")
-        if not password:
-            typer.echo(f"--password-env: environment variable {password_env} is not set", err=True)
-            raise typer.Exit(2)
-        shown = None
-    elif os.isatty(0):
-        password = getpass.getpass("password: ")
-        shown = None
-    else:
-        password = secrets.token_urlsafe(12)
-        shown = password
+    password, shown = _new_password(password_env)
     try:
         _auth(config).add_user(username, password, role, customer=customer, manager=manager, actor="cli")
     except AuthError as exc:
@@ -65,6 +54,41 @@ def add(
         raise typer.Exit(2) from None
     typer.echo(json.dumps({"username": username, "role": role, "customer": customer, "manager": manager,
                            **({"password": shown} if shown else {})}))
+
+
+def _new_password(password_env: str | None) -> tuple[str, str | None]:
+    """The password from --password-env, a prompt, or generated (and then shown once): (password, shown)."""
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            typer.echo(f"--password-env: environment variable {password_env} is not set", err=True)
+            raise typer.Exit(2)
+        return password, None
+    if os.isatty(0):
+        return getpass.getpass("password: "), None
+    password = secrets.token_urlsafe(12)
+    return password, password
+
+
+@app.command("reset-password")
+def reset_password(
+    config: Config,
+    username: Annotated[str, typer.Argument()],
+    password_env: Annotated[str | None, typer.Option(help="read the new password from this environment variable")]
+    = None,
+) -> None:
+    """Set a new password for a login (an admin's reset): its tokens and portal sessions end at once.
+
+    The password comes from --password-env or a prompt; with neither, one is generated and printed once, to hand
+    over out of band.
+    """
+    password, shown = _new_password(password_env)
+    try:
+        _auth(config).reset_password(username, password, actor="cli")
+    except AuthError as exc:
+        typer.echo(f"users reset-password {username}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"username": username, "reset": True, **({"password": shown} if shown else {})}))
 
 
 @app.command("list")

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import threading
+from ipaddress import ip_network
 
 from fastapi import FastAPI
 
@@ -39,7 +40,9 @@ def auth_for(gw: Gateway) -> AuthService:
     auth = gw.extra.get("auth")
     if auth is None:
         AuthService.create_tables(gw.db.kw["bind"])
-        auth = AuthService(gw.db, secret_key(gw))
+        api = gw.config.api
+        auth = AuthService(gw.db, secret_key(gw), session_idle_s=api.session_idle_timeout_s,
+                           session_absolute_s=api.session_absolute_timeout_s)
         gw.extra["auth"] = auth
     assert isinstance(auth, AuthService)  # noqa: S101 - gw.extra is typed Any
     return auth
@@ -65,6 +68,7 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
                               "customers (their own company). Bearer tokens from POST /api/v1/auth/token.")
     app.state.gateway = gw
     app.state.auth = auth_for(gw)
+    app.state.trusted_proxies = tuple(ip_network(n, strict=False) for n in gw.config.api.trusted_proxies)
     app.state.views = views = Views(gw)
     if gw.config.api.warm_days:
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel
 
-from gateway.api.errors import ApiError, forbidden
+from gateway.api.errors import ApiError
 from gateway.auth import AuthError, AuthService, Principal
 from gateway.runtime import Gateway
 
@@ -30,7 +30,44 @@ def get_auth(request: Request) -> AuthService:
 
 
 def client_of(request: Request) -> str:
-    return request.client.host if request.client else "-"
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest untrusted X-Forwarded-For hop.
+
+    No proxy is trusted unless `[api] trusted_proxies` names it (uvicorn's own header handling is off), so a client
+    cannot pick its own address for the login limits and the audit log by sending the header.
+    """
+    peer = request.client.host if request.client else "-"
+    trusted: tuple[IPv4Network | IPv6Network, ...] = getattr(request.app.state, "trusted_proxies", ())
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    chosen = peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed(hops):
+        try:
+            chosen = str(ip_address(hop))
+        except ValueError:
+            break  # a hop that is no address: stop at the last proxy we trust
+        if not _is_in(chosen, trusted):
+            break
+    return chosen
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over https: directly, or through a trusted proxy saying so."""
+    if request.url.scheme == "https":
+        return True
+    trusted: tuple[IPv4Network | IPv6Network, ...] = getattr(request.app.state, "trusted_proxies", ())
+    peer = request.client.host if request.client else "-"
+    if trusted and _is_in(peer, trusted):
+        return request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+    return False
+
+
+def _is_in(addr: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 def optional_principal(request: Request, token: Annotated[str | None, Depends(oauth2)] = None) -> Principal | None:
@@ -53,6 +90,7 @@ def optional_principal(request: Request, token: Annotated[str | None, Depends(oa
     except AuthError as exc:
         if token:
             raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        request.state.session_error = str(exc)
     return None
 
 
@@ -64,15 +102,6 @@ def current_principal(p: Annotated[Principal | None, Depends(optional_principal)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
-    def check(p: CurrentPrincipal) -> Principal:
-        if p.role not in roles:
-            raise forbidden(f"role {p.role} may not use this; allowed: {', '.join(roles)}")
-        return p
-
-    return check
 
 
 class Paging(BaseModel):

@@ -22,6 +22,7 @@ from crm_bridge.errors import TariffError
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, load_tariff, monthly_pf, pf_adjustment_pct
 from gateway.api.errors import ApiError
+from gateway.api.roles import Capability, allowed
 from gateway.query import day_bounds
 from gateway.runtime import Gateway
 
@@ -71,6 +72,15 @@ class TtlCache:
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
         return value
+
+
+# The month view's money: TOU costs, the basic-charge modes compared (with the contract's terms), the PF adjustment.
+MONEY_FIELDS = ("tou", "basic_charge", "pf_adjustment", "currency")
+
+
+def without_money(view: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a month view without MONEY_FIELDS (the cached view itself is shared and stays whole)."""
+    return {k: v for k, v in view.items() if k not in MONEY_FIELDS}
 
 
 def customer_config(gw: Gateway, customer: str) -> Any:
@@ -183,6 +193,8 @@ class Views:
         for c in self.gw.config.customers:
             today = datetime.now(ZoneInfo(c.timezone)).date()
             for back in range(days + 1):
+                if self.gw.stopping.is_set():  # the gateway is shutting down: leave the store to close
+                    return
                 self.day_curve(c.id, today - timedelta(days=back))
             self.month_view_or_none(c.id, today.replace(day=1))
             self.month_view_or_none(c.id, (today.replace(day=1) - timedelta(days=1)).replace(day=1))
@@ -192,6 +204,11 @@ class Views:
             return self.month_view(customer, month)
         except ApiError:
             return None
+
+    def month_view_for(self, customer: str, month: date, role: str) -> dict[str, Any]:
+        """The month view as `role` may see it: without its money when the role does not hold Capability.MONEY."""
+        view = self.month_view(customer, month)
+        return view if allowed(role, Capability.MONEY) else without_money(view)
 
     def month_view(self, customer: str, month: date) -> dict[str, Any]:
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)

@@ -6,11 +6,12 @@ from gateway.auth.service import (
     AuthError,
     AuthService,
     LoginRateLimited,
+    PasswordRejected,
     Principal,
     seed_demo_users,
 )
 
 __all__ = [
-    "ROLES", "AuditEvent", "AuthBase", "AuthError", "AuthService", "LoginRateLimited", "Principal", "User",
-    "seed_demo_users",
+    "ROLES", "AuditEvent", "AuthBase", "AuthError", "AuthService", "LoginRateLimited", "PasswordRejected",
+    "Principal", "User", "seed_demo_users",
 ]

@@ -46,3 +46,31 @@ class AuditEvent(AuthBase):
     target: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[str | None] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(String(100))
+
+
+class LoginCounter(AuthBase):
+    """Login attempts taken in the current window, per user (`user:NAME`) and per client (`client:ADDR`).
+
+    An attempt is taken here, atomically and before any password is hashed, so concurrent guesses and API
+    processes sharing the database all count against one limit.
+    """
+
+    __tablename__ = "gw_login_counter"
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PortalSession(AuthBase):
+    """A portal login: the cookie carries a random id, only its SHA-256 is kept; ended at logout or by the server."""
+
+    __tablename__ = "gw_session"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # logout, password, disabled, reset, idle, absolute
+    ended_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)

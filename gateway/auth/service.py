@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -15,7 +15,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_bridge.registry.models import AccountManager, Company, ManagerAssignment
+from gateway.auth.limits import AttemptRefused, LoginLimiter
 from gateway.auth.models import AuditEvent, AuthBase, User
+from gateway.auth.sessions import SessionEnded, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,10 @@ SESSION_TTL_S = 12 * 3600
 
 class AuthError(Exception):
     """Bad credentials, a void token, or a user definition that does not hold together."""
+
+
+class PasswordRejected(AuthError):
+    """A new password that the password rules refuse (length, or the same as the current one)."""
 
 
 class LoginRateLimited(AuthError):
@@ -49,17 +55,23 @@ class Principal:
 
 
 class AuthService:
-    """Users and credentials in the registry database; tokens signed with the gateway's secret key."""
+    """Users and credentials in the registry database; bearer tokens signed with the gateway's secret key.
+
+    Portal sessions live in the database (`gateway.auth.sessions`), so ending one takes effect at once everywhere.
+    """
 
     def __init__(self, db: sessionmaker[Session], secret_key: str, max_failures: int = 5, per_client: int = 20,
-                 window_s: float = 300.0) -> None:
+                 window_s: float = 300.0, session_idle_s: float = 1800.0,
+                 session_absolute_s: float = float(SESSION_TTL_S)) -> None:
         if len(secret_key) < 16:
             raise AuthError("the secret key must be at least 16 characters")
         self.db = db
         self.hasher = PasswordHasher()
         self.max_failures, self.per_client, self.window_s = max_failures, per_client, window_s
+        self.limiter = LoginLimiter(db, max_failures, per_client, window_s)
+        self.sessions = SessionStore(db, session_idle_s, session_absolute_s)
+        self.session_absolute_s = session_absolute_s
         self._tokens = URLSafeTimedSerializer(secret_key, salt="energy-gateway.api-token")
-        self._sessions = URLSafeTimedSerializer(secret_key, salt="energy-gateway.portal-session")
         # A verification of a wrong username costs as much as a wrong password: no user enumeration by timing.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
@@ -75,8 +87,7 @@ class AuthService:
         if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "") \
                 .replace("@", "").isalnum():
             raise AuthError(f"username {username!r}: use 1-64 letters, digits, '-', '_', '.', '@'")
-        if len(password) < 10:
-            raise AuthError("the password must be at least 10 characters")
+        _check_password(password)
         with self.db() as s:
             if role == "customer":
                 if not customer:
@@ -112,30 +123,57 @@ class AuthService:
             if user is None:
                 raise AuthError(f"no user {username!r}")
             user.disabled = True
-            user.token_version += 1
+            self._void_credentials(s, user, "disabled")
             self._audit(s, actor, "user.disable", username, None)
             s.commit()
 
-    # -- login ---------------------------------------------------------------------------------------
-    def _check_rate(self, s: Session, username: str, client: str) -> None:
-        """Too many failed logins (from the audit log, so every API process behind a balancer sees the same)."""
-        now = datetime.now(UTC)
-        since = now - timedelta(seconds=self.window_s)
-        last_ok = s.scalar(select(func.max(AuditEvent.at)).where(AuditEvent.action == "login",
-                                                                  AuditEvent.target == username[:200]))
-        start = max(since, last_ok) if last_ok is not None else since
-        for where, limit, after in ((AuditEvent.target == username[:200], self.max_failures, start),
-                                    (AuditEvent.client == client, self.per_client, since)):
-            q = select(func.count(AuditEvent.id), func.min(AuditEvent.at)).where(
-                AuditEvent.action == "login.failed", where, AuditEvent.at > after)
-            count, oldest = s.execute(q).one()
-            if count >= limit and oldest is not None:
-                raise LoginRateLimited(max(1, int(self.window_s - (now - oldest).total_seconds()) + 1))
+    def change_password(self, username: str, current: str, new: str, client: str = "-") -> Principal:
+        """The user's own change: the current password is checked (and rate-limited like a login).
 
-    def authenticate(self, username: str, password: str, client: str = "-") -> Principal:
-        """Check a password; failed attempts are counted and audited, and too many are refused before checking."""
+        Every token and session of the user ends, this one included; the caller logs in again (the portal
+        issues a fresh session to the browser that made the change).
+        """
+        p = self.authenticate(username, current, client, action="password.check")
+        _check_password(new)
+        if secrets.compare_digest(new.encode(), current.encode()):
+            raise PasswordRejected("the new password must differ from the current one")
         with self.db() as s:
-            self._check_rate(s, username, client)
+            user = s.get(User, p.user_id)
+            if user is None or user.disabled:
+                raise AuthError("wrong username or password")
+            user.password_hash = self.hasher.hash(new)
+            self._void_credentials(s, user, "password")
+            self._audit(s, username, "user.password", username, None, client)
+            s.commit()
+            return _principal(user)
+
+    def reset_password(self, username: str, new: str, actor: str, client: str | None = None) -> None:
+        """An admin sets a new password (to hand over out of band); the user's tokens and sessions end."""
+        _check_password(new)
+        with self.db() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise AuthError(f"no user {username!r}")
+            user.password_hash = self.hasher.hash(new)
+            self._void_credentials(s, user, "reset")
+            self._audit(s, actor, "user.reset_password", username, None, client)
+            s.commit()
+        self.limiter.succeeded(username, client or "-")  # the user's locked window ends with the reset
+
+    @staticmethod
+    def _void_credentials(s: Session, user: User, reason: str) -> None:
+        user.token_version += 1  # every bearer token issued before is void
+        SessionStore.end_all(s, user.id, datetime.now(UTC), reason)
+
+    # -- login ---------------------------------------------------------------------------------------
+    def authenticate(self, username: str, password: str, client: str = "-", action: str = "login") -> Principal:
+        """Check a password: an attempt is taken before hashing, and failures are audited."""
+        try:
+            self.limiter.take(username, client, datetime.now(UTC))
+        except AttemptRefused as exc:
+            self.audit(username[:64], f"{action}.refused", username[:200], exc.key.split(":", 1)[0], client)
+            raise LoginRateLimited(exc.retry_after_s) from None
+        with self.db() as s:
             user = s.scalar(select(User).where(User.username == username))
             ok = False
             try:
@@ -144,41 +182,52 @@ class AuthService:
                 ok = False
             if not ok or user is None or user.disabled:
                 reason = "disabled" if user is not None and user.disabled and ok else "bad credentials"
-                self._audit(s, username[:64], "login.failed", username[:200], reason, client)
+                self._audit(s, username[:64], f"{action}.failed", username[:200], reason, client)
                 s.commit()
                 raise AuthError("wrong username or password")
             if self.hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = self.hasher.hash(password)
-            self._audit(s, username, "login", username, None, client)
+            if action == "login":
+                self._audit(s, username, "login", username, None, client)
             s.commit()
-            return _principal(user)
+            principal = _principal(user)
+        self.limiter.succeeded(username, client)
+        return principal
 
     def issue_token(self, p: Principal) -> str:
         return self._tokens.dumps({"u": p.user_id, "v": self._version(p.user_id)})
 
-    def issue_session(self, p: Principal) -> tuple[str, str]:
-        """A session cookie value and its CSRF token (the token is inside the signed cookie)."""
-        csrf = secrets.token_urlsafe(24)
-        return self._sessions.dumps({"u": p.user_id, "v": self._version(p.user_id), "c": csrf}), csrf
+    def issue_session(self, p: Principal, client: str | None = None) -> tuple[str, str]:
+        """A session cookie value and its CSRF token; the session itself is kept in the database."""
+        return self.sessions.issue(p.user_id, datetime.now(UTC), client)
+
+    def end_session(self, cookie: str, reason: str = "logout") -> bool:
+        return self.sessions.end(cookie, datetime.now(UTC), reason)
 
     def from_token(self, token: str) -> Principal:
-        return self._load(self._tokens, token, TOKEN_TTL_S)[0]
-
-    def from_session(self, cookie: str) -> tuple[Principal, str]:
-        return self._load(self._sessions, cookie, SESSION_TTL_S)
-
-    def _load(self, signer: URLSafeTimedSerializer, value: str, ttl: int) -> tuple[Principal, str]:
         try:
-            data: dict[str, Any] = signer.loads(value, max_age=ttl)
+            data: dict[str, Any] = self._tokens.loads(token, max_age=TOKEN_TTL_S)
         except SignatureExpired:
-            raise AuthError("the token or session has expired; log in again") from None
+            raise AuthError("the token has expired; log in again") from None
         except BadSignature:
-            raise AuthError("invalid token or session") from None
+            raise AuthError("invalid token") from None
         with self.db() as s:
             user = s.get(User, int(data.get("u", 0)))
             if user is None or user.disabled or user.token_version != data.get("v"):
-                raise AuthError("the token or session is no longer valid; log in again")
-            return _principal(user), str(data.get("c", ""))
+                raise AuthError("the token is no longer valid; log in again")
+            return _principal(user)
+
+    def from_session(self, cookie: str) -> tuple[Principal, str]:
+        """The principal and CSRF token of a live portal session."""
+        try:
+            live = self.sessions.resolve(cookie, datetime.now(UTC))
+        except SessionEnded as exc:
+            raise AuthError(str(exc)) from None
+        with self.db() as s:
+            user = s.get(User, live.user_id)
+            if user is None or user.disabled:
+                raise AuthError("the session is no longer valid; log in again")
+            return _principal(user), live.csrf
 
     def _version(self, user_id: int) -> int:
         with self.db() as s:
@@ -219,6 +268,13 @@ class AuthService:
             return frozenset(codes)
 
 
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise PasswordRejected("the password must be at least 10 characters")
+    if len(password) > 200:
+        raise PasswordRejected("the password must be at most 200 characters")
+
+
 def _principal(user: User) -> Principal:
     return Principal(user.id, user.username, user.role, user.customer, user.manager, user.language)
 
@@ -240,7 +296,7 @@ def seed_demo_users(auth: AuthService, customers: list[str], managers: dict[str,
             if user is not None:
                 user.password_hash = auth.hasher.hash(password)
                 user.disabled = False
-                user.token_version += 1
+                auth._void_credentials(s, user, "reset")
                 s.commit()
         if user is None:
             auth.add_user(username, password, role, customer=customer, manager=manager, actor="demo")

@@ -1,12 +1,14 @@
 """The customer portal: server-rendered pages (Jinja2) with plotly.js served from the installed package.
 
 Pages take the same scope dependencies as the API, so a customer reaching another customer's page by URL gets
-the same 404 as for a page that does not exist. Forms carry a CSRF token bound to the signed session cookie.
+the same 404 as for a page that does not exist, and the same capabilities (`gateway/api/roles.py`), so a page or
+form is open exactly when the API route behind it is. Forms carry a CSRF token bound to the signed session cookie.
+Every template is auto-escaped; no page has inline script, and every response carries a Content-Security-Policy
+that forbids it (SecurityHeaders).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import tomllib
 from datetime import UTC, datetime, timedelta
@@ -20,17 +22,21 @@ import plotly
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_bridge.alerts import AlertError, acknowledge
 from crm_bridge.desk import TicketError, create_ticket, transition
 from crm_bridge.registry.models import Alert, Company, Ticket
 from crm_bridge.registry.repo import managers_of_company
-from gateway.api.deps import SESSION_COOKIE, client_of, get_auth, optional_principal
-from gateway.api.errors import ApiError
+from gateway.api.deps import SESSION_COOKIE, client_of, get_auth, is_https, optional_principal
+from gateway.api.errors import ApiError, not_found
+from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import AccessDep, AlertId, CustomerId, GatewayDep, TicketId
 from gateway.api.views import Views, customer_config, parse_day, parse_month
-from gateway.auth import AuthError, AuthService, LoginRateLimited, Principal
+from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
 from gateway.runtime import Gateway
 
 LANG_COOKIE = "eg_lang"
@@ -38,7 +44,14 @@ LOGIN_CSRF_COOKIE = "eg_login_csrf"
 BAND_COLOURS = {"critical_peak": "rgba(200,0,0,0.16)", "peak": "rgba(230,120,0,0.13)",
                 "flat": "rgba(120,120,120,0.05)", "valley": "rgba(0,110,220,0.10)"}
 _HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(_HERE / "templates"))
+# Starlette's default escapes only templates named *.html/*.htm/*.xml; ours are *.html.j2, so escape all of them.
+templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True))
+STATIC = {"portal.js": "text/javascript; charset=utf-8", "portal.css": "text/css; charset=utf-8"}
+# plotly.js sets inline styles on the elements it draws, so inline *style* is allowed; inline script never is.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+       "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
@@ -70,8 +83,12 @@ def _render(request: Request, gw: Gateway, name: str, principal: Principal | Non
     def t(key: str) -> str:
         return texts.get(key, {}).get(lang, key)
 
+    def can(capability: str) -> bool:
+        """For templates: show a link or form only when the page or route behind it would be allowed."""
+        return principal is not None and allowed(principal.role, Capability(capability))
+
     response = templates.TemplateResponse(request, name, {
-        "t": t, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **ctx},
+        "t": t, "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **ctx},
         status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
@@ -79,7 +96,7 @@ def _render(request: Request, gw: Gateway, name: str, principal: Principal | Non
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    return is_https(request)
 
 
 def require_user(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
@@ -134,6 +151,14 @@ def plotly_file() -> FileResponse:
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
+@router.get("/static/{name}")
+def static_file(name: str) -> FileResponse:
+    """The portal's own script and style sheet (a fixed list: nothing else under static/ is served)."""
+    if name not in STATIC:
+        raise not_found("static file", name)
+    return FileResponse(_HERE / "static" / name, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/login")
 def login_page(request: Request, gw: GatewayDep) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
@@ -146,35 +171,72 @@ def login_page(request: Request, gw: GatewayDep) -> HTMLResponse:
 def login(request: Request, gw: GatewayDep, auth: AuthDep, username: Annotated[str, Form(max_length=64)],
           password: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form(max_length=100)]) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    error = None
+    error, status, retry = None, 401, 0
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        error = "csrf"
+        error, status = "login_csrf", 403
     else:
         try:
             p = auth.authenticate(username, password, client_of(request))
         except LoginRateLimited as exc:
-            error = str(exc)
+            error, status, retry = "login_limited", 429, exc.retry_after_s
         except AuthError:
             error = "login_failed"
     if error is not None:
         token = secrets.token_urlsafe(24)
-        response: Response = _render(request, gw, "login.html.j2", None, status=401 if error != "csrf" else 403,
-                                     login_csrf=token, error=error)
+        response: Response = _render(request, gw, "login.html.j2", None, status=status, login_csrf=token,
+                                     error=error, retry_after_s=retry)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request))
+        if retry:
+            response.headers["Retry-After"] = str(retry)
         return response
-    cookie, _ = auth.issue_session(p)
+    cookie, _ = auth.issue_session(p, client_of(request))
     response = RedirectResponse(_home(p), status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=_secure(request),
-                        max_age=12 * 3600)
+                        max_age=int(auth.session_absolute_s))
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
 
 @router.post("/logout", dependencies=[Csrf])
 def logout(request: Request, p: User, auth: AuthDep) -> RedirectResponse:
+    auth.end_session(request.cookies.get(SESSION_COOKIE, ""))
     auth.audit(p.username, "logout", p.username, None, client_of(request))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/portal/password")
+def password_page(request: Request, gw: GatewayDep, p: User) -> HTMLResponse:
+    return _render(request, gw, "password.html.j2", p, page="password", error=None)
+
+
+@router.post("/portal/password", dependencies=[Csrf])
+def password_change(request: Request, gw: GatewayDep, p: User, auth: AuthDep,
+                    current_password: Annotated[str, Form(max_length=200)],
+                    new_password: Annotated[str, Form(max_length=200)],
+                    repeat_password: Annotated[str, Form(max_length=200)]) -> Response:
+    """Every session of the user ends (copies of this cookie too); this browser gets a fresh one."""
+    error, status, retry = None, 422, 0
+    if not secrets.compare_digest(new_password.encode(), repeat_password.encode()):
+        error = "password_mismatch"
+    else:
+        try:
+            p = auth.change_password(p.username, current_password, new_password, client_of(request))
+        except LoginRateLimited as exc:
+            error, status, retry = "login_limited", 429, exc.retry_after_s
+        except PasswordRejected:
+            error = "password_rules"
+        except AuthError:
+            error = "password_wrong"
+    if error is not None:
+        return _render(request, gw, "password.html.j2", p, status=status, page="password", error=error,
+                       retry_after_s=retry)
+    cookie, csrf = auth.issue_session(p, client_of(request))
+    request.state.csrf = csrf
+    response = _render(request, gw, "password.html.j2", p, page="password", error=None, changed=True)
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=_secure(request),
+                        max_age=int(auth.session_absolute_s))
     return response
 
 
@@ -183,7 +245,7 @@ def _nav(gw: Gateway, customer: str) -> dict[str, Any]:
     return {"customer": c.id, "customer_name": c.name or c.id, "timezone": c.timezone}
 
 
-@router.get("/portal/c/{customer_id}/day")
+@router.get("/portal/c/{customer_id}/day", dependencies=[needs(Capability.METERED_DATA)])
 def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
              day: Annotated[str | None, Query(alias="date", max_length=10)] = None) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
@@ -207,18 +269,18 @@ def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Views
     chart = {"x": x, "actual": [pt["actual_kw"] for pt in pts], "forecast": [pt["forecast_kw"] for pt in pts],
              "last_week": [pt["last_week_kw"] for pt in pts], "shapes": shapes,
              "bands": sorted({pt["band"] for pt in pts if pt["band"]})}
-    return _render(request, gw, "day.html.j2", p, page="day", curve=curve, chart_json=json.dumps(chart),
+    return _render(request, gw, "day.html.j2", p, page="day", curve=curve, chart=chart,
                    day=d.isoformat(), prev_day=(d - timedelta(days=1)).isoformat(),
                    next_day=(d + timedelta(days=1)).isoformat(), **_nav(gw, customer_id))
 
 
-@router.get("/portal/c/{customer_id}/month")
+@router.get("/portal/c/{customer_id}/month", dependencies=[needs(Capability.METERED_DATA)])
 def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
                month: Annotated[str | None, Query(max_length=7)] = None) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
     first = parse_month(month, tz)
     try:
-        view = v.month_view(customer_id, first)
+        view = v.month_view_for(customer_id, first, p.role)
     except ApiError:
         view = None
     prev = (first - timedelta(days=1)).replace(day=1)
@@ -227,7 +289,7 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vie
                    prev_month=prev.strftime("%Y-%m"), next_month=nxt.strftime("%Y-%m"), **_nav(gw, customer_id))
 
 
-@router.get("/portal/c/{customer_id}/advice")
+@router.get("/portal/c/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
 def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User) -> HTMLResponse:
     from gateway.api.advice import advice_for
 
@@ -235,7 +297,7 @@ def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vi
     return _render(request, gw, "advice.html.j2", p, page="advice", advice=items, **_nav(gw, customer_id))
 
 
-@router.get("/portal/c/{customer_id}/alerts")
+@router.get("/portal/c/{customer_id}/alerts", dependencies=[needs(Capability.METERED_DATA)])
 def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
     with gw.db() as s:
         rows = list(s.scalars(select(Alert).where(Alert.company_code == customer_id)
@@ -244,7 +306,8 @@ def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: Us
         customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
 
 
-@router.post("/portal/c/{customer_id}/alerts/{alert_id}/ack", dependencies=[Csrf])
+@router.post("/portal/c/{customer_id}/alerts/{alert_id}/ack",
+             dependencies=[Csrf, needs(Capability.ALERT_ACKNOWLEDGE)])
 def alert_ack(request: Request, customer_id: CustomerId, alert_id: AlertId, gw: GatewayDep, p: User,
               auth: AuthDep) -> RedirectResponse:
     with gw.db() as s:
@@ -270,13 +333,13 @@ def _tickets(gw: Gateway, customer: str | None, codes: frozenset[str] | None) ->
         return [{"ticket": t, "customer": code} for t, code in s.execute(q.order_by(Ticket.id.desc()).limit(500))]
 
 
-@router.get("/portal/c/{customer_id}/requests")
+@router.get("/portal/c/{customer_id}/requests", dependencies=[needs(Capability.TICKETS)])
 def requests_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
     return _render(request, gw, "requests.html.j2", p, page="requests", tickets=_tickets(gw, customer_id, None),
                    **_nav(gw, customer_id))
 
 
-@router.post("/portal/c/{customer_id}/requests", dependencies=[Csrf])
+@router.post("/portal/c/{customer_id}/requests", dependencies=[Csrf, needs(Capability.TICKETS)])
 def open_request(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User, auth: AuthDep,
                  kind: Annotated[str, Form(pattern="^(request|complaint)$")],
                  category: Annotated[str, Form(min_length=1, max_length=60)],
@@ -303,7 +366,7 @@ def _ticket_in(gw: Gateway, ticket_id: int, customer_id: str) -> Ticket:
         return t
 
 
-@router.get("/portal/c/{customer_id}/requests/{ticket_id}")
+@router.get("/portal/c/{customer_id}/requests/{ticket_id}", dependencies=[needs(Capability.TICKETS)])
 def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep,
                  p: User) -> HTMLResponse:
     t = _ticket_in(gw, ticket_id, customer_id)
@@ -311,7 +374,7 @@ def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId,
                    tz=ZoneInfo(customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
 
 
-@router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf])
+@router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf, needs(Capability.TICKETS)])
 def rate_request(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep, p: User,
                  auth: AuthDep, satisfaction: Annotated[int, Form(ge=1, le=5)]) -> RedirectResponse:
     _ticket_in(gw, ticket_id, customer_id)
@@ -325,7 +388,7 @@ def rate_request(request: Request, customer_id: CustomerId, ticket_id: TicketId,
     return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
 
 
-@router.get("/portal/c/{customer_id}/downloads")
+@router.get("/portal/c/{customer_id}/downloads", dependencies=[needs(Capability.METERED_DATA)])
 def downloads_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
     last = datetime.now(tz).date() - timedelta(days=1)
@@ -333,26 +396,22 @@ def downloads_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p:
                    .isoformat(), end=last.isoformat(), month=last.strftime("%Y-%m"), **_nav(gw, customer_id))
 
 
-@router.get("/portal/accounts")
+@router.get("/portal/accounts", dependencies=[needs(Capability.METERED_DATA)])
 def accounts_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
     ids = access.visible([c.id for c in gw.config.customers])
     return _render(request, gw, "accounts.html.j2", access.principal, page="accounts",
                    accounts=[customer_config(gw, c) for c in ids])
 
 
-@router.get("/portal/queue")
+@router.get("/portal/queue", dependencies=[needs(Capability.TICKET_DESK)])
 def queue_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
-    if access.principal.role not in ("admin", "account_manager"):
-        raise ApiError(403, "the ticket queue is for account managers")
     return _render(request, gw, "queue.html.j2", access.principal, page="queue",
                    tickets=_tickets(gw, None, access.customers))
 
 
-@router.post("/portal/queue/{ticket_id}/move", dependencies=[Csrf])
+@router.post("/portal/queue/{ticket_id}/move", dependencies=[Csrf, needs(Capability.TICKET_DESK)])
 def queue_move(request: Request, ticket_id: TicketId, gw: GatewayDep, access: AccessDep, auth: AuthDep,
                to: Annotated[str, Form(pattern="^(acknowledged|in_progress|resolved)$")]) -> RedirectResponse:
-    if access.principal.role not in ("admin", "account_manager"):
-        raise ApiError(403, "the ticket queue is for account managers")
     with gw.db() as s:
         try:
             transition(s, ticket_id, to, datetime.now(UTC))
@@ -363,9 +422,38 @@ def queue_move(request: Request, ticket_id: TicketId, gw: GatewayDep, access: Ac
     return RedirectResponse("/portal/queue", status_code=303)
 
 
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS on every response, each unless the response set its own.
+
+    The API documentation pages (Swagger UI, ReDoc) run inline script from FastAPI and are left without the CSP.
+    """
+
+    def __init__(self, app: ASGIApp, exempt: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exempt = scope["path"] in self.exempt
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers and not (exempt and name == "Content-Security-Policy"):
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def mount_portal(app: FastAPI, gw: Gateway) -> None:
     del gw
     app.include_router(router)
+    docs = frozenset(u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u)
+    app.add_middleware(SecurityHeaders, exempt=docs)
 
 
 __all__ = ["mount_portal", "plotly_js"]

@@ -145,7 +145,7 @@ def test_probe_reads_a_real_modbus_simulator(client):
         assert r.json()["decodings"]
         r = client.post("/api/v1/devices/probe", headers=headers,
                         json={"host": "127.0.0.1", "port": 1, "unit": 1, "timeout_s": 0.5})
-        assert r.status_code == 502
+        assert r.status_code == 424
         assert "127.0.0.1:1" in r.json()["error"]["message"]
     finally:
         asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
@@ -234,7 +234,7 @@ def test_engineer_browses_an_opcua_server(client):
         nodes = client.get("/api/v1/devices/opcua/browse", params={"url": url, "depth": 3}, headers=headers).json()
         assert any(n["browse_path"] == "0:Objects/2:Plant/2:meter1/2:active_power_kw" for n in nodes)
         r = client.get("/api/v1/devices/opcua/browse", params={"url": "opc.tcp://127.0.0.1:1/"}, headers=headers)
-        assert r.status_code == 502
+        assert r.status_code == 424
         assert "cannot connect" in r.json()["error"]["message"]
         assert client.get("/api/v1/devices/opcua/browse", params={"url": url},
                           headers=token_for(client, "cust-acme")).status_code == 403

@@ -122,7 +122,7 @@ class RunningApi:
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(build_app(gw), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+                                                    log_level="warning", lifespan="off", proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 

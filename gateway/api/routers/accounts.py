@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from crm_bridge.registry.models import Company, Contact, Equipment, Interaction, TierRecord
-from gateway.api.deps import client_of, get_auth, require_roles
+from gateway.api.deps import client_of, get_auth
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep, CustomerId, GatewayDep
 from gateway.auth import AuthService
 
-router = APIRouter(prefix="/api/v1/customers", tags=["customer file"],
-                   dependencies=[Depends(require_roles("admin", "account_manager"))])
+router = APIRouter(prefix="/api/v1/customers", tags=["customer file"], dependencies=[needs(Capability.CUSTOMER_FILE)])
 
 
 @router.get("/{customer_id}/file")

@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from crm_bridge.alerts import AlertError, acknowledge, open_ticket, resolve
 from crm_bridge.registry.models import Alert
-from gateway.api.deps import PageParams, client_of, get_auth, require_roles
+from gateway.api.deps import PageParams, client_of, get_auth
 from gateway.api.errors import ApiError
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep, AlertId, GatewayDep, customer_in_scope
 from gateway.auth import AuthService
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], dependencies=[needs(Capability.METERED_DATA)])
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
@@ -76,20 +77,20 @@ def _change(gw: GatewayDep, auth: AuthService, request: Request, alert_id: int, 
     return out
 
 
-@router.post("/{alert_id}/acknowledge")
+@router.post("/{alert_id}/acknowledge", dependencies=[needs(Capability.ALERT_ACKNOWLEDGE)])
 def acknowledge_alert(alert_id: AlertId, gw: GatewayDep, auth: AuthDep, request: Request,
                       access: AccessDep) -> dict[str, Any]:
-    """Open -> acknowledged (customers acknowledge their own alerts; managers and admins any they see)."""
+    """Open -> acknowledged (customers their own alerts; managers and admins any they see; engineers resolve)."""
     return _change(gw, auth, request, alert_id, "acknowledge", access.principal.username)
 
 
-@router.post("/{alert_id}/resolve", dependencies=[Depends(require_roles("admin", "account_manager", "engineer"))])
+@router.post("/{alert_id}/resolve", dependencies=[needs(Capability.ALERT_RESOLVE)])
 def resolve_alert(alert_id: AlertId, gw: GatewayDep, auth: AuthDep, request: Request,
                   access: AccessDep) -> dict[str, Any]:
     return _change(gw, auth, request, alert_id, "resolve", access.principal.username)
 
 
-@router.post("/{alert_id}/ticket", dependencies=[Depends(require_roles("admin", "account_manager"))])
+@router.post("/{alert_id}/ticket", dependencies=[needs(Capability.TICKET_DESK)])
 def alert_ticket(alert_id: AlertId, gw: GatewayDep, auth: AuthDep, request: Request,
                  access: AccessDep) -> dict[str, Any]:
     """Open a service-desk ticket for the alert (once; the same ticket is returned after)."""

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import CurrentPrincipal, client_of, get_auth
 from gateway.api.errors import ApiError
 from gateway.api.scope import AccessDep
-from gateway.auth import AuthError, AuthService, LoginRateLimited
+from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -42,3 +42,33 @@ def me(p: CurrentPrincipal, access: AccessDep) -> dict[str, Any]:
     """The caller: role, binding, and the customers it may see (null: all)."""
     return {"username": p.username, "role": p.role, "customer": p.customer, "manager": p.manager,
             "customers": None if access.customers is None else sorted(access.customers)}
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
+
+
+class PasswordChanged(BaseModel):
+    username: str
+    message: str = "password changed; every token and session of this user has ended, log in again"
+
+
+@router.post("/password", response_model=PasswordChanged)
+def change_password(request: Request, body: PasswordChange, p: CurrentPrincipal,
+                    auth: Annotated[AuthService, Depends(get_auth)]) -> PasswordChanged:
+    """Change the caller's own password.
+
+    The current one is checked (rate-limited like a login); afterwards every token and portal session of the user is
+    void, this one included.
+    """
+    try:
+        auth.change_password(p.username, body.current_password, body.new_password, client_of(request))
+    except LoginRateLimited as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except PasswordRejected as exc:
+        raise ApiError(422, str(exc), detail={"field": "new_password"}) from None
+    except AuthError as exc:
+        raise ApiError(422, f"current_password: {exc}", detail={"field": "current_password"}) from None
+    return PasswordChanged(username=p.username)

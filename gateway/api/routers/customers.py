@@ -9,14 +9,19 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from gateway.api.deps import PageParams, page_of, require_roles
+from gateway.api.deps import PageParams, page_of
 from gateway.api.errors import ApiError
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep, CustomerId, GatewayDep
 from gateway.api.views import Views, contract_of, customer_config, parse_day, parse_month
 from gateway.query import QueryError, day_bounds
 
-router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=[needs(Capability.METERED_DATA)])
 DATE = r"^\d{4}-\d{2}-\d{2}$"
+# The HTML report is a self-contained document (plotly.js inlined, for e-mail and offline use), so it cannot live
+# under the portal's no-inline-script policy; it runs sandboxed instead: an opaque origin, no cookies, no API.
+REPORT_CSP = ("sandbox allow-scripts allow-downloads; default-src 'none'; script-src 'unsafe-inline'; "
+              "style-src 'unsafe-inline'; img-src data: blob:; frame-ancestors 'none'")
 
 
 def views(request: Request) -> Views:
@@ -45,7 +50,7 @@ def get_customer(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
     return _customer_json(gw, customer_id)
 
 
-@router.get("/{customer_id}/contract", dependencies=[Depends(require_roles("admin", "account_manager", "customer"))])
+@router.get("/{customer_id}/contract", dependencies=[needs(Capability.CONTRACTS)])
 def get_contract(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
     """Transformer kVA, HV motors, contract demand, basic-charge mode, PF standard, bill threshold, tariff."""
     c = contract_of(gw, customer_id)
@@ -98,15 +103,18 @@ def series_rows(frame: Any) -> list[dict[str, Any]]:
 
 
 @router.get("/{customer_id}/month")
-def month(customer_id: CustomerId, v: ViewsDep,
+def month(customer_id: CustomerId, v: ViewsDep, access: AccessDep,
           month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
           = None) -> dict[str, Any]:
-    """Energy, peak demand and when, load factor, TOU costs, basic-charge modes compared, PF and its adjustment."""
+    """Energy, peak demand and when, load factor, PF; with money: TOU costs, basic-charge modes, PF adjustment.
+
+    Roles without money (engineers) get the same view without `tou`, `basic_charge`, `pf_adjustment` and `currency`.
+    """
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
-    return v.month_view(customer_id, parse_month(month, tz))
+    return v.month_view_for(customer_id, parse_month(month, tz), access.principal.role)
 
 
-@router.get("/{customer_id}/services")
+@router.get("/{customer_id}/services", dependencies=[needs(Capability.MONEY)])
 def services(customer_id: CustomerId, v: ViewsDep,
              month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
              = None) -> dict[str, Any]:
@@ -121,7 +129,7 @@ def services(customer_id: CustomerId, v: ViewsDep,
     return services_for(v, customer_id, parse_month(month, tz))
 
 
-@router.get("/{customer_id}/advice")
+@router.get("/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
 def advice(customer_id: CustomerId, v: ViewsDep) -> list[dict[str, Any]]:
     """Saving advice ranked by money (per month and per year), with evidence and assumptions."""
     from gateway.api.advice import advice_for
@@ -156,7 +164,7 @@ def export(customer_id: CustomerId, v: ViewsDep,
                     headers={"Content-Disposition": f'attachment; filename="{name}.xml"'})
 
 
-@router.get("/{customer_id}/report", dependencies=[Depends(require_roles("admin", "account_manager", "customer"))])
+@router.get("/{customer_id}/report", dependencies=[needs(Capability.REPORTS)])
 def report(customer_id: CustomerId, v: ViewsDep,
            month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
            fmt: Annotated[Literal["html", "xlsx"], Query(alias="format")] = "html") -> Response:
@@ -175,5 +183,6 @@ def report(customer_id: CustomerId, v: ViewsDep,
     if fmt == "xlsx":
         return Response(render_xlsx(fig),
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    return Response(render_html(fig), media_type="text/html; charset=utf-8")
+    return Response(render_html(fig), media_type="text/html; charset=utf-8",
+                    headers={"Content-Security-Policy": REPORT_CSP})
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import PageParams, client_of, get_auth, page_of, require_roles
-from gateway.api.errors import ApiError
+from gateway.api.deps import PageParams, client_of, get_auth, page_of
+from gateway.api.errors import ERROR_SCHEMA, ApiError
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep, DeviceName, GatewayDep
 from gateway.api.values import live_values
 from gateway.auth import AuthService
+from gateway.device_input import MAX_URL, OPCUA_URL_FORM, InvalidInput, ProbeParams, parse_opcua_url
+
+if TYPE_CHECKING:
+    from gateway.cli_modbus import ProbeError
+    from gateway.cli_opcua import BrowseError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"],
-                   dependencies=[Depends(require_roles("admin", "engineer"))])
+                   dependencies=[needs(Capability.DEVICES)])
 
 
 def _health(gw: GatewayDep) -> dict[str, Any]:
@@ -74,40 +79,55 @@ def device_live(device: DeviceName, gw: GatewayDep) -> list[dict[str, Any]]:
     return live_values(gw, device)
 
 
-class ProbeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(502, ge=1, le=65535)
-    unit: int = Field(1, ge=0, le=255)
-    address: int = Field(0, ge=0, le=65535)
-    count: int = Field(4, ge=1, le=125)
-    function: int = Field(3, ge=3, le=4)
-    timeout_s: float = Field(2.0, gt=0, le=10)
+def _device_failed(exc: ProbeError | BrowseError, detail: dict[str, Any]) -> ApiError:
+    return ApiError(424, str(exc), code=exc.code, detail=detail)
 
 
-@router.post("/probe")
-async def probe(body: ProbeRequest, request: Request, access: AccessDep,
+@router.post("/probe", responses={424: {"description": "The device could not be reached or gave no usable answer",
+                                        "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+async def probe(body: ProbeParams, request: Request, access: AccessDep,
                 auth: Annotated[AuthService, Depends(get_auth)]) -> dict[str, Any]:
-    """Read registers once and show every plausible decoding (type x byte/word order)."""
-    from gateway.cli_modbus import ProbeError, decodings, read_registers
+    """Read registers once and show every plausible decoding (type x byte/word order).
+
+    The rule for both device tools: every refusal is a 4xx with the standard error body, never a 5xx. Invalid
+    input (a host that is neither a host name, IDNA included, nor an IP address; a port outside 1..65535; registers
+    past 65535; an unknown field) is 422 naming the field and never touches the network. A valid request whose device
+    fails is 424 Failed Dependency: `device_unreachable` when no connection was made (unknown name, refused,
+    unreachable, timed out), `device_error` when the device answered with a Modbus exception, too few registers or
+    not at all. The device's failure is the caller's to fix, not a failure of the gateway.
+    """
+    from gateway.cli_modbus import ProbeError, decodings, read_registers  # pymodbus only when a probe is asked
 
     try:
-        regs = await read_registers(body.host, body.port, body.unit, body.address, body.count, body.function,
-                                    body.timeout_s)
+        regs = await read_registers(body)
     except ProbeError as exc:
-        raise ApiError(502, str(exc), code="device_error") from None
+        raise _device_failed(exc, {"host": body.host, "port": body.port, "unit": body.unit}) from None
     auth.audit(access.principal.username, "device.probe", f"{body.host}:{body.port}", None,
                client_of(request))
     return {"registers": regs, "decodings": [dataclasses.asdict(d) for d in decodings(regs)]}
 
 
-@router.get("/opcua/browse")
-async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=300)],
+@router.get("/opcua/browse", responses={424: {"description": "The server could not be reached or browsed",
+                                               "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=MAX_URL,
+                                           description=OPCUA_URL_FORM)],
                  depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[dict[str, Any]]:
-    """Walk an OPC UA server's address space from Objects (anonymous, no security)."""
-    from gateway.cli_opcua import BrowseError, browse_nodes
+    """Walk an OPC UA server's address space from Objects (anonymous, no security).
+
+    Same rule as the probe: a URL that is not `opc.tcp://host[:port][/path]` with a real host and a port in
+    1..65535 is 422 (`query.url`) before any connection; a server that cannot be reached is 424
+    `device_unreachable`, one that breaks off or takes more than 30 s is 424 `device_error`.
+    """
+    from gateway.cli_opcua import BrowseError, browse_nodes  # asyncua only when a browse is asked
 
     try:
-        return await asyncio.wait_for(browse_nodes(url, depth), timeout=30)
-    except (BrowseError, TimeoutError) as exc:
-        raise ApiError(502, f"{url}: {exc}", code="device_error") from None
+        target = parse_opcua_url(url)
+    except InvalidInput as exc:
+        raise ApiError(422, f"query.url: {exc}", detail=[{"where": "query.url", "reason": str(exc)}]) from None
+    try:
+        return await asyncio.wait_for(browse_nodes(target, depth), timeout=30)
+    except BrowseError as exc:
+        raise _device_failed(exc, {"url": target.url}) from None
+    except TimeoutError:
+        raise ApiError(424, f"browsing {target.url} took more than 30 s", code="device_error",
+                       detail={"url": target.url}) from None

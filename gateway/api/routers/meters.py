@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from gateway.api.deps import PageParams, page_of
+from gateway.api.roles import Capability, needs
 from gateway.api.routers.customers import DATE
 from gateway.api.routers.sites import scoped_series
 from gateway.api.scope import AccessDep, GatewayDep, MeterId
 from gateway.api.values import live_values
 
-router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[needs(Capability.METERED_DATA)])
 
 
 def _meter_json(gw: GatewayDep, mid: str) -> dict[str, Any]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from crm_bridge.registry.models import Alert, Company, Ticket, TierRecord
-from gateway.api.deps import PageParams, page_of, require_roles
+from gateway.api.deps import PageParams, page_of
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep, GatewayDep
 
-router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"],
-                   dependencies=[Depends(require_roles("admin", "account_manager"))])
+router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"], dependencies=[needs(Capability.CUSTOMER_FILE)])
 
 
 @router.get("")

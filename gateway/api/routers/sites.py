@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 
 from gateway.api.deps import PageParams, page_of
 from gateway.api.errors import ApiError
+from gateway.api.roles import Capability, needs
 from gateway.api.routers.customers import DATE, series_rows
 from gateway.api.scope import AccessDep, GatewayDep, SiteId
 from gateway.api.views import parse_day
 from gateway.query import QueryError, day_bounds
 
-router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
+router = APIRouter(prefix="/api/v1/sites", tags=["sites"], dependencies=[needs(Capability.METERED_DATA)])
 
 
 def _site_json(gw: GatewayDep, sid: str) -> dict[str, Any]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
 from crm_bridge.errors import TariffError
 from crm_bridge.tariffs import available_tariffs, load_tariff
-from gateway.api.deps import require_roles
 from gateway.api.errors import not_found
+from gateway.api.roles import Capability, needs
 
-router = APIRouter(prefix="/api/v1/tariffs", tags=["tariffs"],
-                   dependencies=[Depends(require_roles("admin", "account_manager", "customer", "engineer"))])
+router = APIRouter(prefix="/api/v1/tariffs", tags=["tariffs"], dependencies=[needs(Capability.TARIFFS)])
 
 
 @router.get("")

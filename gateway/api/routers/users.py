@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import PageParams, get_auth, page_of, require_roles
+from gateway.api.deps import PageParams, client_of, get_auth, page_of
 from gateway.api.errors import ApiError
+from gateway.api.roles import Capability, needs
 from gateway.api.scope import AccessDep
-from gateway.auth import AuthError, AuthService
+from gateway.auth import AuthError, AuthService, PasswordRejected
 
-router = APIRouter(prefix="/api/v1", tags=["users"], dependencies=[Depends(require_roles("admin"))])
+router = APIRouter(prefix="/api/v1", tags=["users"], dependencies=[needs(Capability.USERS)])
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
@@ -49,6 +50,24 @@ def disable_user(username: Annotated[str, Path(max_length=64)], auth: AuthDep, a
     except AuthError as exc:
         raise ApiError(404, str(exc)) from None
     return {"username": username, "disabled": True}
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=10, max_length=200, description="the new password, handed over out of band")
+
+
+@router.post("/users/{username}/reset-password")
+def reset_password(request: Request, username: Annotated[str, Path(max_length=64)], body: PasswordReset,
+                   auth: AuthDep, access: AccessDep) -> dict[str, Any]:
+    """Set a user's password (admins); every token and session of that user ends at once."""
+    try:
+        auth.reset_password(username, body.password, actor=access.principal.username, client=client_of(request))
+    except PasswordRejected as exc:
+        raise ApiError(422, str(exc), detail={"field": "password"}) from None
+    except AuthError as exc:
+        raise ApiError(404, str(exc)) from None
+    return {"username": username, "reset": True}
 
 
 @router.get("/audit")

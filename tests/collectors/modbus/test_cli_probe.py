@@ -7,15 +7,16 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from collectors.modbus.datatypes import DataType, WordOrder, encode
 from collectors.sim.load import LoadModel
 from collectors.sim.modbus_server import Faults, ModbusPlantSimulator, SimModbusMeter
-from gateway.cli_modbus import app, parse_target
+from gateway.cli_modbus import app
+from gateway.device_input import InvalidInput, parse_target
 
 FLOAT_CDAB = encode(1234.5, DataType.FLOAT32, WordOrder.CDAB)  # word-swapped, as many meters send it
 UINT64_DCBA = encode(12345678901234567, DataType.UINT64, WordOrder.DCBA)
@@ -117,6 +118,7 @@ def test_exception_answer_is_a_clear_error(sim):
     assert "illegal data address" in err
     assert "address 905" in err
     assert "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_silent_unit_times_out_with_a_clear_error(sim):
@@ -125,6 +127,7 @@ def test_silent_unit_times_out_with_a_clear_error(sim):
     assert "no answer" in err
     assert "unit 2" in err
     assert "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_unreachable_port_is_a_clear_error():
@@ -133,23 +136,89 @@ def test_unreachable_port_is_a_clear_error():
         port = s.getsockname()[1]  # bound, never listening: connections are refused
         code, out, err = _probe(f"127.0.0.1:{port}", "-a", "0", "--timeout", "0.5")
     assert code == 1
-    assert f"cannot connect to 127.0.0.1:{port}" in err
+    assert err.startswith(f"modbus probe: cannot connect to 127.0.0.1:{port}")
+    assert len(err.strip().splitlines()) == 1, err
+    assert out == ""
 
 
 @pytest.mark.parametrize(("target", "expected"), [
     ("10.0.0.5", ("10.0.0.5", 502)), ("meter.local:1502", ("meter.local", 1502)), ("[::1]:5020", ("::1", 5020)),
+    ("::1", ("::1", 502)), ("Zähler.local", ("xn--zhler-gra.local", 502)),
 ])
 def test_parse_target(target, expected):
-    assert parse_target(target) == expected
+    assert parse_target(target, 502) == expected
 
 
-@pytest.mark.parametrize("target", ["host:0", "host:70000", "host:abc", ":502"])
+@pytest.mark.parametrize("target", ["host:0", "host:70000", "host:abc", ":502", "[::1", "host:"])
 def test_parse_target_rejects_bad_ports_and_hosts(target):
-    with pytest.raises(typer.BadParameter):
-        parse_target(target)
+    with pytest.raises(InvalidInput):
+        parse_target(target, 502)
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """Every connection the probe tries, refused at once: bad input must not get this far."""
+    tried: list[tuple[Any, Any]] = []
+
+    async def refuse(self: Any, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        tried.append((host, port))
+        raise ConnectionRefusedError(111, "refused by the test")
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "create_connection", refuse)
+    return tried
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    pytest.param(["a" * 253], "at most 63", id="253-char-host"),
+    pytest.param(["a" * 254], "at most 253", id="254-char-host"),
+    pytest.param(["\x80"], "internationalised", id="non-ascii-control"),
+    pytest.param(["é" * 64], "internationalised", id="non-ascii-label-too-long"),
+    pytest.param(["a..b"], "empty label", id="empty-label"),
+    pytest.param(["1.2.3"], "IPv4", id="short-ipv4"),
+    pytest.param(["a b"], "letters, digits", id="space"),
+    pytest.param(["[::1"], "without its ']'", id="open-bracket"),
+    pytest.param(["host:0"], "port 0 is not in 1..65535", id="port-0"),
+    pytest.param(["host:70000"], "port 70000 is not in 1..65535", id="port-70000"),
+    pytest.param(["host:abc"], "not a number", id="port-text"),
+    pytest.param([":502"], "no host", id="no-host"),
+    pytest.param(["127.0.0.1", "--address", "-1"], "--address", id="address-negative"),
+    pytest.param(["127.0.0.1", "--address", "65536"], "--address", id="address-65536"),
+    pytest.param(["127.0.0.1", "-a", "65530", "-n", "10"], "run past the last register", id="past-last-register"),
+    pytest.param(["127.0.0.1", "--unit", "256"], "--unit", id="unit-256"),
+    pytest.param(["127.0.0.1", "--unit", "abc"], "'--unit'", id="unit-text"),
+    pytest.param(["127.0.0.1", "--count", "0"], "--count", id="count-0"),
+    pytest.param(["127.0.0.1", "--count", "126"], "--count", id="count-126"),
+    pytest.param(["127.0.0.1", "--timeout", "0"], "--timeout", id="timeout-0"),
+    pytest.param(["127.0.0.1", "--timeout", "nan"], "--timeout", id="timeout-nan"),
+    pytest.param(["127.0.0.1", "--colour", "red"], "--colour", id="unknown-option"),
+    pytest.param([], "HOST[:PORT]", id="no-target"),
+])
+def test_bad_input_is_one_line_and_exit_2_without_connecting(connects, args, expected):
+    code, out, err = _probe(*args)
+    assert code == 2, err
+    assert err.startswith("modbus probe: "), err
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in out + err
+    assert out == ""
+    assert connects == []
+
+
+def test_a_valid_non_ascii_name_is_probed_in_its_ascii_form(connects):
+    code, _, err = _probe("Zähler.local:1502", "--timeout", "0.5")
+    assert code == 1
+    assert connects == [("xn--zhler-gra.local", 1502)]
+    assert err.strip() == ("modbus probe: cannot connect to xn--zhler-gra.local:1502 unit 1 (unknown host, refused, "
+                           "unreachable or timed out after 0.5 s)")
 
 
 def test_bad_option_is_a_usage_error_not_a_crash():
     code, _, err = _probe("127.0.0.1", "--function", "6")
     assert code == 2
-    assert "--function" in err
+    assert err.strip() == "modbus probe: --function: Input should be less than or equal to 4"
+
+
+def test_help_shows_the_target_forms():
+    result = CliRunner().invoke(app, ["probe", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "[IPv6]:PORT" in result.output
