@@ -18,8 +18,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 def _intervals(config: Path, customer: str, start: date, end: date) -> tuple[pd.DataFrame, CustomerConfig]:
     from gateway.config import ConfigError, load_config
-    from gateway.query import QueryError, QueryService, day_bounds
-    from gateway.runtime import build_store, build_topology
+    from gateway.query import QueryError, day_bounds
+    from gateway.runtime import build_query, build_store
 
     try:
         cfg = load_config(config, secrets={"store"})  # the store's password or token; no API key needed
@@ -29,7 +29,7 @@ def _intervals(config: Path, customer: str, start: date, end: date) -> tuple[pd.
     if end < start:
         typer.echo(f"--to {end} is before --from {start}", err=True)
         raise typer.Exit(2)
-    q = QueryService(build_store(cfg), build_topology(cfg))
+    q = build_query(cfg, build_store(cfg))
     tz = next((c.timezone for c in cfg.customers if c.id == customer), None)
     if tz is None:
         typer.echo(f"unknown customer {customer!r}; known: {', '.join(c.id for c in cfg.customers)}", err=True)

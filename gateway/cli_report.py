@@ -22,8 +22,8 @@ def customer(
     import pandas as pd
 
     from gateway.config import ConfigError, load_config
-    from gateway.query import QueryError, QueryService
-    from gateway.runtime import build_store, build_topology
+    from gateway.query import QueryError
+    from gateway.runtime import build_query, build_store
     from reports.monthly import ReportError, month_figures, render_html, render_xlsx
 
     try:
@@ -47,7 +47,7 @@ def customer(
     start = first.tz_localize(cust.timezone)
     end = (first + pd.offsets.MonthBegin(1)).tz_localize(cust.timezone)
     try:
-        frame = QueryService(build_store(cfg), build_topology(cfg)).customer_intervals(customer, start, end)
+        frame = build_query(cfg, build_store(cfg)).customer_intervals(customer, start, end)
         figures = month_figures(frame, customer, cust.name or customer, first.strftime("%Y-%m"))
     except (QueryError, ReportError) as exc:
         typer.echo(str(exc), err=True)

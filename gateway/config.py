@@ -29,7 +29,7 @@ from collectors.modbus.config import ModbusDeviceConfig, Transport
 from collectors.modbus.plan import point_size
 from collectors.opcua.config import OpcUaDeviceConfig
 from gateway.outbox import DropPolicy
-from gateway.store.influx import InfluxStoreConfig
+from gateway.store.influx_config import InfluxStoreConfig
 
 # What `load_config(..., secrets=...)` checks in the environment: each command asks only for what it uses.
 SecretKind = Literal["api", "store", "database", "devices"]
@@ -211,6 +211,15 @@ class MeterConfig(_Strict):
     site: str
     device: str
     name: str = ""
+    # How far from a 15-min boundary a register reading may be to count as the register at it (else 3 polls).
+    boundary_tolerance_s: float | None = Field(None, gt=0, le=60, allow_inf_nan=False)
+
+
+class QueryConfig(_Strict):
+    """Interval energy: how long a gap may be estimated across, and how much power a register-less meter needs."""
+
+    max_estimate_s: float = Field(3600.0, ge=0, le=604800, allow_inf_nan=False)
+    min_power_coverage: float = Field(0.9, gt=0, le=1, allow_inf_nan=False)
 
 
 # One entry per device; `type` selects the collector.
@@ -224,6 +233,7 @@ class GatewayConfig(_Strict):
     api: ApiConfig = ApiConfig()
     database: DatabaseConfig = DatabaseConfig()
     forecast: ForecastConfig = ForecastConfig()
+    query: QueryConfig = QueryConfig()
     customers: list[CustomerConfig] = []
     sites: list[SiteConfig] = []
     meters: list[MeterConfig] = []

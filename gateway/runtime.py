@@ -99,7 +99,15 @@ def build_topology(cfg: GatewayConfig) -> Topology:
         site_customer={s.id: s.customer for s in cfg.sites},
         meter_site={m.id: m.site for m in cfg.meters},
         meter_device={m.id: m.device for m in cfg.meters},
+        device_interval_s={d.name: d.interval_s for d in cfg.devices},
+        meter_tolerance_s={m.id: m.boundary_tolerance_s for m in cfg.meters if m.boundary_tolerance_s is not None},
     )
+
+
+def build_query(cfg: GatewayConfig, store: TimeSeriesStore) -> QueryService:
+    """The query layer over `store` with the config's topology and interval-energy rules."""
+    return QueryService(store, build_topology(cfg), max_estimate_s=cfg.query.max_estimate_s,
+                        min_power_coverage=cfg.query.min_power_coverage)
 
 
 def build_collectors(cfg: GatewayConfig) -> list[Collector]:
@@ -190,7 +198,7 @@ class Gateway:
             store=store,
             outbox=outbox,
             pipeline=pipeline,
-            query=QueryService(store, build_topology(cfg)),
+            query=build_query(cfg, store),
             collectors=collectors,
             scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone),
             tagger=Tagger(cfg.tags_by_device()),

@@ -1,7 +1,22 @@
 """OPC UA collector (asyncua): polling in OperationLimits-sized chunks or subscriptions, secure channels."""
 
-from collectors.opcua.collector import OpcUaCollector, quality_of
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
-from collectors.opcua.security import TrustError
+
+if TYPE_CHECKING:
+    from collectors.opcua.collector import OpcUaCollector, quality_of
+    from collectors.opcua.security import TrustError
 
 __all__ = ["OpcUaCollector", "OpcUaDeviceConfig", "OpcUaNodeConfig", "TrustError", "quality_of"]
+_LAZY = {"OpcUaCollector": "collectors.opcua.collector", "quality_of": "collectors.opcua.collector",
+         "TrustError": "collectors.opcua.security"}
+
+
+def __getattr__(name: str) -> Any:  # the collector imports asyncua: only when asked for
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from collectors.reading import Reading
@@ -24,6 +25,40 @@ class StoreUnavailable(StoreError):
 
 class StoreRejected(StoreError):
     """The store refused the data itself (retrying the same batch will not help)."""
+
+
+def near_frame(rows: Sequence[tuple[str, int, int, float]], limit: int) -> pd.DataFrame:
+    """The frame `near_boundaries` returns, from (meter, k, ts, value) rows in any order.
+
+    Sorted by meter, k and ts; at most `limit` rows per meter and boundary (the earliest), one per timestamp.
+    """
+    if not rows:
+        return pd.DataFrame({"meter": np.array([], dtype=object), "k": np.array([], dtype=np.int64),
+                             "ts": np.array([], dtype=np.int64), "value": np.array([], dtype=np.float64)})
+    cols = list(zip(*rows, strict=True))
+    meter = np.array(cols[0], dtype=object)
+    k = np.array(cols[1], dtype=np.int64)
+    ts = np.array(cols[2], dtype=np.int64)
+    value = np.array(cols[3], dtype=np.float64)
+    _, code = np.unique(meter.astype(str), return_inverse=True)
+    order = np.lexsort((ts, k, code))
+    code, k, ts = code[order], k[order], ts[order]
+    new_group = np.concatenate([[True], (code[1:] != code[:-1]) | (k[1:] != k[:-1])])
+    fresh = new_group | np.concatenate([[True], ts[1:] != ts[:-1]])
+    starts = np.flatnonzero(new_group)
+    rank = np.arange(len(order)) - starts[np.cumsum(new_group) - 1]
+    keep = fresh & (rank < limit)
+    order = order[keep]
+    return pd.DataFrame({"meter": meter[order], "k": k[keep], "ts": ts[keep], "value": value[order]})
+
+
+def check_near_args(every_s: int, count: int, tolerance_ns: int, limit: int) -> None:
+    """Refuse windows that would overlap or be empty."""
+    if int(every_s) <= 0 or count < 0 or limit < 1 or not 0 < 2 * int(tolerance_ns) < int(every_s) * 10**9:
+        raise StoreError(
+            "near_boundaries needs every_s > 0, count >= 0, limit >= 1 and 0 < 2 x tolerance_ns < every_s; got "
+            f"every_s={every_s!r}, count={count!r}, tolerance_ns={tolerance_ns!r}, limit={limit!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +96,33 @@ class TimeSeriesStore(abc.ABC):
 
         Returns a frame indexed by bucket start (tz-aware UTC), one float column per requested meter, NaN
         where a bucket holds no good value. Only buckets with start in [start_ns, end_ns) are returned.
+        """
+
+    @abc.abstractmethod
+    def near_boundaries(
+        self,
+        meters: Sequence[str],
+        point: str,
+        first_ns: int,
+        every_s: int,
+        count: int,
+        tolerance_ns: int,
+        limit: int = 8,
+    ) -> pd.DataFrame:
+        """The first good readings of `point` around each boundary T = first_ns + k * every_s (0 <= k < count).
+
+        Per meter and boundary: the first `limit` good values in the window [T - tolerance, T + tolerance], each
+        with its exact timestamp (with `limit` a little above the polls that fit before T, the window holds the
+        readings just before T and the first at or after it). Only the windows are read where the backend allows
+        it, never everything in between: the embedded store seeks each window on its (series, ts) key; InfluxQL can
+        neither OR time ranges nor give first()'s own timestamp under GROUP BY time, so InfluxDB reads the range
+        once and takes bottom(value, limit) of each bucket starting at T - tolerance, which keeps each reading's
+        timestamp and is the earliest readings as long as the values do not decrease: meant for registers. (A
+        register that steps back within `every_s` after T - tolerance may hide the readings there; the interval
+        with the step is lost anyway.)
+
+        Returns a frame with columns meter (str), k (int64), ts (int64 ns), value (float64), sorted by meter, k, ts;
+        nothing for a window without good values. Needs 0 < 2 x tolerance_ns < every_s seconds and limit >= 1.
         """
 
     @abc.abstractmethod

@@ -205,6 +205,8 @@ def test_tag_values_with_special_characters_round_trip(store: TimeSeriesStore, n
     frame = store.buckets([name, "plain-m"], name, T0, T0 + 60 * S, 60, "sum")
     assert frame[name].tolist() == [6.0]
     assert frame["plain-m"].isna().all()  # other meter, other point
+    near = store.near_boundaries([name, "plain-m"], name, T0, 60, 1, S)
+    assert near[["meter", "k", "ts", "value"]].values.tolist() == [[name, 0, T0 + S, 2.5]]
     assert store.raw("plain", name, T0, T0 + 10 * S).empty
 
 
@@ -238,3 +240,105 @@ def test_open_store_gives_independent_databases(request: pytest.FixtureRequest, 
     finally:
         a.close()
         b.close()
+
+
+# -- readings next to interval boundaries (what interval energy is made from) ---------------------------------------
+
+_E = "active_energy_import_kwh"
+_TOL = 3 * S
+_NEAR = ["meter", "k", "ts", "value"]
+
+
+def _near(frame: pd.DataFrame) -> list[tuple[str, int, int, float]]:
+    return [(m, int(k), int(ts), float(v)) for m, k, ts, v in frame.itertuples(index=False)]
+
+
+def _reference(readings: list[Reading], meters: list[str], first: int, every_s: int, count: int, tol: int,
+               limit: int) -> list[tuple[str, int, int, float]]:
+    """The contract in plain Python: the first `limit` good readings in [T - tol, T + tol] of each boundary."""
+    good = sorted((r.source_ts, r.value, r.meter) for r in readings
+                  if r.quality == Quality.GOOD and r.value is not None and r.point == _E)
+    out = []
+    for m in sorted(meters):
+        for k in range(count):
+            t = first + k * every_s * S
+            window = [(ts, v) for ts, v, mm in good if mm == m and t - tol <= ts <= t + tol]
+            out += [(m, k, int(ts), float(v)) for ts, v in window[:limit]]
+    return out
+
+
+def test_near_boundaries_gives_the_first_readings_within_the_tolerance_of_each_boundary(
+    store: TimeSeriesStore,
+) -> None:
+    b = [T0 + k * 900 * S for k in range(6)]
+
+    def e(value: float | None, ts: int, quality: Quality = Quality.GOOD, meter: str = "m1") -> Reading:
+        return rd(f"dev-{meter}", _E, value, ts, quality, meter=meter, unit="kWh")
+
+    readings = [
+        # boundary 0: readings on both sides, with their exact nanoseconds
+        e(10.0, b[0] - 2 * S - 7), e(10.5, b[0] - S), e(11.0, b[0] + S + 3), e(11.5, b[0] + 2 * S),
+        # boundary 1: a reading exactly at T, one just outside the tolerance before
+        e(20.0, b[1] - _TOL - 1), e(21.0, b[1]),
+        # boundary 2: only a reading the tolerance after T (inclusive); the next one is outside
+        e(30.0, b[2] + _TOL), e(30.1, b[2] + _TOL + 1),
+        # boundary 3: the tolerance before T (inclusive); readings that are not good do not count
+        e(None, b[3] - _TOL, Quality.BAD), e(40.0, b[3] - _TOL + 5), e(99.0, b[3] + S, Quality.UNCERTAIN),
+        e(None, b[3] + 2 * S, Quality.COMM_LOST),
+        # boundary 4: a flat register (equal values): still the first readings of the window, in time order
+        *[e(50.0, b[4] + i * S) for i in range(-3, 4)],
+        # boundary 5: nothing near it, only mid-interval readings
+        e(55.0, b[5] - 400 * S), e(56.0, b[5] + 400 * S),
+        # another meter, another point
+        e(7.0, b[1] + S, meter="m2"),
+        rd("dev-m1", "active_power_kw", 1e6, b[0], meter="m1"),
+    ]
+    store.write(readings)
+    frame = store.near_boundaries(["m1", "m2", "m3"], _E, b[0], 900, 6, _TOL, limit=3)
+    assert list(frame.columns) == _NEAR
+    assert frame["ts"].dtype == np.int64
+    assert frame["k"].dtype == np.int64
+    assert frame["value"].dtype == np.float64
+    assert _near(frame) == [
+        ("m1", 0, b[0] - 2 * S - 7, 10.0), ("m1", 0, b[0] - S, 10.5), ("m1", 0, b[0] + S + 3, 11.0),
+        ("m1", 1, b[1], 21.0),
+        ("m1", 2, b[2] + _TOL, 30.0),
+        ("m1", 3, b[3] - _TOL + 5, 40.0),
+        ("m1", 4, b[4] - 3 * S, 50.0), ("m1", 4, b[4] - 2 * S, 50.0), ("m1", 4, b[4] - S, 50.0),
+        ("m2", 1, b[1] + S, 7.0),
+    ]
+    assert _near(frame) == _reference(readings, ["m1", "m2", "m3"], b[0], 900, 6, _TOL, 3)
+    # a later first boundary and a shorter count see only their own windows; the limit counts per window
+    part = store.near_boundaries(["m1"], _E, b[3], 900, 2, _TOL, limit=8)
+    assert _near(part) == [("m1", 0, b[3] - _TOL + 5, 40.0)] + [("m1", 1, b[4] + i * S, 50.0) for i in range(-3, 4)]
+    assert _near(store.near_boundaries(["m1"], _E, b[0], 900, 1, _TOL, limit=1)) == [("m1", 0, b[0] - 2 * S - 7,
+                                                                                       10.0)]
+
+
+def test_near_boundaries_agrees_with_the_plain_definition_on_a_random_register(store: TimeSeriesStore) -> None:
+    rng = np.random.default_rng(11)
+    readings = []
+    for meter in ("m1", "m2"):
+        ts = T0 - 30 * S + np.cumsum(rng.integers(200_000_000, 4 * S, size=6000))  # polls 0.2 .. 4 s apart
+        keep = ~((ts > T0 + 3000 * S) & (ts < T0 + 3700 * S))  # a gap across a boundary
+        value = 1000.0 + np.cumsum(rng.uniform(0.0, 2.0, size=len(ts)))
+        readings += [rd(f"dev-{meter}", _E, float(v), int(t), meter=meter, unit="kWh")
+                     for t, v in zip(ts[keep], value[keep], strict=True)]
+    store.write(readings)
+    for tol, limit in ((S // 2, 1), (2 * S, 3), (5 * S, 8), (5 * S, 64)):
+        frame = store.near_boundaries(["m2", "m1"], _E, T0, 900, 16, tol, limit)
+        assert _near(frame) == _reference(readings, ["m1", "m2"], T0, 900, 16, tol, limit), (tol, limit)
+
+
+def test_near_boundaries_refuses_overlapping_windows_and_answers_empty_when_nothing_is_asked(
+    store: TimeSeriesStore,
+) -> None:
+    from gateway.store.base import StoreError
+
+    store.write([rd("d1", _E, 1.0, T0, meter="m1", unit="kWh")])
+    for tol, limit in ((450 * S, 8), (0, 8), (S, 0)):
+        with pytest.raises(StoreError, match="tolerance_ns"):
+            store.near_boundaries(["m1"], _E, T0, 900, 4, tol, limit)
+    for frame in (store.near_boundaries([], _E, T0, 900, 4, S), store.near_boundaries(["m1"], _E, T0, 900, 0, S)):
+        assert frame.empty
+        assert list(frame.columns) == _NEAR
