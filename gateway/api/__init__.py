@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from gateway.api.errors import ERROR_SCHEMA, install_error_handlers
 from gateway.api.metrics import install_metrics
-from gateway.api.views import Views
 from gateway.auth import AuthService
 from gateway.runtime import Gateway
+from gateway.usecases import UseCases
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
     app.state.gateway = gw
     app.state.auth = auth_for(gw)
     app.state.trusted_proxies = tuple(ip_network(n, strict=False) for n in gw.config.api.trusted_proxies)
-    app.state.views = views = Views(gw)
+    app.state.usecases = views = UseCases(gw)
     if gw.config.api.warm_days:
 
         def warm() -> None:

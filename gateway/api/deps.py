@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from gateway.api.errors import ApiError
 from gateway.auth import AuthError, AuthService, Principal
 from gateway.runtime import Gateway
+from gateway.usecases import UseCases
 
 SESSION_COOKIE = "eg_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -22,6 +23,14 @@ oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 def get_gw(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
+
+
+def get_usecases(request: Request) -> UseCases:
+    uc: UseCases = request.app.state.usecases
+    return uc
+
+
+UseCasesDep = Annotated[UseCases, Depends(get_usecases)]
 
 
 def get_auth(request: Request) -> AuthService:

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
+
 log = logging.getLogger(__name__)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -77,10 +79,28 @@ def _respond(request: Request, status: int, message: str, code: str | None = Non
     return HTMLResponse(page, status_code=status)
 
 
+# How each use-case error is answered: HTTP status and the error body's code.
+USECASE_STATUS: dict[type[UseCaseError], tuple[int, str]] = {
+    BadInput: (422, "invalid_request"),
+    NotFound: (404, "not_found"),
+    NoData: (404, "no_data"),
+    NoContract: (404, "no_contract"),
+    BeforeTariff: (422, "before_tariff"),
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> Response:
         return _respond(request, exc.status, exc.message, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(UseCaseError)
+    async def _usecase(request: Request, exc: UseCaseError) -> Response:
+        status, code = USECASE_STATUS.get(type(exc), (422, "invalid_request"))
+        detail: Any = {"where": exc.where} if exc.where else None
+        if isinstance(exc, BeforeTariff):
+            detail = {"where": exc.where, "tariff": exc.tariff_id, "first_date": exc.first_date.isoformat()}
+        return _respond(request, status, str(exc), code, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -31,13 +31,14 @@ from crm_bridge.alerts import AlertError, acknowledge
 from crm_bridge.desk import TicketError, create_ticket, transition
 from crm_bridge.registry.models import Alert, Company, Ticket
 from crm_bridge.registry.repo import managers_of_company
-from gateway.api.deps import SESSION_COOKIE, client_of, get_auth, is_https, optional_principal
+from gateway.api.deps import SESSION_COOKIE, UseCasesDep, client_of, get_auth, is_https, optional_principal
 from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import AccessDep, AlertId, CustomerId, GatewayDep, TicketId
-from gateway.api.views import Views, customer_config, parse_day, parse_month
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
 from gateway.runtime import Gateway
+from gateway.usecases import UseCaseError, parse_day, parse_month, without_money
+from gateway.usecases.figures import customer_config
 
 LANG_COOKIE = "eg_lang"
 LOGIN_CSRF_COOKIE = "eg_login_csrf"
@@ -123,12 +124,7 @@ async def check_csrf(request: Request, p: Annotated[Principal | None, Depends(op
 Csrf = Depends(check_csrf)
 
 
-def views_of(request: Request) -> Views:
-    v: Views = request.app.state.views
-    return v
-
-
-ViewsDep = Annotated[Views, Depends(views_of)]
+ViewsDep = UseCasesDep
 router = APIRouter(include_in_schema=False)
 
 
@@ -279,19 +275,22 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vie
                month: Annotated[str | None, Query(max_length=7)] = None) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
     first = parse_month(month, tz)
+    reason = None
     try:
-        view = v.month_view_for(customer_id, first, p.role)
-    except ApiError:
-        view = None
+        view = v.month_view(customer_id, first)
+        view = view if allowed(p.role, Capability.MONEY) else without_money(view)
+    except UseCaseError as exc:
+        view, reason = None, exc
     prev = (first - timedelta(days=1)).replace(day=1)
     nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return _render(request, gw, "month.html.j2", p, page="month", view=view, month=first.strftime("%Y-%m"),
-                   prev_month=prev.strftime("%Y-%m"), next_month=nxt.strftime("%Y-%m"), **_nav(gw, customer_id))
+    return _render(request, gw, "month.html.j2", p, page="month", view=view, reason=reason,
+                   month=first.strftime("%Y-%m"), prev_month=prev.strftime("%Y-%m"),
+                   next_month=nxt.strftime("%Y-%m"), **_nav(gw, customer_id))
 
 
 @router.get("/portal/c/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
 def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User) -> HTMLResponse:
-    from gateway.api.advice import advice_for
+    from gateway.usecases.services import advice_for
 
     items = advice_for(v, customer_id)
     return _render(request, gw, "advice.html.j2", p, page="advice", advice=items, **_nav(gw, customer_id))

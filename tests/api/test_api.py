@@ -156,7 +156,7 @@ def test_concurrent_misses_compute_a_curve_once_and_warming_fills_the_cache(worl
     import threading
     import time
 
-    from gateway.api.views import TtlCache, Views
+    from gateway.usecases import TtlCache, UseCases
 
     cache, calls = TtlCache(), []
 
@@ -174,7 +174,7 @@ def test_concurrent_misses_compute_a_curve_once_and_warming_fills_the_cache(worl
     assert results == [42] * 8
     assert len(calls) == 1
 
-    views = Views(world.gw)
+    views = UseCases(world.gw)
     views.warm(3)
     assert len(views.cache._data) >= 3 * (3 + 1)
 

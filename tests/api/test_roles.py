@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from crm_bridge.alerts import raise_alert
 from crm_bridge.desk import create_ticket
 from gateway.api.roles import GRANTS, Capability, Role, allowed, capabilities_of
-from gateway.api.views import MONEY_FIELDS
+from gateway.usecases import MONEY_FIELDS
 from tests.api.world import PASSWORD, World, token_for
 
 USERS = ("admin", "eng", "mgr-a", "cust-acme")  # one of each role; all of them see acme

@@ -6,15 +6,15 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gateway.api.deps import PageParams, page_of
+from gateway.api.deps import PageParams, UseCasesDep, page_of
 from gateway.api.errors import ApiError
-from gateway.api.roles import Capability, needs
+from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import AccessDep, CustomerId, GatewayDep
-from gateway.api.views import Views, contract_of, customer_config, parse_day, parse_month
-from gateway.query import QueryError, day_bounds
+from gateway.usecases import parse_day, parse_month, without_money
+from gateway.usecases.figures import contract_of, customer_config
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=[needs(Capability.METERED_DATA)])
 DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -22,14 +22,6 @@ DATE = r"^\d{4}-\d{2}-\d{2}$"
 # under the portal's no-inline-script policy; it runs sandboxed instead: an opaque origin, no cookies, no API.
 REPORT_CSP = ("sandbox allow-scripts allow-downloads; default-src 'none'; script-src 'unsafe-inline'; "
               "style-src 'unsafe-inline'; img-src data: blob:; frame-ancestors 'none'")
-
-
-def views(request: Request) -> Views:
-    v: Views = request.app.state.views
-    return v
-
-
-ViewsDep = Annotated[Views, Depends(views)]
 
 
 def _customer_json(gw: GatewayDep, cid: str) -> dict[str, Any]:
@@ -62,7 +54,7 @@ def get_contract(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
 
 
 @router.get("/{customer_id}/day-curve")
-def day_curve(customer_id: CustomerId, v: ViewsDep,
+def day_curve(customer_id: CustomerId, v: UseCasesDep,
               day: Annotated[str | None, Query(alias="date", pattern=DATE,
                                                description="Local day YYYY-MM-DD; default today")] = None,
               ) -> dict[str, Any]:
@@ -72,38 +64,19 @@ def day_curve(customer_id: CustomerId, v: ViewsDep,
 
 
 @router.get("/{customer_id}/series")
-def series(customer_id: CustomerId, gw: GatewayDep,
+def series(customer_id: CustomerId, uc: UseCasesDep,
            start: Annotated[str, Query(pattern=DATE, description="First local day")],
            end: Annotated[str, Query(pattern=DATE, description="Last local day (inclusive)")],
            freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> dict[str, Any]:
-    """Mean kW, kWh, max 15-min demand, kvarh and PF per interval; missing intervals are reported, never filled."""
-    tz = customer_config(gw, customer_id).timezone
-    first, last = parse_day(start, ZoneInfo(tz), "start"), parse_day(end, ZoneInfo(tz), "end")
-    if last < first or (last - first).days > 92:
-        raise ApiError(422, f"end must be within 93 days after start ({start}..{end})")
-    s, _ = day_bounds(str(first), tz)
-    _, e = day_bounds(str(last), tz)
-    try:
-        frame = gw.query.series("customer", customer_id, s, e, freq)
-    except QueryError as exc:
-        raise ApiError(404, str(exc)) from None
-    return {"customer": customer_id, "timezone": tz, "freq": freq, "intervals": series_rows(frame)}
+    """Mean kW, kWh, max 15-min demand, kvarh and PF per interval, each with its status.
 
-
-def series_rows(frame: Any) -> list[dict[str, Any]]:
-    import math
-
-    rows = []
-    for ts, r in frame.iterrows():
-        rows.append({"start": ts.isoformat(), **{k: (None if isinstance(x, float) and math.isnan(x) else x)
-                                                  for k, x in ((k, r[k]) for k in ("kw_mean", "kwh", "demand_max_kw",
-                                                                                    "kvarh", "pf"))},
-                     "missing_intervals": int(r["missing_intervals"]), "missing": bool(r["missing"])})
-    return rows
+    Each row counts its 15-min intervals as measured, estimated, missing and pending; nothing is filled.
+    """
+    return uc.series("customer", customer_id, start, end, freq)
 
 
 @router.get("/{customer_id}/month")
-def month(customer_id: CustomerId, v: ViewsDep, access: AccessDep,
+def month(customer_id: CustomerId, v: UseCasesDep, access: AccessDep,
           month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
           = None) -> dict[str, Any]:
     """Energy, peak demand and when, load factor, PF; with money: TOU costs, basic-charge modes, PF adjustment.
@@ -111,11 +84,12 @@ def month(customer_id: CustomerId, v: ViewsDep, access: AccessDep,
     Roles without money (engineers) get the same view without `tou`, `basic_charge`, `pf_adjustment` and `currency`.
     """
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
-    return v.month_view_for(customer_id, parse_month(month, tz), access.principal.role)
+    view = v.month_view(customer_id, parse_month(month, tz))
+    return view if allowed(access.principal.role, Capability.MONEY) else without_money(view)
 
 
 @router.get("/{customer_id}/services", dependencies=[needs(Capability.MONEY)])
-def services(customer_id: CustomerId, v: ViewsDep,
+def services(customer_id: CustomerId, v: UseCasesDep,
              month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
              = None) -> dict[str, Any]:
     """Every value-added service of the month, each with its evidence.
@@ -123,22 +97,22 @@ def services(customer_id: CustomerId, v: ViewsDep,
     Load-curve card, TOU advice, demand and basic charge, PF, base load, bill forecast against the threshold, and
     saving advice ranked by money.
     """
-    from gateway.api.advice import services_for
+    from gateway.usecases.services import services_for
 
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
     return services_for(v, customer_id, parse_month(month, tz))
 
 
 @router.get("/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
-def advice(customer_id: CustomerId, v: ViewsDep) -> list[dict[str, Any]]:
+def advice(customer_id: CustomerId, v: UseCasesDep) -> list[dict[str, Any]]:
     """Saving advice ranked by money (per month and per year), with evidence and assumptions."""
-    from gateway.api.advice import advice_for
+    from gateway.usecases.services import advice_for
 
     return advice_for(v, customer_id)
 
 
 @router.get("/{customer_id}/export")
-def export(customer_id: CustomerId, v: ViewsDep,
+def export(customer_id: CustomerId, v: UseCasesDep,
            fmt: Annotated[Literal["csv", "xlsx", "greenbutton"], Query(alias="format")] = "csv",
            start: Annotated[str | None, Query(pattern=DATE)] = None,
            end: Annotated[str | None, Query(pattern=DATE)] = None) -> Response:
@@ -165,7 +139,7 @@ def export(customer_id: CustomerId, v: ViewsDep,
 
 
 @router.get("/{customer_id}/report", dependencies=[needs(Capability.REPORTS)])
-def report(customer_id: CustomerId, v: ViewsDep,
+def report(customer_id: CustomerId, v: UseCasesDep,
            month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
            fmt: Annotated[Literal["html", "xlsx"], Query(alias="format")] = "html") -> Response:
     """The monthly customer report (self-contained HTML or XLSX)."""

@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from gateway.api.deps import PageParams, page_of
+from gateway.api.deps import PageParams, UseCasesDep, page_of
 from gateway.api.roles import Capability, needs
 from gateway.api.routers.customers import DATE
-from gateway.api.routers.sites import scoped_series
 from gateway.api.scope import AccessDep, GatewayDep, MeterId
 from gateway.api.values import live_values
 
@@ -36,10 +35,11 @@ def get_meter(meter_id: MeterId, gw: GatewayDep) -> dict[str, Any]:
 
 
 @router.get("/{meter_id}/series")
-def meter_series(meter_id: MeterId, gw: GatewayDep, start: Annotated[str, Query(pattern=DATE)],
+def meter_series(meter_id: MeterId, uc: UseCasesDep, start: Annotated[str, Query(pattern=DATE)],
                  end: Annotated[str, Query(pattern=DATE)],
                  freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> dict[str, Any]:
-    return scoped_series(gw, "meter", meter_id, start, end, freq)
+    """Interval series of one meter, on its customer's local clock, each interval with its status."""
+    return uc.series("meter", meter_id, start, end, freq)
 
 
 @router.get("/{meter_id}/live")

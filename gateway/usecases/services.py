@@ -1,4 +1,4 @@
-"""The value-added services of one customer for one month, from the query layer and the registry's contract."""
+"""The value-added services and saving advice of one customer for one month: query layer + the contract on file."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pandas as pd
 
 from crm_bridge.errors import CrmError
 from crm_bridge.services import ContractInputs, run_all
-from gateway.api.errors import ApiError
-from gateway.api.views import Views, contract_of, customer_config
 from gateway.query import day_bounds
+from gateway.usecases.errors import NoContract, NoData, UseCaseError
+from gateway.usecases.figures import UseCases, contract_of, customer_config
 
 
-def services_for(v: Views, customer: str, month: date) -> dict[str, Any]:
+def services_for(v: UseCases, customer: str, month: date) -> dict[str, Any]:
     """Every service's result (JSON-ready) for `month`; the current month runs up to now."""
     tz = ZoneInfo(customer_config(v.gw, customer).timezone)
     first = month.replace(day=1)
@@ -26,21 +26,21 @@ def services_for(v: Views, customer: str, month: date) -> dict[str, Any]:
                        lambda: _services(v, customer, start, min(end, datetime.now(tz))))
 
 
-def _services(v: Views, customer: str, start: datetime, end: datetime) -> dict[str, Any]:
+def _services(v: UseCases, customer: str, start: datetime, end: datetime) -> dict[str, Any]:
     contract = contract_of(v.gw, customer)
     if contract is None:
-        raise ApiError(404, f"customer {customer!r} has no contract on file: the services need its terms")
+        raise NoContract(f"customer {customer!r} has no contract on file: the services need its terms")
     if end <= start:
-        raise ApiError(404, f"no data for {customer} from {start.date()}: the month has not begun")
+        raise NoData(f"no data for {customer} from {start.date()}: the month has not begun")
     frame = v.gw.query.customer_intervals(customer, start, end)
     frame = frame[frame.index < pd.Timestamp(end)]
     if frame["kwh"].notna().sum() == 0:
-        raise ApiError(404, f"no measured intervals for {customer} from {start.date()} to {end.date()}")
+        raise NoData(f"no measured intervals for {customer} from {start.date()} to {end.date()}")
     forecast = v.gw.query.forecast(customer, start, end + timedelta(days=32))
     try:
         results = run_all(frame, ContractInputs.from_contract(contract), as_of=end, forecast=forecast)
     except CrmError as exc:
-        raise ApiError(422, f"services for {customer}: {exc}") from None
+        raise NoContract(f"services for {customer}: {exc}") from None
     out: dict[str, Any] = {k: ([x.model_dump(mode="json") for x in r] if isinstance(r, list)
                                else r.model_dump(mode="json")) for k, r in results.items()}
     out["month"] = start.strftime("%Y-%m")
@@ -48,13 +48,13 @@ def _services(v: Views, customer: str, start: datetime, end: datetime) -> dict[s
     return out
 
 
-def advice_for(v: Views, customer: str) -> list[dict[str, Any]]:
+def advice_for(v: UseCases, customer: str) -> list[dict[str, Any]]:
     """Saving advice ranked by money, from the last full month (the current one before the 8th is too short)."""
     tz = ZoneInfo(customer_config(v.gw, customer).timezone)
     today = datetime.now(tz).date()
     month = today.replace(day=1) if today.day >= 8 else (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     try:
         advice: list[dict[str, Any]] = services_for(v, customer, month)["advice"]
-    except ApiError:
+    except UseCaseError:
         return []
     return advice

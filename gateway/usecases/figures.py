@@ -1,7 +1,8 @@
-"""What the API and the portal show, computed once: day curves, month figures, exports, customer tariff.
+"""The figures every surface shows, computed in one place: day curves, interval series, month views, exports.
 
-Results of past days are cached (they no longer change); today's for a short time, so 50 users opening the same
-curve cost one query.
+The API, the portal, the CLI, the reports and the scheduler's jobs all call `UseCases`; it takes typed inputs,
+raises `gateway.usecases.errors` (only gateway/api turns them into HTTP) and owns the caching: results of past days
+are kept (they no longer change), today's for a short time, so 50 users opening the same curve cost one query.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from sqlalchemy import select
 from crm_bridge.errors import TariffError
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, load_tariff, monthly_pf, pf_adjustment_pct
-from gateway.api.errors import ApiError
-from gateway.api.roles import Capability, allowed
-from gateway.query import day_bounds
+from gateway.query import Freq, QueryError, Scope, day_bounds
 from gateway.runtime import Gateway
+from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
 
 T = TypeVar("T")
+MAX_SERIES_DAYS = 93
+SERIES_NUMBERS = ("kw_mean", "kwh", "demand_max_kw", "kvarh", "pf")
+SERIES_COUNTS = ("intervals", "measured_intervals", "estimated_intervals", "missing_intervals", "pending_intervals")
 TODAY_TTL_S = 30.0
 MAX_EXPORT_DAYS = 366
 
@@ -84,7 +87,10 @@ def without_money(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def customer_config(gw: Gateway, customer: str) -> Any:
-    return next(c for c in gw.config.customers if c.id == customer)
+    found = next((c for c in gw.config.customers if c.id == customer), None)
+    if found is None:
+        raise NotFound(f"customer {customer!r} not found", "customer")
+    return found
 
 
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -92,7 +98,7 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 def _in_range(d: date, where: str, value: str) -> date:
     if not FIRST_DAY <= d <= LAST_DAY:
-        raise ApiError(422, f"{where}: {value!r} is outside {FIRST_DAY}..{LAST_DAY}")
+        raise BadInput(f"{where}: {value!r} is outside {FIRST_DAY}..{LAST_DAY}", where)
     return d
 
 
@@ -102,7 +108,7 @@ def parse_day(value: str | None, tz: ZoneInfo, where: str = "date") -> date:
     try:
         return _in_range(date.fromisoformat(value), where, value)
     except ValueError:
-        raise ApiError(422, f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise BadInput(f"{where}: {value!r} is not a date (YYYY-MM-DD)", where) from None
 
 
 def parse_month(value: str | None, tz: ZoneInfo) -> date:
@@ -111,7 +117,7 @@ def parse_month(value: str | None, tz: ZoneInfo) -> date:
     try:
         return _in_range(date.fromisoformat(f"{value}-01"), "month", value)
     except ValueError:
-        raise ApiError(422, f"month: {value!r} is not a month (YYYY-MM)") from None
+        raise BadInput(f"month: {value!r} is not a month (YYYY-MM)", "month") from None
 
 
 def contract_of(gw: Gateway, customer: str) -> Contract | None:
@@ -136,8 +142,8 @@ def _num(x: Any, digits: int = 3) -> float | None:
     return None if f != f or f in (np.inf, -np.inf) else round(f, digits)
 
 
-class Views:
-    """Day curve, month view and exports of one gateway, with caching."""
+class UseCases:
+    """Day curve, interval series, month view and exports of one gateway, with caching."""
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -202,13 +208,8 @@ class Views:
     def month_view_or_none(self, customer: str, month: date) -> dict[str, Any] | None:
         try:
             return self.month_view(customer, month)
-        except ApiError:
+        except UseCaseError:
             return None
-
-    def month_view_for(self, customer: str, month: date, role: str) -> dict[str, Any]:
-        """The month view as `role` may see it: without its money when the role does not hold Capability.MONEY."""
-        view = self.month_view(customer, month)
-        return view if allowed(role, Capability.MONEY) else without_money(view)
 
     def month_view(self, customer: str, month: date) -> dict[str, Any]:
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
@@ -226,7 +227,7 @@ class Views:
         try:
             fig = month_figures(frame, customer, cust.name or customer, month.strftime("%Y-%m"))
         except ReportError as exc:
-            raise ApiError(404, str(exc)) from None
+            raise NoData(str(exc)) from None
         contract = contract_of(self.gw, customer)
         tariff = tariff_of(contract)
         out: dict[str, Any] = {
@@ -263,12 +264,45 @@ class Views:
                                             "amount": _num(base * pct / 100, 2)}
         return out
 
+    def series(self, scope: Scope, ident: str, first: str | date, last: str | date, freq: Freq) -> dict[str, Any]:
+        """Interval series of a customer, site or meter over local days [first, last], each row with its status."""
+        try:
+            tz = self.gw.query.topology.tz_of(scope, ident)
+        except QueryError as exc:
+            raise NotFound(str(exc), scope) from None
+        if not isinstance(first, date):
+            first = parse_day(first, tz, "start")
+        if not isinstance(last, date):
+            last = parse_day(last, tz, "end")
+        if last < first or (last - first).days > MAX_SERIES_DAYS - 1:
+            raise BadInput(f"end must be within {MAX_SERIES_DAYS} days after start ({first}..{last})", "end")
+        try:
+            start, _ = day_bounds(str(first), tz)
+            _, end = day_bounds(str(last), tz)
+            frame = self.gw.query.series(scope, ident, start, end, freq)
+        except QueryError as exc:
+            raise NotFound(str(exc), scope) from None
+        return {scope: ident, "timezone": str(tz), "freq": freq, "intervals": series_rows(frame)}
+
     def intervals(self, customer: str, first: date, last: date) -> pd.DataFrame:
         if last < first:
-            raise ApiError(422, f"end {last} is before start {first}")
+            raise BadInput(f"end {last} is before start {first}", "end")
         if (last - first).days >= MAX_EXPORT_DAYS:
-            raise ApiError(422, f"at most {MAX_EXPORT_DAYS} days per export, asked {(last - first).days + 1}")
+            raise BadInput(f"at most {MAX_EXPORT_DAYS} days per export, asked {(last - first).days + 1}", "end")
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
         start, _ = day_bounds(str(first), tz)
         _, end = day_bounds(str(last), tz)
         return self.gw.query.customer_intervals(customer, start, end)
+
+
+def series_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON rows of a query-layer series: numbers (None where unknown), the interval counts by status, the status."""
+    rows = []
+    for ts, r in frame.iterrows():
+        row: dict[str, Any] = {"start": pd.Timestamp(ts).isoformat()}  # type: ignore[arg-type]
+        row.update({k: _num(r[k], 4) for k in SERIES_NUMBERS})
+        row.update({k: int(r[k]) for k in SERIES_COUNTS if k in frame.columns})
+        row["missing"] = bool(r["missing"])
+        row["status"] = str(r["status"]) if "status" in frame.columns else None
+        rows.append(row)
+    return rows
