@@ -22,9 +22,11 @@ from crm_bridge.alerts.rules import (
     pf_below_standard,
     threshold,
 )
+from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.ports import IntervalSource
 from crm_bridge.registry.models import Company, Contract, TariffVersion, TierRecord
 from crm_bridge.registry.repo import meters_of_company
+from crm_bridge.tariffs import Tariff, available_tariffs, effective_contract_kw, load_tariff
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +50,23 @@ def _month_start(now_local: datetime) -> datetime:
     return now_local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _shipped_tariff(tariff_id: str) -> Tariff | None:
+    return load_tariff(tariff_id) if tariff_id in available_tariffs() else None
+
+
 def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, now_local: datetime) -> float | None:
     """The month's bill forecast: the services' TOU-priced forecast when the contract names a shipped tariff.
 
     For a tariff kept only in the registry (a document with `average_price_per_kwh`), the month-to-date energy cost
     at that average price, extrapolated to the month, plus basic charge. None if neither gives a price.
     """
-    from crm_bridge.errors import CrmError
     from crm_bridge.services import ContractInputs, bill_forecast
-    from crm_bridge.tariffs import available_tariffs, load_tariff
 
-    if contract.tariff_id in available_tariffs() and frame["kwh"].notna().any():
+    tariff = _shipped_tariff(contract.tariff_id)
+    if tariff is not None and frame["kwh"].notna().any():
         try:
-            return bill_forecast(frame, ContractInputs.from_contract(contract), load_tariff(contract.tariff_id),
-                                 now_local).total
+            terms = ContractInputs.from_contract(contract, timezone=str(now_local.tzinfo))
+            return bill_forecast(frame, terms, tariff, now_local).total
         except CrmError as exc:  # a tariff that does not cover the month, a contract or frame the service refuses
             log.warning("bill forecast for %s by tariff %s failed (%s); using the registry's document",
                         contract.company.code, contract.tariff_id, exc)
@@ -73,7 +78,8 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
     if tv is None or "average_price_per_kwh" not in tv.document:
         return None
     price = float(tv.document["average_price_per_kwh"])
-    basic = float(tv.document.get("demand_price_per_kw_month", 0.0)) * contract.contract_demand_kw
+    basic = float(tv.document.get("demand_price_per_kw_month", 0.0)) * effective_contract_kw(
+        contract.contract_demand_kw, contract.transformer_kva, contract.hv_motors_kw or 0.0)
     start = _month_start(now_local)
     next_month = (start + timedelta(days=32)).replace(day=1)
     elapsed = (now_local - start) / (next_month - start)
@@ -121,7 +127,16 @@ def _evaluate_company(
     contract = company.contract
     if mtd is not None and not mtd.empty:
         if contract is not None:
-            out += demand_watch(mtd, code, period, contract.contract_demand_kw)
+            tariff = _shipped_tariff(contract.tariff_id)
+            version = None
+            if tariff is not None:
+                try:
+                    version = tariff.version_at(now_local.date())
+                except TariffNotInForce:
+                    log.warning("tariff %s of %s is not in force on %s: the demand watch uses the national rules",
+                                tariff.id, code, now_local.date())
+            out += demand_watch(mtd, code, period, contract.contract_demand_kw, contract.transformer_kva,
+                                contract.hv_motors_kw or 0.0, version)
             out += pf_below_standard(mtd, code, period, contract.pf_standard)
             out += _bill_rule(session, contract, mtd, now_local, period, cfg)
         if code in cfg.kw_thresholds:

@@ -7,6 +7,9 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from crm_bridge.tariffs import TariffVersion, effective_contract_kw, monthly_pf, peak_demand
+from crm_bridge.tariffs.contract import excess_threshold
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -24,41 +27,49 @@ class Finding:
 _Q = timedelta(minutes=15)
 
 
-def demand_watch(frame: pd.DataFrame, customer: str, period: str, contract_kw: float) -> list[Finding]:
-    """Month-to-date max 15-min kW at >= 90 % / >= 100 % of 1.05 x contract demand, naming the window."""
-    kw = frame["kw"].dropna()
-    if kw.empty:
+def demand_watch(frame: pd.DataFrame, customer: str, period: str, contract_kw: float, transformer_kva: float,
+                 hv_motors_kw: float = 0.0, version: TariffVersion | None = None) -> list[Finding]:
+    """Month-to-date peak 15-min demand at >= 90 % / >= 100 % of 1.05 x the contract demand, naming the window.
+
+    The contract is the effective one (raised to 40 % of transformer kVA + HV motor kW when set below it; the
+    version's rules, else the national ones), the peak the month bill's (kWh x 4 of an interval with energy).
+    """
+    found = peak_demand(frame["kwh"])
+    if found is None:
         return []
-    limit = 1.05 * contract_kw
-    t = kw.idxmax()
-    pmax = float(kw.max())
+    pmax, t = found
+    contract = effective_contract_kw(contract_kw, transformer_kva, hv_motors_kw, version)
+    over = excess_threshold(version)
+    limit = over * contract
+    raised = f", the contract's {contract_kw:.0f} kW raised to its floor" if contract > contract_kw else ""
     out = []
     for level, sev in ((1.0, "critical"), (0.9, "warning")):
         if pmax >= level * limit:
-            start = pd.Timestamp(t).to_pydatetime()
+            start = t.to_pydatetime()
             out.append(Finding(
                 key=f"demand{int(level * 100)}:{customer}:{period}", type=f"demand_{int(level * 100)}", severity=sev,
                 window_start=start, window_end=start + _Q,
                 message=(f"{customer}: month-to-date demand {pmax:.0f} kW in the 15-min window starting "
-                         f"{start:%Y-%m-%d %H:%M} is {pmax / limit:.0%} of 1.05 x contract demand ({limit:.0f} kW)"),
+                         f"{start:%Y-%m-%d %H:%M} is {pmax / limit:.0%} of {over:g} x contract demand "
+                         f"({limit:.0f} kW{raised})"),
             ))
             break
     return out
 
 
 def pf_below_standard(frame: pd.DataFrame, customer: str, period: str, standard: float) -> list[Finding]:
-    """Month-to-date PF (from kWh and kvarh sums) below the contract's PF standard."""
-    ok = frame[~frame["missing"]]
+    """Month-to-date PF as billed (kWh and kvarh sums, rounded half up to 0.01) below the contract's PF standard."""
+    ok = frame[frame["kwh"].notna() & frame["kvarh"].notna()]
     kwh, kvarh = float(ok["kwh"].sum()), float(ok["kvarh"].sum())
     if kwh <= 0:
         return []
-    pf = kwh / (kwh**2 + kvarh**2) ** 0.5
+    pf = monthly_pf(kwh, kvarh)
     if pf >= standard:
         return []
     return [Finding(
         key=f"pf:{customer}:{period}", type="pf_low", severity="warning",
         window_start=ok.index[0].to_pydatetime(), window_end=ok.index[-1].to_pydatetime() + _Q,
-        message=f"{customer}: month-to-date power factor {pf:.3f} is below the standard {standard:.2f}",
+        message=f"{customer}: month-to-date power factor {pf:.2f} is below the standard {standard:.2f}",
     )]
 
 

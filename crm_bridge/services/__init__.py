@@ -2,7 +2,8 @@
 
 Each returns a pydantic result with its money figures and its evidence (data, period, intervals used and missing,
 assumptions). They take frames on the query layer's grid (tz-aware 15-min interval starts; kwh, kvarh, kw; missing
-values NaN, never filled), so the API, the jobs and the benchmarks call them alike.
+values NaN, never filled), so the API, the jobs and the benchmarks call them alike. Peak, load factor, PF and
+money of a month come from the one month bill (crm_bridge.tariffs.month_bill), never re-derived here.
 """
 
 from crm_bridge.services.advice import AdviceItem, run_all, saving_advice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from crm_bridge.services.usage import (
     energy_performance,
 )
 from crm_bridge.tariffs import Tariff, load_tariff
+from crm_bridge.tariffs.bill import local_zone
 
 
 class AdviceItem(BaseModel):
@@ -64,8 +66,10 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
                                demand.evidence, ["next months peak like this one", *other]))
         elif c_star > 0 and demand.recommended_contract_kw is not None:
             other = [f"alternative: billing by {demand.cheapest_mode} saves {switch:,.0f}"] if switch > 0 else []
+            why = ("C* = expected Pmax / 1.05" if demand.recommended_contract_kw > demand.contract_floor_kw
+                   else f"the lowest allowed: the floor of {demand.contract_floor_kw:,.0f} kW")
             items.append(_item("contract_demand", f"Bill by a contract demand of {demand.recommended_contract_kw:,.0f}"
-                               f" kW (C* = expected Pmax / 1.05)", c_star, demand.currency, demand.evidence,
+                               f" kW ({why})", c_star, demand.currency, demand.evidence,
                                ["next months peak like this one", *other]))
         if demand.upgrade_advised and demand.upgrade_reason:
             items.append(_item("capacity_upgrade", f"Plan a transformer capacity upgrade: {demand.upgrade_reason}",
@@ -92,22 +96,28 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
 
 def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None = None,
             as_of: datetime | None = None, forecast: pd.DataFrame | None = None,
-            monthly_pmax_kw: list[float] | None = None, operating: pd.Series | None = None,
+            monthly_pmax_kw: Sequence[float | None] | None = None, operating: pd.Series | None = None,
             monthly: pd.DataFrame | None = None, next_output: float | None = None) -> dict[str, Any]:
-    """Every service on one month of 15-min data (the card for its last full day), keyed by service.
+    """Every service on one local month of 15-min data (the card for its last full day), keyed by service.
 
     Keys: card, tou, demand, pf, base_load, bill, advice; plus energy_performance when `monthly` (one row per
-    month: kwh, output) is given, whose next month is priced at this month's average energy price.
+    month: kwh, output) is given, whose next month is priced at this month's average energy price. The frame is
+    taken on the customer's clock (contract.timezone, else the tariff's). `monthly_pmax_kw`: the peak demand of
+    each earlier month, oldest first, up to the month before (see demand_advice): the capacity-upgrade advice
+    needs them.
     """
-    idx = check_frame(month, "services", ("kwh", "kvarh"))
+    check_frame(month, "services", ("kwh", "kvarh"))
     tariff = tariff or load_tariff(contract.tariff_id)
+    zone = local_zone(tariff, contract)
+    month = month.set_axis(tariff.to_local(pd.DatetimeIndex(month.index), zone))
+    idx = pd.DatetimeIndex(month.index)
     days = pd.DatetimeIndex(idx.normalize()).unique()
     last_day = days[-1] if len(days) == 1 else days[-2] if (idx.normalize() == days[-1]).sum() < 92 else days[-1]
-    card = load_curve_card(month[idx.normalize() == last_day], tariff)
-    tou = tou_advice(month, tariff)
+    card = load_curve_card(month[idx.normalize() == last_day], tariff, tz=zone)
+    tou = tou_advice(month, tariff, tz=zone)
     demand = demand_advice(month, contract, tariff, monthly_pmax_kw)
-    pf = pf_advice(month, contract, tariff, basic_charge=demand.charges.get(contract.basic_charge_mode))
-    base = base_load(month, tariff, operating)
+    pf = pf_advice(month, contract, tariff)
+    base = base_load(month, tariff, operating, tz=zone)
     bill: BillForecast = bill_forecast(month, contract, tariff, as_of or (idx[-1] + pd.Timedelta(minutes=15)),
                                        forecast)
     months = months_covered(idx)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from crm_bridge.services.inputs import Evidence, check_frame, evidence, kw_of, priced_by_band, settings
+from crm_bridge.services.inputs import Evidence, check_frame, evidence, kw_of, missing_mask, priced_by_band, settings
 from crm_bridge.tariffs import Tariff
 
 
@@ -30,18 +30,24 @@ class LoadCurveCard(BaseModel):
     evidence: Evidence
 
 
-def load_curve_card(day_frame: pd.DataFrame, tariff: Tariff | None = None) -> LoadCurveCard:
-    """The card of one local day of 15-min kWh (96 values; 92 or 100 on DST days)."""
+def load_curve_card(day_frame: pd.DataFrame, tariff: Tariff | None = None,
+                    tz: str | tzinfo | None = None) -> LoadCurveCard:
+    """The card of one local day of 15-min kWh (96 values; 92 or 100 on DST days).
+
+    Pmax, Pmin and Pavg are over the intervals with energy; `missing` lists the missing ones (with a `status`
+    column, pending intervals are not missing: the card of today is complete so far). `tz`: the customer's zone
+    for the TOU bands (else the tariff's).
+    """
     idx = check_frame(day_frame, "load curve card")
     kw = kw_of(day_frame).where(day_frame["kwh"].notna())
     measured = kw.dropna()
-    missing = [t.to_pydatetime() for t in idx[day_frame["kwh"].isna().to_numpy()]]
+    missing = [t.to_pydatetime() for t in idx[missing_mask(day_frame)]]
     pmax = float(measured.max()) if len(measured) else None
     pmin = float(measured.min()) if len(measured) else None
     pavg = float(measured.mean()) if len(measured) else None
     by_band: dict[str, float] = {}
     if tariff is not None:
-        by_band = priced_by_band(day_frame["kwh"], tariff)[0]
+        by_band = priced_by_band(day_frame["kwh"], tariff, tz)[0]
     return LoadCurveCard(
         day=idx[0].date(),
         kw=[None if np.isnan(v) else round(float(v), 3) for v in kw.to_numpy(dtype=float)],
@@ -79,7 +85,7 @@ class TouAdvice(BaseModel):
 def band_windows(tariff: Tariff, day: pd.Timestamp, *bands: str) -> list[list[str]]:
     """The local clock windows of each band on `day` (tz-aware midnight), e.g. [["10:00-12:00", "21:00-23:00"]]."""
     grid = pd.date_range(day, day + pd.DateOffset(days=1), freq="15min", inclusive="left")
-    of_slot = tariff.price_table(grid)["band"].to_numpy()
+    of_slot = tariff.price_table(grid, grid.tz)["band"].to_numpy()
 
     def clock(k: int) -> str:
         return "24:00" if k == len(grid) else grid[k].strftime("%H:%M")
@@ -93,13 +99,14 @@ def band_windows(tariff: Tariff, day: pd.Timestamp, *bands: str) -> list[list[st
 
 
 def tou_advice(frame: pd.DataFrame, tariff: Tariff, shift_kwh: float | None = None,
-               flexible_share: float | None = None) -> TouAdvice:
+               flexible_share: float | None = None, tz: str | tzinfo | None = None) -> TouAdvice:
     """Energy cost by band; saving of moving x kWh from peak to valley = x (p_peak - p_valley).
 
-    x is `shift_kwh` when given, else the flexible share of the period's peak-band energy (data file).
+    x is `shift_kwh` when given, else the flexible share of the period's peak-band energy (data file). Bands and
+    windows are on the local clock: `tz` (the customer's zone), else the tariff's.
     """
-    idx = check_frame(frame, "TOU advice")
-    kwh_by_band, cost_by_band = priced_by_band(frame["kwh"], tariff)
+    idx = tariff.to_local(check_frame(frame, "TOU advice"), tariff.local_zone(tz))
+    kwh_by_band, cost_by_band = priced_by_band(frame["kwh"], tariff, tz)
     total_kwh = sum(kwh_by_band.values())
     last_day = idx[-1].date()
     prices = tariff.version_at(last_day).energy_prices

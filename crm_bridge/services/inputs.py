@@ -3,49 +3,80 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crm_bridge.errors import CrmError
-from crm_bridge.tariffs import Tariff
+from crm_bridge.errors import ServiceError, TariffError
+from crm_bridge.tariffs import BasicChargeMode, MonthBill, Tariff, month_bill
+from crm_bridge.tariffs.bill import local_zone
+from crm_bridge.tariffs.model import zone_of
+from crm_bridge.tariffs.power_factor import pf_standards
 
-BasicMode = Literal["capacity", "max_demand", "contract_demand"]
-MODE_OF_COMPARISON = {"capacity": "capacity", "demand": "max_demand", "contract": "contract_demand"}
-
-
-class ServiceError(CrmError, ValueError):
-    """A service cannot run on what it was given: empty or naive data, a missing column, impossible terms."""
+# ServiceError lives in crm_bridge.errors (the bill raises it too); it is still importable from here.
+__all__ = ["ContractInputs", "Evidence", "ServiceError", "bill_of", "check_frame", "evidence", "kw_of",
+           "missing_mask", "months_covered", "priced_by_band", "settings"]
 
 
 class ContractInputs(BaseModel):
-    """The contract terms the services need (a plain copy of the registry's Contract row)."""
+    """The contract terms the services need (a plain copy of the registry's Contract row).
+
+    `basic_charge_mode` is the one enum (capacity | demand | contract; the older max_demand and contract_demand
+    are read as demand and contract). `timezone` is the customer's zone: prices and months are on its clock (the
+    tariff's zone when not given).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     transformer_kva: float = Field(gt=0)
     hv_motors_kw: float = Field(0.0, ge=0)
     contract_demand_kw: float = Field(gt=0)
-    basic_charge_mode: BasicMode = "contract_demand"
+    basic_charge_mode: BasicChargeMode = BasicChargeMode.CONTRACT
     pf_standard: float = Field(0.90, gt=0, le=1)
     bill_threshold: float | None = Field(None, ge=0)
     tariff_id: str
+    timezone: str | None = None
+
+    @field_validator("basic_charge_mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> BasicChargeMode:
+        return BasicChargeMode.parse(v)
+
+    @field_validator("pf_standard")
+    @classmethod
+    def _standard(cls, v: float) -> float:
+        if round(v, 2) not in pf_standards():
+            raise ValueError(f"no PF adjustment table for standard {v}; known: "
+                             f"{', '.join(f'{s:.2f}' for s in pf_standards())}")
+        return round(v, 2)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                zone_of(v)
+            except TariffError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @classmethod
-    def from_contract(cls, row: Any) -> ContractInputs:
-        """The terms of a registry Contract row (or anything with its attributes); bad terms raise ServiceError."""
+    def from_contract(cls, row: Any, timezone: str | None = None) -> ContractInputs:
+        """The terms of a registry Contract row (or anything with its attributes); bad terms raise ServiceError.
+
+        `timezone`: the customer's zone (Company.timezone, or the gateway's customer config).
+        """
         what = f"contract {getattr(row, 'id', None) or '(unsaved)'}"
         try:
-            mode = {"demand": "max_demand", "contract": "contract_demand"}.get(row.basic_charge_mode,
-                                                                              row.basic_charge_mode)
+            mode = row.basic_charge_mode
             return cls(transformer_kva=row.transformer_kva, hv_motors_kw=row.hv_motors_kw or 0.0,
                        contract_demand_kw=row.contract_demand_kw, basic_charge_mode=mode,
                        pf_standard=row.pf_standard if row.pf_standard is not None else 0.90,
-                       bill_threshold=row.bill_threshold, tariff_id=row.tariff_id)
+                       bill_threshold=row.bill_threshold, tariff_id=row.tariff_id, timezone=timezone)
         except AttributeError as exc:
             raise ServiceError(f"{what}: no term {exc.name!r}") from None
         except ValidationError as exc:
@@ -95,9 +126,16 @@ def check_frame(frame: pd.DataFrame, what: str, columns: tuple[str, ...] = REQUI
     return idx
 
 
+def missing_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Intervals that are missing: status `missing` when the frame says, else no kWh (pending is not missing)."""
+    if "status" in frame.columns:
+        return (frame["status"] == "missing").to_numpy() | (frame["status"].isna() & frame["kwh"].isna()).to_numpy()
+    return frame["kwh"].isna().to_numpy()
+
+
 def evidence(frame: pd.DataFrame, data: str, assumptions: list[str] | None = None) -> Evidence:
     idx = pd.DatetimeIndex(frame.index)
-    missing = frame["kwh"].isna()
+    missing = missing_mask(frame)
     return Evidence(data=data, period_start=idx[0].to_pydatetime(),
                     period_end=(idx[-1] + pd.Timedelta(minutes=15)).to_pydatetime(), intervals=len(frame),
                     missing_intervals=int(missing.sum()), assumptions=assumptions or [])
@@ -114,9 +152,23 @@ def kw_of(frame: pd.DataFrame) -> pd.Series:
     return frame["kw"] if "kw" in frame.columns else frame["kwh"] * 4
 
 
-def priced_by_band(kwh: pd.Series, tariff: Tariff) -> tuple[dict[str, float], dict[str, float]]:
+def bill_of(frame: pd.DataFrame, contract: ContractInputs, tariff: Tariff, what: str,
+            now: datetime | None = None) -> MonthBill:
+    """The month bill of a frame holding one local month's intervals (to date); `now` defaults to the frame's end."""
+    idx = check_frame(frame, what)
+    local = tariff.to_local(idx, local_zone(tariff, contract))
+    first: date = local[0].date().replace(day=1)
+    last: date = local[-1].date().replace(day=1)
+    if first != last:
+        raise ServiceError(f"{what}: the intervals run from {first:%Y-%m} into {last:%Y-%m}; give one month")
+    return month_bill(frame, contract, tariff, first,
+                      now=now or (pd.Timestamp(idx[-1]) + pd.Timedelta(minutes=15)).to_pydatetime())
+
+
+def priced_by_band(kwh: pd.Series, tariff: Tariff,
+                   tz: str | tzinfo | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Energy (kWh) and its cost per TOU band, NaN intervals counting nothing: energy_cost's figures, no groupby."""
-    table = tariff.price_table(pd.DatetimeIndex(kwh.index))
+    table = tariff.price_table(pd.DatetimeIndex(kwh.index), tz)
     values = np.nan_to_num(kwh.to_numpy(dtype=float))
     names, which = np.unique(table["band"].to_numpy().astype(str), return_inverse=True)
     energy = np.bincount(which, weights=values, minlength=len(names))

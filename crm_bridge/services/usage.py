@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from crm_bridge.services.inputs import ContractInputs, Evidence, ServiceError, check_frame, evidence, kw_of, settings
-from crm_bridge.tariffs import Tariff, basic_charges, monthly_pf, pf_adjustment_pct
+from crm_bridge.tariffs import Tariff, month_bill, priced_intervals
+from crm_bridge.tariffs.bill import local_zone, month_bounds
 
 
 class BaseLoad(BaseModel):
@@ -54,9 +55,13 @@ def off_hours_mask(idx: pd.DatetimeIndex, operating: pd.Series | None = None,
 
 def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None = None,
               rise_alert_pct: float | None = None, off_hours: list[tuple[int, int]] | None = None,
-              weekend_off: bool | None = None) -> BaseLoad:
-    """Base load of the frame (weeks of data give the trailing 4-week median and the rise alert)."""
-    idx = check_frame(frame, "base load")
+              weekend_off: bool | None = None, tz: str | tzinfo | None = None) -> BaseLoad:
+    """Base load of the frame (weeks of data give the trailing 4-week median and the rise alert).
+
+    Off-hours are local hours: on the clock of `tz` (the customer's zone), else the tariff's.
+    """
+    idx = tariff.to_local(check_frame(frame, "base load"), tariff.local_zone(tz))
+    frame = frame.set_axis(idx)
     cfg = settings()["base_load"]
     rise_limit = rise_alert_pct if rise_alert_pct is not None else float(cfg["rise_alert_pct"])
     off = off_hours_mask(idx, operating, off_hours, weekend_off)
@@ -74,7 +79,7 @@ def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None =
     values = list(weekly_map.values())
     trailing = float(np.median(values[-5:-1])) if len(values) >= 2 else None
     rise = (values[-1] / trailing - 1) * 100 if trailing else None
-    prices = tariff.price_table(idx)["price"].to_numpy()
+    prices = tariff.price_table(idx, idx.tz)["price"].to_numpy()
     off_price = float(np.nanmean(prices[off])) if off.any() else 0.0
     cut = float(cfg["cut_share"]) * (base or 0.0)
     off_hours_per_month = off.sum() / 4 / max(1.0, len(idx) / 96) * 30.4
@@ -112,33 +117,40 @@ class BillForecast(BaseModel):
     evidence: Evidence
 
 
-def _month_grid(start: pd.Timestamp) -> pd.DatetimeIndex:
-    nxt = (start + pd.offsets.MonthBegin(1)).normalize()
-    return pd.date_range(start, nxt, freq="15min", inclusive="left")
-
-
 def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, as_of: datetime,
                   forecast: pd.DataFrame | None = None) -> BillForecast:
-    """The month's bill: measured cost so far, plus a forecast of the remaining intervals, plus basic charge.
+    """The month's bill: the month bill of the intervals so far plus a forecast of the rest, as estimated intervals.
 
-    `mtd` holds the month's intervals up to `as_of`; the rest comes from `forecast` (column `forecast`, kWh) where
-    it covers, else from the mean of the same weekday's measured days of the month (all days if none).
+    `mtd` holds the month's intervals up to `as_of` (the local month of its first interval); the intervals from
+    `as_of` on (and any still pending before it) come from `forecast` (column `forecast`, kWh) where it covers,
+    else from the mean of the same weekday's measured intervals of the month (all days if none). The basic charge,
+    PF adjustment, funds and total are month_bill's over the measured and forecast intervals together, each
+    interval priced by the version in force on its local day.
     """
     idx = check_frame(mtd, "bill forecast")
-    tz = idx.tz
-    start = pd.Timestamp(idx[0]).tz_convert(tz).normalize().replace(day=1)
-    grid = _month_grid(start)
-    cut = pd.Timestamp(as_of).tz_convert(tz)
-    done = mtd["kwh"][(idx >= start) & (idx < cut)]
-    rest = grid[grid >= cut]
-    measured = done.dropna()
+    zone = local_zone(tariff, contract)
+    local = tariff.to_local(idx, zone)
+    first = local[0].date().replace(day=1)
+    cut = pd.Timestamp(as_of).tz_convert(zone)
+    frame = mtd.set_axis(local)
+    start, end = month_bounds(first, zone)
+    frame = frame[(local >= start) & (local < cut) & (local < end)]
+    rows = priced_intervals(frame, tariff, first, tz=zone, now=cut.to_pydatetime())
+    grid = pd.DatetimeIndex(rows.index)
+    todo = (rows["status"] == "pending").to_numpy()
+    measured = rows["kwh"].dropna()
+    rest = grid[todo]
+    method = "the month is complete"
+    values: np.ndarray = np.zeros(0)
     if len(rest):
         remaining = pd.Series(np.nan, index=rest)
         method = "same-weekday profile of the month to date"
-        if forecast is not None and "forecast" in forecast.columns:
-            remaining = forecast["forecast"].reindex(rest)
+        if forecast is not None and "forecast" in forecast.columns and len(forecast):
+            fc = forecast["forecast"]
+            remaining = fc.set_axis(tariff.to_local(pd.DatetimeIndex(fc.index), zone)).reindex(rest)
             method = "stored forecast where it covers, same-weekday profile for the rest"
-        gap = remaining.isna().to_numpy()
+        values = remaining.to_numpy(dtype=float).copy()
+        gap = np.isnan(values)
         if gap.any():
             if len(measured) == 0:
                 raise ServiceError("bill forecast: no measured interval this month to base a profile on")
@@ -158,44 +170,26 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
             if unseen.any():  # a time of day never measured this month: the month's mean interval
                 fill[unseen] = float(m_val.mean())
                 method += f"; {int(unseen.sum())} intervals at a time of day never measured take the month's mean"
-            values = remaining.to_numpy(dtype=float).copy()
             values[gap] = fill
-            remaining = pd.Series(values, index=rest)
-    else:
-        remaining, method = pd.Series(np.zeros(0), index=rest), "the month is complete"
-    # one price table for the measured and the forecast intervals (what energy_cost does, without the bands)
-    table = tariff.price_table(pd.DatetimeIndex(pd.DatetimeIndex(done.index).append(rest)))
-    kwh_all = np.r_[done.to_numpy(dtype=float), remaining.to_numpy(dtype=float)]
-    cost_all = kwh_all * table["price"].to_numpy()
-    funds_all = kwh_all * table["funds"].to_numpy()
-    n = len(done)
-    mtd_cost, mtd_funds = float(np.nansum(cost_all[:n])), float(np.nansum(funds_all[:n]))
-    remaining_cost, remaining_funds = float(np.nansum(cost_all[n:])), float(np.nansum(funds_all[n:]))
-    remaining_kwh = float(np.nansum(kwh_all[n:]))
-    kw = kw_of(mtd).dropna()
-    version = tariff.version_at(start.date())
-    bc = basic_charges(version, contract.transformer_kva, float(kw.max()) if len(kw) else 0.0,
-                       contract.contract_demand_kw, contract.hv_motors_kw)
-    basic = {"capacity": bc.capacity, "max_demand": bc.demand}.get(contract.basic_charge_mode,
-                                                                   bc.contract or bc.demand)
-    pf = None
-    if "kvarh" in mtd.columns:
-        seen = mtd.loc[(idx >= start) & (idx < cut), ["kwh", "kvarh"]].dropna()
-        if float(seen["kwh"].sum()) > 0:
-            pf = monthly_pf(float(seen["kwh"].sum()), float(seen["kvarh"].sum()))
-    pf_money = (mtd_cost + remaining_cost + basic) * pf_adjustment_pct(pf, contract.pf_standard) / 100 \
-        if pf is not None else 0.0
-    total = mtd_cost + remaining_cost + basic + pf_money + mtd_funds + remaining_funds
+    whole = rows[["kwh", "kvarh", "status"]].copy()
+    whole.loc[todo, "kwh"] = values
+    whole.loc[todo, "status"] = "estimated"
+    bill = month_bill(whole, contract, tariff, first, tz=zone, now=max(end, cut).to_pydatetime())
+    mtd_kwh, mtd_cost = float(rows["kwh"].sum()), float(rows["money"].sum())
+    total = bill.total
     return BillForecast(
-        currency=tariff.currency, month=start.strftime("%Y-%m"), as_of=cut.to_pydatetime(),
-        mtd_kwh=float(done.sum()), mtd_energy_cost=mtd_cost, remaining_kwh=remaining_kwh,
-        remaining_energy_cost=remaining_cost, basic_charge=basic, pf=pf, pf_adjustment=pf_money,
-        funds=mtd_funds + remaining_funds, total=total, threshold=contract.bill_threshold,
+        currency=tariff.currency, month=bill.month, as_of=cut.to_pydatetime(),
+        mtd_kwh=mtd_kwh, mtd_energy_cost=mtd_cost, remaining_kwh=bill.energy_kwh - mtd_kwh,
+        remaining_energy_cost=bill.energy_charge - mtd_cost, basic_charge=bill.basic_charge, pf=bill.pf,
+        pf_adjustment=bill.pf_adjustment, funds=bill.government_funds, total=total,
+        threshold=contract.bill_threshold,
         over_threshold=contract.bill_threshold is not None and total > contract.bill_threshold, method=method,
         evidence=evidence(mtd, "15-min kWh of the month to date", [
-            method, f"basic charge by {contract.basic_charge_mode} with the month-to-date Pmax",
-            f"PF adjustment at the month-to-date PF {pf}" if pf is not None else "no kvarh: PF adjustment left out",
-            "government funds on every kWh, not PF-adjusted"]),
+            method, f"basic charge by {bill.basic.mode.value} with the month's Pmax (measured and forecast)",
+            f"PF adjustment at the month-to-date PF {bill.pf}" if bill.pf is not None
+            else "no kvarh: PF adjustment left out",
+            "government funds on every kWh, not PF-adjusted",
+            f"priced by tariff {tariff.id} on the {bill.timezone} clock, each interval by the version in force"]),
     )
 
 

@@ -1,27 +1,34 @@
-"""Billing maths of the Chinese large-industry two-part tariff: energy by band, basic charge, PF adjustment."""
+"""Billing maths of the two-part tariff per version: energy by band, the three basic charges, load-shift money.
+
+The month's bill that combines them (versions prorated, PF adjustment, funds) is crm_bridge.tariffs.bill.month_bill;
+the PF rules live in crm_bridge.tariffs.power_factor and the contract-demand rule in crm_bridge.tariffs.contract.
+"""
 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from typing import Any
+from datetime import tzinfo
 
 import pandas as pd
 
-from crm_bridge.errors import TariffError
+from crm_bridge.tariffs.contract import BasicChargeMode, contract_charge, contract_floor_kw, total_capacity
 from crm_bridge.tariffs.model import Tariff, TariffVersion
+from crm_bridge.tariffs.power_factor import capacitor_kvar, monthly_pf, pf_adjustment_pct
+
+__all__ = [
+    "BasicChargeComparison", "basic_charges", "capacitor_kvar", "energy_cost", "monthly_pf", "pf_adjustment_pct",
+    "shift_saving",
+]
 
 
-def energy_cost(kwh: pd.Series, tariff: Tariff) -> pd.DataFrame:
+def energy_cost(kwh: pd.Series, tariff: Tariff, tz: str | tzinfo | None = None) -> pd.DataFrame:
     """Energy (kWh) and cost per band, each interval priced by the version in force on its local day.
 
-    Returns one row per band plus a `total` row; columns kwh, energy_cost, funds. Missing intervals (NaN) cost
-    nothing and are counted in `missing_intervals` of the total row.
+    Returns one row per band plus a `total` row; columns kwh, energy_cost, funds_cost. Missing intervals (NaN) cost
+    nothing and are counted in `missing_intervals` of the total row. `tz`: the customer's zone (else the tariff's).
     """
-    table = tariff.price_table(pd.DatetimeIndex(kwh.index))
+    table = tariff.price_table(pd.DatetimeIndex(kwh.index), tz)
     frame = table.assign(kwh=kwh.to_numpy(dtype=float))
     frame["energy_cost"] = frame["kwh"] * frame["price"]
     frame["funds_cost"] = frame["kwh"] * frame["funds"]
@@ -36,9 +43,10 @@ class BasicChargeComparison:
     capacity: float
     demand: float
     contract: float | None
-    cheapest: str
+    cheapest: BasicChargeMode
     break_even_pmax_kw: float  # below this Pmax, demand billing beats capacity billing
-    recommended_contract_kw: float  # C* = expected Pmax / 1.05
+    recommended_contract_kw: float  # C* = expected Pmax / 1.05, raised to the 40 % floor
+    effective_contract_kw: float | None  # the contract in force (raised to the floor when set below it)
 
 
 def basic_charges(
@@ -48,66 +56,29 @@ def basic_charges(
     contract_kw: float | None = None,
     hv_motors_kw: float = 0.0,
 ) -> BasicChargeComparison:
-    """The month's basic charge under each mode (capacity, actual max demand, contract demand)."""
-    if transformer_kva <= 0:
-        raise TariffError("transformer_kva must be positive")
+    """One version's month basic charge under each mode (capacity, actual max demand, contract demand).
+
+    Capacity = (kVA + HV motor kW) x price per kVA; demand = Pmax x price per kW; contract: see
+    crm_bridge.tariffs.contract.contract_charge (the 40 % floor raises C for the charge and its 105 % threshold).
+    """
+    capacity_kva = total_capacity(transformer_kva, hv_motors_kw)
     p_kw, p_kva = version.basic_per_kw_month, version.basic_per_kva_month
-    capacity = (transformer_kva + hv_motors_kw) * p_kva
+    capacity = capacity_kva * p_kva
     demand = pmax_kw * p_kw
-    contract = None
+    contract = effective = None
     if contract_kw is not None:
-        billed = max(contract_kw, version.contract_floor_share_of_kva * transformer_kva)
-        excess = max(0.0, pmax_kw - version.contract_excess_threshold * contract_kw)
-        contract = billed * p_kw + version.contract_excess_multiplier * p_kw * excess
-    options = {"capacity": capacity, "demand": demand}
+        effective = max(float(contract_kw), contract_floor_kw(transformer_kva, hv_motors_kw, version))
+        contract = contract_charge(version, contract_kw, pmax_kw, transformer_kva, hv_motors_kw)
+    options = {BasicChargeMode.CAPACITY: capacity, BasicChargeMode.DEMAND: demand}
     if contract is not None:
-        options["contract"] = contract
+        options[BasicChargeMode.CONTRACT] = contract
     return BasicChargeComparison(
         capacity=capacity, demand=demand, contract=contract, cheapest=min(options, key=lambda k: options[k]),
-        break_even_pmax_kw=p_kva / p_kw * (transformer_kva + hv_motors_kw) if p_kw else math.inf,
-        recommended_contract_kw=pmax_kw / version.contract_excess_threshold,
+        break_even_pmax_kw=p_kva / p_kw * capacity_kva if p_kw else math.inf,
+        recommended_contract_kw=max(pmax_kw / version.contract_excess_threshold,
+                                    contract_floor_kw(transformer_kva, hv_motors_kw, version)),
+        effective_contract_kw=effective,
     )
-
-
-def monthly_pf(kwh: float, kvarh: float) -> float:
-    """Monthly PF = kWh / sqrt(kWh^2 + kvarh^2), rounded to 0.01 as billed."""
-    apparent = math.hypot(kwh, kvarh)
-    if apparent == 0:
-        raise TariffError("no energy: the power factor is undefined")
-    return round(kwh / apparent + 1e-12, 2)
-
-
-@cache
-def _pf_tables() -> dict[str, dict[str, float]]:
-    text = resources.files("crm_bridge").joinpath("data", "tariffs", "pf_adjustment.toml").read_text("utf-8")
-    doc: dict[str, Any] = tomllib.loads(text)
-    return doc["standards"]
-
-
-def pf_adjustment_pct(pf: float, standard: float = 0.90) -> float:
-    """The bill adjustment in % for a monthly PF (negative: reward) under the 0.90, 0.85 or 0.80 standard."""
-    table = _pf_tables().get(f"{standard:.2f}")
-    if table is None:
-        raise TariffError(f"no PF adjustment table for standard {standard}; known: {', '.join(_pf_tables())}")
-    steps = round((round(pf, 2) - standard) * 100)
-    if round(pf, 2) >= table["reward_cap_pf"]:
-        return table["reward_cap_pct"]
-    if steps >= 0:
-        return round(steps * table["reward_per_001"], 4)
-    if round(pf, 2) >= table["steep_from"]:
-        return round(-steps * table["penalty_per_001"], 4)
-    if round(pf, 2) >= table["steeper_from"]:
-        below = round((table["steep_from"] - round(pf, 2)) * 100)
-        return round(table["steep_base"] + below * table["steep_per_001"], 4)
-    below = round((table["steeper_from"] - round(pf, 2)) * 100)
-    return round(table["steeper_base"] + below * table["steeper_per_001"], 4)
-
-
-def capacitor_kvar(p_kw: float, pf_from: float, pf_to: float) -> float:
-    """Reactive compensation to raise PF: Q = P (tan acos PF1 - tan acos PF2)."""
-    if not (0 < pf_from <= 1 and 0 < pf_to <= 1):
-        raise TariffError("power factors must be in (0, 1]")
-    return p_kw * (math.tan(math.acos(pf_from)) - math.tan(math.acos(pf_to)))
 
 
 def shift_saving(kwh: float, price_from: float, price_to: float) -> float:

@@ -1,20 +1,44 @@
-"""Tariff documents: versions with validity dates, TOU bands by month and time of day, prices as data."""
+"""Tariff documents: versions with validity dates, TOU bands by month and time of day, prices as data.
+
+Prices are looked up on the local clock (the customer's zone, else the tariff's own `timezone`): a tz-aware index in
+any zone is converted first, a naive one is refused. A date before the first version raises TariffNotInForce.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from functools import cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from crm_bridge.errors import TariffError
+from crm_bridge.errors import TariffError, TariffNotInForce
 
 SLOTS_PER_DAY = 96
+# Files beside the tariffs that hold rules, not tariffs.
+RULE_FILES = frozenset({"pf_adjustment.toml", "contract_demand.toml"})
+
+
+@cache
+def contract_rules() -> dict[str, float]:
+    """The national contract-demand rules (floor share, 105 % threshold, excess multiplier) from the data file."""
+    text = resources.files("crm_bridge").joinpath("data", "tariffs", "contract_demand.toml").read_text("utf-8")
+    return {k: float(v) for k, v in tomllib.loads(text).items()}
+
+
+def zone_of(tz: str | tzinfo) -> tzinfo:
+    """A time zone from its IANA name (or itself); TariffError naming it when unknown."""
+    if not isinstance(tz, str):
+        return tz
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TariffError(f"unknown time zone {tz!r}") from None
 
 
 def _minutes(text: str) -> int:
@@ -51,9 +75,13 @@ class TariffVersion(BaseModel):
     valid_from: date
     basic_per_kw_month: float = Field(ge=0)
     basic_per_kva_month: float = Field(ge=0)
-    contract_floor_share_of_kva: float = Field(0.4, ge=0, le=1)
-    contract_excess_threshold: float = Field(1.05, ge=1)
-    contract_excess_multiplier: float = Field(2.0, ge=1)
+    # 发改办价格〔2016〕1583号: unless a version says otherwise, the national rules of contract_demand.toml.
+    contract_floor_share_of_capacity: float = Field(
+        default_factory=lambda: contract_rules()["contract_floor_share_of_capacity"], ge=0, le=1)
+    contract_excess_threshold: float = Field(default_factory=lambda: contract_rules()["contract_excess_threshold"],
+                                             ge=1)
+    contract_excess_multiplier: float = Field(
+        default_factory=lambda: contract_rules()["contract_excess_multiplier"], ge=1)
     government_funds_per_kwh: float = Field(0.0, ge=0)
     energy_prices: dict[str, float]
     bands: list[Band]
@@ -94,7 +122,19 @@ class Tariff(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     currency: str = "CNY"
+    # The clock the TOU bands are written on; a customer's own zone, when given, takes its place.
+    timezone: str | None = None
     versions: list[TariffVersion]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r}") from None
+        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> Tariff:
@@ -105,21 +145,59 @@ class Tariff(BaseModel):
             raise ValueError("versions must have strictly increasing valid_from dates")
         return self
 
+    @property
+    def first_date(self) -> date:
+        """The day the first version starts: nothing before it can be priced."""
+        return self.versions[0].valid_from
+
     def version_at(self, day: date) -> TariffVersion:
-        """The version in force on `day` (a version holds until the next one starts)."""
+        """The version in force on `day` (a version holds until the next one starts); TariffNotInForce before."""
         current = None
         for v in self.versions:
             if v.valid_from <= day:
                 current = v
         if current is None:
-            raise TariffError(f"tariff {self.id!r} has no version before {day} (first: {self.versions[0].valid_from})")
+            raise TariffNotInForce(self.id, self.first_date, day)
         return current
 
-    def price_table(self, index: pd.DatetimeIndex) -> pd.DataFrame:
-        """Band, energy price and government funds of every interval start (local time, tz-aware)."""
+    def versions_between(self, first: date, last: date) -> list[tuple[TariffVersion, date, int]]:
+        """The versions in force over the days first..last: (version, its first day there, its number of days)."""
+        if last < first:
+            raise TariffError(f"tariff {self.id!r}: {last} is before {first}")
+        self.version_at(first)
+        out: list[tuple[TariffVersion, date, int]] = []
+        for k, v in enumerate(self.versions):
+            nxt = self.versions[k + 1].valid_from if k + 1 < len(self.versions) else None
+            lo = max(first, v.valid_from)
+            hi = last if nxt is None else min(last, nxt - timedelta(days=1))
+            if lo <= hi:
+                out.append((v, lo, (hi - lo).days + 1))
+        return out
+
+    def local_zone(self, tz: str | tzinfo | None = None) -> tzinfo:
+        """The zone prices are looked up in: the customer's `tz` when given, else the tariff's own."""
+        if tz is not None:
+            return zone_of(tz)
+        if self.timezone is None:
+            raise TariffError(f"tariff {self.id!r} names no time zone: give the customer's to price on its clock")
+        return zone_of(self.timezone)
+
+    def to_local(self, index: pd.DatetimeIndex, tz: str | tzinfo | None = None) -> pd.DatetimeIndex:
+        """`index` on the local clock; a naive index is refused (its clock is unknown)."""
+        if not isinstance(index, pd.DatetimeIndex):
+            raise TariffError(f"tariff {self.id!r}: intervals must be indexed by their start times")
         if index.tz is None:
-            raise TariffError("intervals must be tz-aware local times")
-        wall = index.tz_localize(None)
+            raise TariffError(f"tariff {self.id!r}: interval times are naive (no time zone); prices are looked up "
+                              "on the customer's local clock, so give tz-aware times")
+        return index.tz_convert(self.local_zone(tz))
+
+    def price_table(self, index: pd.DatetimeIndex, tz: str | tzinfo | None = None) -> pd.DataFrame:
+        """Band, energy price, government funds and version start of every interval start, on the local clock.
+
+        The index may be in any zone (it is converted to `tz`, else the tariff's zone); the result keeps it as given.
+        """
+        local = self.to_local(index, tz)
+        wall = local.tz_localize(None)
         slot = (wall.hour * 4 + wall.minute // 15).to_numpy()
         month = wall.month.to_numpy() - 1
         day = wall.normalize()
@@ -130,7 +208,7 @@ class Tariff(BaseModel):
         which = np.searchsorted(np.array(starts, dtype="datetime64[ns]"), day.to_numpy(), side="right") - 1
         if (which < 0).any():
             first = wall[int(np.flatnonzero(which < 0)[0])]
-            raise TariffError(f"tariff {self.id!r} has no version for {first.date()}")
+            raise TariffNotInForce(self.id, self.first_date, first.date())
         for k in np.unique(which):
             v = self.versions[int(k)]
             sel = which == k
@@ -142,14 +220,15 @@ class Tariff(BaseModel):
             bands[sel] = b
             price[sel] = [v.energy_prices[x] for x in b]
             funds[sel] = v.government_funds_per_kwh
-        return pd.DataFrame({"band": bands, "price": price, "funds": funds}, index=index)
+        valid_from = np.array([v.valid_from for v in self.versions], dtype=object)[which]
+        return pd.DataFrame({"band": bands, "price": price, "funds": funds, "valid_from": valid_from}, index=index)
 
 
 @cache
 def available_tariffs() -> tuple[str, ...]:
     folder = resources.files("crm_bridge").joinpath("data", "tariffs")
     return tuple(sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
-                        if p.name.endswith(".toml") and p.name != "pf_adjustment.toml"))
+                        if p.name.endswith(".toml") and p.name not in RULE_FILES))
 
 
 def parse_tariff(doc: dict[str, Any], source: str = "tariff") -> Tariff:

@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from crm_bridge.errors import TariffError
+from crm_bridge.errors import CrmError, TariffError, TariffNotInForce
+from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Company, Contract
-from crm_bridge.tariffs import Tariff, basic_charges, energy_cost, load_tariff, monthly_pf, pf_adjustment_pct
+from crm_bridge.services import ContractInputs
+from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
 from gateway.query import Freq, QueryError, Scope, day_bounds
 from gateway.runtime import Gateway
-from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
+from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
 
 T = TypeVar("T")
 MAX_SERIES_DAYS = 93
@@ -77,8 +79,9 @@ class TtlCache:
         return value
 
 
-# The month view's money: TOU costs, the basic-charge modes compared (with the contract's terms), the PF adjustment.
-MONEY_FIELDS = ("tou", "basic_charge", "pf_adjustment", "currency")
+# The month view's money: TOU costs, the basic-charge modes compared (with the contract's terms), the PF adjustment,
+# government funds and the total (the figures of crm_bridge's one month bill).
+MONEY_FIELDS = ("tou", "basic_charge", "pf_adjustment", "government_funds", "total", "currency", "versions")
 
 
 def without_money(view: dict[str, Any]) -> dict[str, Any]:
@@ -165,31 +168,33 @@ class UseCases:
         last_week = q.series("customer", customer, week_start, week_end, "15min")
         forecast = q.forecast(customer, start, end)
         tariff = tariff_of(contract_of(self.gw, customer))
-        bands = tariff.price_table(pd.DatetimeIndex(actual.index))["band"].tolist() if tariff else [None] * len(actual)
+        bands = (self._bands(tariff, pd.DatetimeIndex(actual.index), tz) if tariff else [None] * len(actual))
         # Last week's curve is laid over today's by position in the day (local wall clock).
         idx = pd.DatetimeIndex(actual.index)
         walls = idx.strftime("%H:%M")
         by_wall = pd.Series(last_week["kw_mean"].to_numpy(),
                             index=pd.DatetimeIndex(last_week.index).strftime("%H:%M"))
         lw = by_wall[~by_wall.index.duplicated()].reindex(walls).to_numpy(dtype=float)
-        act = actual["kw_mean"].where(~actual["missing"].astype(bool)).to_numpy(dtype=float)
+        act = actual["kw_mean"].to_numpy(dtype=float)
+        status = actual["status"].astype(str).tolist() if "status" in actual.columns else [None] * len(actual)
         fc = forecast["forecast"].reindex(idx).to_numpy(dtype=float) * 4
-        points = [{"start": s, "actual_kw": _num(a), "forecast_kw": _num(f), "last_week_kw": _num(w), "band": b}
-                  for s, a, f, w, b in zip(idx.map(pd.Timestamp.isoformat), act, fc, lw, bands, strict=True)]
-        kw = actual["kw_mean"]
-        measured = kw.dropna()
-        peak_at = None if measured.empty else pd.Timestamp(measured.idxmax()).isoformat()  # type: ignore[arg-type]
+        points = [{"start": s, "actual_kw": _num(a), "status": st, "forecast_kw": _num(f), "last_week_kw": _num(w),
+                   "band": b}
+                  for s, a, st, f, w, b in zip(idx.map(pd.Timestamp.isoformat), act, status, fc, lw, bands,
+                                               strict=True)]
+        fig = span_figures(_rows(actual))
+        counts = fig.intervals
+        kw = actual["kw_mean"].dropna()
         return {
             "customer": customer, "date": day.isoformat(), "timezone": str(tz), "interval_minutes": 15,
             "points": points,
             "summary": {
-                "kwh": _num(actual["kwh"].sum(min_count=1), 1),
-                "peak_kw": _num(measured.max()) if not measured.empty else None, "peak_at": peak_at,
-                "min_kw": _num(measured.min()) if not measured.empty else None,
-                "mean_kw": _num(measured.mean()) if not measured.empty else None,
-                "load_factor": _num(measured.mean() / measured.max()) if not measured.empty and measured.max() > 0
-                else None,
-                "missing_intervals": int(actual["missing"].sum()), "intervals": len(actual),
+                "kwh": _num(fig.energy_kwh, 1), "peak_kw": _num(fig.peak_kw),
+                "peak_at": fig.peak_at.isoformat() if fig.peak_at else None,
+                "min_kw": _num(kw.min()) if not kw.empty else None, "mean_kw": _num(fig.average_kw),
+                "load_factor": _num(fig.load_factor), "pf": fig.pf,
+                "measured_intervals": counts.measured, "estimated_intervals": counts.estimated,
+                "missing_intervals": counts.missing, "pending_intervals": counts.pending, "intervals": counts.total,
                 "tariff": tariff.id if tariff else None,
             },
         }
@@ -220,49 +225,31 @@ class UseCases:
                               lambda: self._month_view(customer, month, start, end, tz))
 
     def _month_view(self, customer: str, month: date, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
-        from reports.monthly import ReportError, month_figures
-
         frame = self.gw.query.customer_intervals(customer, start, end)
-        cust = customer_config(self.gw, customer)
-        try:
-            fig = month_figures(frame, customer, cust.name or customer, month.strftime("%Y-%m"))
-        except ReportError as exc:
-            raise NoData(str(exc)) from None
         contract = contract_of(self.gw, customer)
         tariff = tariff_of(contract)
-        out: dict[str, Any] = {
-            "customer": customer, "month": month.strftime("%Y-%m"), "timezone": str(tz),
-            "kwh": _num(fig.kwh, 1), "kvarh": _num(fig.kvarh, 1), "pf": fig.pf, "peak_kw": _num(fig.peak_kw),
-            "peak_at": fig.peak_at, "load_factor": _num(fig.load_factor), "missing_intervals": fig.missing_intervals,
-            "intervals": fig.intervals,
-            # A day with nothing measured has no energy figure (not 0 kWh).
-            "daily": [{"day": d, "kwh": None if r["peak_kw"] != r["peak_kw"] else _num(r["kwh"], 1),
-                       "peak_kw": _num(r["peak_kw"]), "pf": _num(r["pf"]), "missing_intervals": int(r["missing"])}
-                      for d, r in fig.daily.iterrows()],
-            "tou": None, "basic_charge": None, "pf_adjustment": None, "currency": tariff.currency if tariff else None,
-        }
-        if tariff is not None:
-            costs = energy_cost(frame["kwh"], tariff)
-            out["tou"] = [{"band": str(b), "kwh": _num(r["kwh"], 1), "cost": _num(r["energy_cost"], 2)}
-                          for b, r in costs.iterrows()]
-            energy_total = float(costs["energy_cost"].iloc[-1])  # the `total` row
-            if contract is not None and fig.peak_kw is not None:
-                version = tariff.version_at(month)
-                bc = basic_charges(version, contract.transformer_kva, fig.peak_kw, contract.contract_demand_kw,
-                                   contract.hv_motors_kw)
-                out["basic_charge"] = {"capacity": _num(bc.capacity, 2), "demand": _num(bc.demand, 2),
-                                       "contract": _num(bc.contract, 2), "cheapest": bc.cheapest,
-                                       "current_mode": contract.basic_charge_mode,
-                                       "recommended_contract_kw": _num(bc.recommended_contract_kw, 1)}
-                current = {"capacity": bc.capacity, "max_demand": bc.demand, "demand": bc.demand,
-                           "contract_demand": bc.contract, "contract": bc.contract}.get(contract.basic_charge_mode)
-                if fig.kwh > 0:
-                    pf = monthly_pf(fig.kwh, fig.kvarh)
-                    pct = pf_adjustment_pct(pf, contract.pf_standard)
-                    base = energy_total + (current or 0.0)
-                    out["pf_adjustment"] = {"pf": pf, "standard": contract.pf_standard, "percent": pct,
-                                            "amount": _num(base * pct / 100, 2)}
-        return out
+        bill: MonthBill | None = None
+        usage: MonthUsage
+        try:
+            if contract is not None and tariff is not None:
+                terms = ContractInputs.from_contract(contract, timezone=str(tz))
+                usage = bill = month_bill(frame, terms, tariff, month, tz=tz)
+            else:
+                usage = month_usage(frame, month, tz)
+        except CrmNoData as exc:
+            raise NoData(str(exc)) from None
+        except TariffNotInForce as exc:
+            raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
+        except CrmError as exc:
+            raise NoContract(f"month {month:%Y-%m} of {customer}: {exc}") from None
+        return month_json(customer, usage, bill)
+
+    @staticmethod
+    def _bands(tariff: Tariff, index: pd.DatetimeIndex, tz: ZoneInfo) -> list[str | None]:
+        try:
+            return [str(b) for b in tariff.price_table(index, tz)["band"]]
+        except TariffNotInForce:
+            return [None] * len(index)  # a day before the tariff's first version: no bands to shade
 
     def series(self, scope: Scope, ident: str, first: str | date, last: str | date, freq: Freq) -> dict[str, Any]:
         """Interval series of a customer, site or meter over local days [first, last], each row with its status."""
@@ -306,3 +293,54 @@ def series_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         row["status"] = str(r["status"]) if "status" in frame.columns else None
         rows.append(row)
     return rows
+
+
+def _rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The query layer's 15-min frame as the bill's rows: kwh and kvarh only where there is energy, and the status."""
+    status = frame["status"] if "status" in frame.columns else pd.Series(
+        np.where(frame["kwh"].notna(), "measured", "missing"), index=frame.index)
+    energy = status.isin(("measured", "estimated"))
+    return pd.DataFrame({"kwh": frame["kwh"].where(energy), "kvarh": frame["kvarh"].where(energy),
+                         "status": status.astype(object)}, index=frame.index)
+
+
+def month_json(customer: str, usage: MonthUsage, bill: MonthBill | None) -> dict[str, Any]:
+    """The month view: crm_bridge's one month bill (or, without a contract, its metered part) as JSON."""
+    counts = usage.intervals
+    out: dict[str, Any] = {
+        "customer": customer, "month": usage.month, "timezone": usage.timezone, "complete": usage.complete,
+        "kwh": _num(usage.energy_kwh, 1), "kvarh": _num(usage.kvarh, 1), "pf": usage.pf,
+        "peak_kw": _num(usage.peak_kw), "peak_at": usage.peak_at.isoformat(), "average_kw": _num(usage.average_kw),
+        "load_factor": _num(usage.load_factor), "elapsed_hours": usage.elapsed_hours,
+        "measured_intervals": counts.measured, "estimated_intervals": counts.estimated,
+        "missing_intervals": counts.missing, "pending_intervals": counts.pending, "intervals": counts.total,
+        "daily": [{"day": d.day.isoformat(), "kwh": _num(d.kwh, 1), "peak_kw": _num(d.peak_kw), "pf": d.pf,
+                   "measured_intervals": d.measured, "estimated_intervals": d.estimated,
+                   "missing_intervals": d.missing, "pending_intervals": d.pending} for d in usage.days],
+        "tariff": None, "tou": None, "basic_charge": None, "pf_adjustment": None, "government_funds": None,
+        "total": None, "currency": None, "versions": None,
+    }
+    if bill is None:
+        return out
+    b = bill.basic
+    out.update({
+        "tariff": bill.tariff_id, "currency": bill.currency,
+        "tou": [{"band": band, "kwh": _num(line.kwh, 1), "cost": _num(line.money, 2)}
+                for band, line in bill.energy_by_band.items()]
+        + [{"band": "total", "kwh": _num(bill.energy_kwh, 1), "cost": _num(bill.energy_charge, 2)}],
+        "basic_charge": {"capacity": _num(b.capacity, 2), "demand": _num(b.demand, 2), "contract": _num(b.contract, 2),
+                         "cheapest": b.cheapest.value, "current_mode": b.mode.value, "amount": _num(b.amount, 2),
+                         "capacity_kva": _num(b.capacity_kva, 1), "contract_kw": _num(b.contract_kw, 1),
+                         "effective_contract_kw": _num(b.effective_contract_kw, 1),
+                         "demand_limit_kw": _num(b.demand_limit_kw, 1), "excess_kw": _num(b.excess_kw, 1),
+                         # C* = Pmax / the excess threshold: the contract this month's peak would just not exceed
+                         "recommended_contract_kw": _num(bill.peak_kw * b.effective_contract_kw / b.demand_limit_kw, 1)
+                         if b.demand_limit_kw > 0 else None},
+        "pf_adjustment": None if bill.pf_adjustment_pct is None else {
+            "pf": bill.pf, "standard": bill.pf_standard, "percent": bill.pf_adjustment_pct,
+            "amount": _num(bill.pf_adjustment, 2)},
+        "government_funds": _num(bill.government_funds, 2), "total": _num(bill.total, 2),
+        "versions": [{"valid_from": v.valid_from.isoformat(), "first_day": v.first_day.isoformat(),
+                      "last_day": v.last_day.isoformat(), "days": v.days} for v in bill.versions],
+    })
+    return out

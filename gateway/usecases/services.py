@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from crm_bridge.errors import CrmError
+from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.services import ContractInputs, run_all
 from gateway.query import day_bounds
-from gateway.usecases.errors import NoContract, NoData, UseCaseError
+from gateway.usecases.errors import BeforeTariff, NoContract, NoData, UseCaseError
 from gateway.usecases.figures import UseCases, contract_of, customer_config
 
 
@@ -37,8 +37,12 @@ def _services(v: UseCases, customer: str, start: datetime, end: datetime) -> dic
     if frame["kwh"].notna().sum() == 0:
         raise NoData(f"no measured intervals for {customer} from {start.date()} to {end.date()}")
     forecast = v.gw.query.forecast(customer, start, end + timedelta(days=32))
+    tz = str(customer_config(v.gw, customer).timezone)
     try:
-        results = run_all(frame, ContractInputs.from_contract(contract), as_of=end, forecast=forecast)
+        results = run_all(frame, ContractInputs.from_contract(contract, timezone=tz), as_of=end, forecast=forecast,
+                          monthly_pmax_kw=earlier_peaks(v, customer, start.date()))
+    except TariffNotInForce as exc:
+        raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
     except CrmError as exc:
         raise NoContract(f"services for {customer}: {exc}") from None
     out: dict[str, Any] = {k: ([x.model_dump(mode="json") for x in r] if isinstance(r, list)
@@ -46,6 +50,22 @@ def _services(v: UseCases, customer: str, start: datetime, end: datetime) -> dic
     out["month"] = start.strftime("%Y-%m")
     out["customer"] = customer
     return out
+
+
+EARLIER_MONTHS = 5  # months of peak demand before this one that the capacity-upgrade rule reads from the store
+
+
+def earlier_peaks(v: UseCases, customer: str, first: date) -> list[float | None]:
+    """Peak demand of each of the EARLIER_MONTHS months before `first`, oldest first (None: no data that month)."""
+    peaks: list[float | None] = []
+    month = first
+    for _ in range(EARLIER_MONTHS):
+        month = (month - timedelta(days=1)).replace(day=1)
+        try:
+            peaks.append(v.month_view(customer, month)["peak_kw"])
+        except UseCaseError:
+            peaks.append(None)
+    return peaks[::-1]
 
 
 def advice_for(v: UseCases, customer: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_bridge.alerts import AlertError, AlertSettings, acknowledge, evaluate_alerts, list_alerts, open_ticket, resolve
+from crm_bridge.alerts.rules import demand_watch
 from crm_bridge.registry import make_engine, migrate
 from crm_bridge.registry.models import Alert, Company, Contract, Meter, Site, TariffVersion, TierRecord
 from crm_bridge.registry.repo import assign_meter
@@ -244,3 +245,61 @@ def test_bill_forecast_prices_by_tou_when_the_contract_names_a_shipped_tariff(se
     [bill] = [a for a in list_alerts(session) if a.type == "bill_forecast"]
     forecast = float(bill.message.split("forecast bill ")[1].split(" ")[0].replace(",", ""))
     assert 744_000 < forecast < 744_000 + 40_000  # energy + one month's basic charge on 1000 kW max demand
+
+
+def _contract(session: Session, **terms: object) -> None:
+    c = session.query(Company).one()
+    assert c.contract is not None
+    for k, v in terms.items():
+        setattr(c.contract, k, v)
+    session.commit()
+
+
+def test_demand_watch_uses_the_contract_raised_to_its_40_percent_floor() -> None:
+    idx = pd.date_range(datetime(2026, 3, 1, tzinfo=TZ), periods=96, freq="15min")
+    frame = pd.DataFrame({"kwh": np.full(96, 250.0)}, index=idx)
+    frame.iloc[58, 0] = 1400 / 4  # 14:30: 1400 kW
+    # 3200 kVA + 800 kW HV motors = 4000; C = 1000 is raised to 1600, limit 1.05 x 1600 = 1680 kW
+    assert demand_watch(frame, "C1", "2026-03", 1000, 3200, 800) == [], "1400 / 1680 = 83 %"
+    [warning] = demand_watch(frame.assign(kwh=frame["kwh"].where(frame.index != idx[58], 1600 / 4)),
+                             "C1", "2026-03", 1000, 3200, 800)
+    assert warning.type == "demand_90"
+    assert "95% of 1.05 x contract demand (1680 kW, the contract's 1000 kW raised to its floor)" in \
+        warning.message
+    # without motors the floor is 0.4 x 3200 = 1280: limit 1344 kW, and 1400 kW is over it
+    [critical] = demand_watch(frame, "C1", "2026-03", 1000, 3200)
+    assert critical.type == "demand_100"
+
+
+def test_the_alert_job_watches_the_raised_contract(session: Session) -> None:
+    _contract(session, contract_demand_kw=1000.0, hv_motors_kw=800.0)
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 1400)), NOW)
+    assert [a.type for a in list_alerts(session)] == [], "1400 kW is 83 % of 1.05 x 1600, not 133 % of 1.05 x 1000"
+    evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 1600)), NOW + timedelta(minutes=15))
+    assert [a.type for a in list_alerts(session)] == ["demand_90"]
+
+
+@pytest.mark.parametrize(("pf", "alerts"), [(0.8951, []), (0.8949, ["pf_low"])])
+def test_pf_alert_reads_the_pf_as_billed(session: Session, pf: float, alerts: list[str]) -> None:
+    # 0.8951 is billed as 0.90 (rounded half up): at the standard, no surcharge, no alert
+    evaluate_alerts(session, FnSource(flat(1000), pf=pf), NOW)
+    assert [a.type for a in list_alerts(session)] == alerts
+
+
+def test_bill_forecast_alert_prices_on_the_customers_clock(session: Session) -> None:
+    from crm_bridge.services import ContractInputs, bill_forecast
+    from crm_bridge.tariffs import load_tariff
+
+    _contract(session, tariff_id="sichuan-2023", bill_threshold=1.0)
+    src = FnSource(lambda idx: np.where(idx.hour < 8, 200.0, 1500.0))  # a load that follows the Berlin clock
+    evaluate_alerts(session, src, NOW)
+    [bill] = [a for a in list_alerts(session) if a.type == "bill_forecast"]
+    row = session.query(Company).one().contract
+    month = datetime(2026, 3, 1, tzinfo=TZ)
+    end = NOW.replace(minute=0)
+    frame = src.customer_intervals("C1", month, end)
+    berlin = bill_forecast(frame, ContractInputs.from_contract(row, timezone="Europe/Berlin"),
+                           load_tariff("sichuan-2023"), NOW).total
+    assert f"forecast bill {berlin:,.0f} for 2026-03" in bill.message
+    shanghai = bill_forecast(frame, ContractInputs.from_contract(row), load_tariff("sichuan-2023"), NOW).total
+    assert f"{shanghai:,.0f}" != f"{berlin:,.0f}", "the tariff's own clock would price the same load otherwise"

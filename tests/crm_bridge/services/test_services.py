@@ -78,12 +78,12 @@ def test_moving_100_kwh_from_peak_to_valley_saves_120_in_sichuan():
 def test_basic_charge_advisor_on_the_worked_numbers():
     d = demand_advice(frame("2026-11-01", 30, 600.0), contract(), GUANGDONG)  # Pmax 2400 kW
     assert d.charges["capacity"] == pytest.approx(72_320)
-    assert d.charges["max_demand"] == pytest.approx(86_640)
-    assert d.charges["contract_demand"] == pytest.approx(2300 * 36.1)
+    assert d.charges["demand"] == pytest.approx(86_640)
+    assert d.charges["contract"] == pytest.approx(2300 * 36.1)
     assert d.cheapest_mode == "capacity"
     assert d.saving_by_switching == pytest.approx(2300 * 36.1 - 72_320)
     over = demand_advice(frame("2026-11-01", 30, 625.0), contract(), GUANGDONG)  # Pmax 2500 kW
-    assert over.charges["contract_demand"] == pytest.approx(89_167, abs=1)
+    assert over.charges["contract"] == pytest.approx(89_167, abs=1)
     assert over.recommended_contract_kw == pytest.approx(2500 / 1.05)
     assert over.levels_reached == [0.9, 1.0]
     assert over.pmax_window_start == over.evidence.period_start

@@ -79,16 +79,23 @@ def test_contract_demand_c_star_charge_and_advice() -> None:
     items = saving_advice(demand=over)
     assert [i.kind for i in items] == ["basic_charge_mode"], "capacity (72,320) beats C* (85,952)"
     assert any("alternative: contract demand 2,381 kW" in a for a in items[0].assumptions)
-    big = contract(transformer_kva=6000.0)  # floor 0.4 x 6000 = 2400 kW: C = 2300 bills 2400 + the excess
-    d = demand_advice(frame("2026-11-01", 30, 625.0), big, GUANGDONG)
-    now = 2400 * 36.1 + 2 * 36.1 * (2500 - 2415)
-    assert d.charges == pytest.approx({"capacity": 6000 * 22.6, "max_demand": 2500 * 36.1, "contract_demand": now})
-    assert d.cheapest_mode == "max_demand"
-    assert d.recommended_contract_charge == pytest.approx(2400 * 36.1), "C* = 2381 kW is billed at the floor"
-    (item,) = saving_advice(demand=d)
+    big = contract(transformer_kva=6000.0)  # floor 0.4 x 6000 = 2400 kW: C = 2300 is raised to 2400 for everything
+    d = demand_advice(frame("2026-11-01", 30, 625.0), big, GUANGDONG)  # Pmax 2500 kW
+    # the raised C sets the threshold too: 1.05 x 2400 = 2520 > 2500, no excess (not 2 x 36.1 x (2500 - 2415))
+    assert (d.effective_contract_kw, d.limit_kw) == pytest.approx((2400, 2520))
+    assert d.charges == pytest.approx({"capacity": 6000 * 22.6, "demand": 2500 * 36.1, "contract": 2400 * 36.1})
+    assert d.cheapest_mode == "contract"
+    assert d.recommended_contract_kw == pytest.approx(2400), "C* = 2500 / 1.05 = 2381 kW is raised to the floor"
+    assert d.recommended_contract_charge == pytest.approx(2400 * 36.1)
+    assert saving_advice(demand=d) == [], "already the cheapest, and C* is the contract in force"
+    hot = demand_advice(frame("2026-11-01", 30, 650.0), big, GUANGDONG)  # Pmax 2600 kW > 2520
+    now = 2400 * 36.1 + 2 * 36.1 * (2600 - 2520)  # 86,640 + 5,776 = 92,416
+    assert hot.charges["contract"] == pytest.approx(now)
+    assert hot.recommended_contract_kw == pytest.approx(2600 / 1.05)  # 2476 kW, above the floor
+    (item,) = saving_advice(demand=hot)
     assert item.kind == "contract_demand"
-    assert item.money_per_month == pytest.approx(now - 2400 * 36.1)
-    assert any(f"alternative: billing by max_demand saves {now - 2500 * 36.1:,.0f}" in a for a in item.assumptions)
+    assert item.money_per_month == pytest.approx(now - 2600 / 1.05 * 36.1, abs=0.01)  # 92,416 - 89,390.48
+    assert not any("alternative" in a for a in item.assumptions), "demand billing (93,860) is dearer: none named"
 
 
 def test_pf_money_is_per_month_whatever_the_data_period() -> None:
@@ -143,7 +150,7 @@ def test_from_contract_reads_a_registry_row() -> None:
     row = Contract(transformer_kva=3200.0, hv_motors_kw=None, contract_demand_kw=2300.0, basic_charge_mode="demand",
                    pf_standard=0.85, bill_threshold=90_000.0, tariff_id="guangdong-1-10kv")
     c = ContractInputs.from_contract(row)
-    assert (c.basic_charge_mode, c.hv_motors_kw, c.pf_standard, c.bill_threshold) == ("max_demand", 0.0, 0.85, 90_000)
+    assert (c.basic_charge_mode, c.hv_motors_kw, c.pf_standard, c.bill_threshold) == ("demand", 0.0, 0.85, 90_000)
 
 
 @pytest.mark.parametrize(("row", "message"), [
@@ -196,7 +203,7 @@ def test_advisor_names_the_demand_capacity_break_even_and_the_upgrade_rule_is_co
     d = demand_advice(frame("2026-11-01", 3, 500.0), contract(), GUANGDONG)  # Pmax 2000 kW
     assert d.demand_beats_capacity_below_kw == pytest.approx(22.6 / 36.1 * 3200)
     assert round(d.demand_beats_capacity_below_kw) == 2003
-    assert d.cheapest_mode == "max_demand", "2000 kW is under the 2003 kW break-even"
+    assert d.cheapest_mode == "demand", "2000 kW is under the 2003 kW break-even"
     assert demand_advice(frame("2026-11-01", 3, 505.0), contract(), GUANGDONG).cheapest_mode == "capacity"
     hot = frame("2026-11-01", 3, 2800 / 4)
     assert not demand_advice(hot, contract(), GUANGDONG, monthly_pmax_kw=[2400, 2750]).upgrade_advised

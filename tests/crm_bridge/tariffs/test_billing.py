@@ -79,7 +79,8 @@ def test_tariff_documents_are_validated():
         parse_tariff(base)
     with pytest.raises(TariffError, match="unknown tariff 'nope'"):
         load_tariff("nope")
-    with pytest.raises(TariffError, match="no version for 2022-12-31"):
+    with pytest.raises(TariffError, match="'sichuan-2023' is not in force on 2022-12-31: its first version starts "
+                                          "2023-01-01"):
         load_tariff("sichuan-2023").price_table(pd.DatetimeIndex(["2022-12-31T10:00"]).tz_localize("Asia/Shanghai"))
 
 
@@ -148,7 +149,7 @@ def test_holidays_are_priced_as_their_band_and_only_in_their_version():
 
     from crm_bridge.tariffs.model import parse_tariff
 
-    doc = {"id": "h", "versions": [
+    doc = {"id": "h", "timezone": "Asia/Shanghai", "versions": [
         {"valid_from": "2026-01-01", "basic_per_kw_month": 0, "basic_per_kva_month": 0,
          "energy_prices": {"peak": 1.0, "valley": 0.3}, "holidays": [date(2026, 10, 1)], "holiday_band": "valley",
          "bands": [{"band": "valley", "months": list(range(1, 13)), "start": "00:00", "end": "08:00"},
@@ -162,3 +163,15 @@ def test_holidays_are_priced_as_their_band_and_only_in_their_version():
     bad = {**doc["versions"][0], "holiday_band": None}
     with pytest.raises(TariffError, match="holidays need a holiday_band"):
         parse_tariff({"id": "h", "versions": [bad]})
+
+
+def test_a_tariff_without_a_zone_needs_the_customers() -> None:
+    doc = load_tariff("sichuan-2023").model_dump(mode="json")
+    del doc["timezone"]
+    zoneless = parse_tariff(doc)
+    idx = pd.DatetimeIndex(["2023-05-10T03:00"]).tz_localize("Asia/Shanghai")
+    with pytest.raises(TariffError, match="names no time zone"):
+        zoneless.price_table(idx)
+    assert zoneless.price_table(idx, "Asia/Shanghai")["band"].tolist() == ["valley"]
+    with pytest.raises(TariffError, match="unknown time zone 'Mars/Olympus'"):
+        parse_tariff({**doc, "timezone": "Mars/Olympus"})
