@@ -1,19 +1,27 @@
-"""Green Button (NAESB ESPI) Atom export of a customer's interval energy, costs and monthly summary.
-
-UsagePoint (electricity) -> MeterReading -> ReadingType (kWh, 900 s intervals, delta data) and one IntervalBlock per
-local day; LocalTimeParameters carry the customer's UTC offset; an optional UsageSummary carries the bill with its
-line items (basic charge, PF adjustment) and the peak demand. Missing intervals are left out, never filled.
-"""
+"""Green Button (NAESB ESPI 4.0) Atom export of a customer's interval energy and costs, local time and month bills."""
 
 from __future__ import annotations
 
+import calendar
+import logging
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from crm_bridge.tariffs import Tariff
+
+log = logging.getLogger(__name__)
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
@@ -22,22 +30,74 @@ ET.register_namespace("espi", ESPI)
 
 CURRENCY_CODES = {"CNY": 156, "USD": 840, "EUR": 978}
 TOU_CODES = {"critical_peak": 1, "peak": 1, "flat": 2, "shoulder": 2, "valley": 3, "off_peak": 3}
+CPP_BANDS = frozenset({"critical_peak"})  # also carry ESPI `cpp` 1 beside their `tou`
+INTERVAL_S = 900
+STATUSES = frozenset({"measured", "estimated", "missing", "pending"})
+EXPORTED = ("measured", "estimated")  # missing and pending intervals are left out, never filled
+# QualityOfReading: the query layer estimates a gap by sharing the register difference in proportion to time.
+QUALITY_ESTIMATED = 9  # estimated using linear interpolation
+QUALITY_MIXED = 13
+DST_DISABLED = "FFFFFFFF"  # DstRuleType: rule processing / DST correction disabled
+WH, W = 72, 38  # UnitSymbolKind
+
+
+class GreenButtonError(ValueError):
+    """An export that cannot be written as asked: what was wrong and where."""
+
+
+class ItemKind(IntEnum):
+    """ESPI ItemKind of the bill's line items (the schema has no demand-charge kind: the basic charge is delivery)."""
+
+    ENERGY_DELIVERY_FEE = 2
+    ENERGY_USAGE_FEE = 3
+    TAX = 5
+    ENERGY_DELIVERY_CREDIT = 7
 
 
 @dataclass(frozen=True)
-class LineItem:
-    note: str
+class BandEnergy:
+    """Energy and its charge in one TOU band; `start`/`end` when it covers only part of the month (a price change)."""
+
+    band: str
+    kwh: float
     amount: float  # in the currency
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True)
 class BillSummary:
-    period_start: datetime
-    period_end: datetime
-    bill: float
+    """One whole local month's bill (amounts in the currency, energy in kWh, demand in kW), from the month bill."""
+
+    period_start: datetime  # tz-aware local midnight of the 1st
+    period_end: datetime  # tz-aware local midnight of the next 1st
+    total: float
     kwh: float
     peak_demand_kw: float
-    line_items: Sequence[LineItem] = field(default_factory=tuple)
+    energy_by_band: Sequence[BandEnergy] = ()
+    basic_charge: float = 0.0
+    pf_adjustment: float = 0.0  # negative: a reward
+    government_funds: float = 0.0
+    peak_demand_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Item:
+    note: str
+    amount: int  # 1/100,000 of the currency
+    kind: ItemKind
+    wh: int | None = None
+    period: tuple[int, int] | None = None  # epoch start, duration
+
+
+@dataclass(frozen=True)
+class TimeConfiguration:
+    """ESPI LocalTimeParameters: standard offset, DST offset and the DST rules, all from the zone's rules."""
+
+    dst_end_rule: str
+    dst_offset: int
+    dst_start_rule: str
+    tz_offset: int
 
 
 def _e(parent: ET.Element, tag: str, text: object | None = None, ns: str = ESPI) -> ET.Element:
@@ -49,6 +109,287 @@ def _e(parent: ET.Element, tag: str, text: object | None = None, ns: str = ESPI)
 
 def _epoch(ts: pd.Timestamp | datetime) -> int:
     return int(pd.Timestamp(ts).timestamp())
+
+
+def _epochs(idx: pd.DatetimeIndex) -> npt.NDArray[np.int64]:
+    return np.asarray((idx - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1), dtype=np.int64)
+
+
+def _money(amount: float) -> int:
+    """Currency as ESPI writes it: hundred-thousandths."""
+    return round(float(amount) * 100_000)
+
+
+def _interval(parent: ET.Element, tag: str, start: int, duration: int) -> None:
+    el = _e(parent, tag)
+    _e(el, "duration", duration)
+    _e(el, "start", start)
+
+
+def _measurement(parent: ET.Element, tag: str, uom: int, value: int, at: datetime | None = None) -> None:
+    el = _e(parent, tag)
+    _e(el, "powerOfTenMultiplier", 0)
+    if at is not None:
+        _e(el, "timeStamp", _epoch(at))
+    _e(el, "uom", uom)
+    _e(el, "value", value)
+
+
+# -- time ------------------------------------------------------------------------------------------------------------
+
+
+def _local_index(intervals: pd.DataFrame, timezone: str | tzinfo | None) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(intervals.index)
+    if idx.tz is None:
+        raise GreenButtonError("intervals must be indexed by tz-aware interval starts")
+    if not (idx.is_monotonic_increasing and idx.is_unique):
+        raise GreenButtonError("intervals must be indexed by increasing, distinct interval starts")
+    if timezone is not None:
+        idx = idx.tz_convert(ZoneInfo(timezone) if isinstance(timezone, str) else timezone)
+    return idx
+
+
+def _zone(tz: tzinfo | None) -> ZoneInfo | None:
+    """The IANA zone behind an index's tz (zoneinfo or pytz), or None for a fixed offset."""
+    if isinstance(tz, ZoneInfo):
+        return tz
+    try:
+        return ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _offset_s(zone: tzinfo, at_s: int) -> int:
+    off = datetime.fromtimestamp(at_s, UTC).astimezone(zone).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
+def _transitions(zone: tzinfo, year: int) -> list[tuple[int, int, int]]:
+    """(UTC epoch, offset before, offset after) of every change of the zone's UTC offset in `year`."""
+    out = []
+    t, end = _epoch(datetime(year, 1, 1, tzinfo=UTC)), _epoch(datetime(year + 1, 1, 1, tzinfo=UTC))
+    before = _offset_s(zone, t)
+    while t < end:
+        nxt = min(t + 86_400, end)
+        after = _offset_s(zone, nxt)
+        if after != before:
+            lo, hi = t, nxt  # offset(lo) is the old one, offset(hi) the new one
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if _offset_s(zone, mid) == before else (lo, mid)
+            out.append((hi, before, after))
+        t, before = nxt, after
+    return out
+
+
+def _rule_day(year: int, month: int, op: int, dom: int, dow: int) -> date | None:
+    """The day a DstRuleType rule names in `year` (operators as the schema defines them)."""
+    days = calendar.monthrange(year, month)[1]
+    if op == 0:
+        return date(year, month, dom) if 1 <= dom <= days else None
+    if op == 1:
+        if not 1 <= dom <= days:
+            return None
+        first = date(year, month, dom)
+        found = first + timedelta(days=(dow - first.isoweekday()) % 7)
+        return found if found.month == month else None
+    if op == 7:
+        last = date(year, month, days)
+        return last - timedelta(days=(last.isoweekday() - dow) % 7)
+    first = date(year, month, 1)
+    found = first + timedelta(days=(dow - first.isoweekday()) % 7 + 7 * (op - 2))
+    return found if found.month == month else None
+
+
+def _rule(local: datetime, others: Sequence[datetime]) -> str:
+    """The DstRuleType of a change at local wall time `local` (the wall clock just before the change).
+
+    Of the forms that name that day, the first that also gives the change in the neighbouring years `others` is
+    taken (the last Sunday, not the fifth): the zone's rule, not one year's date.
+    """
+    day, dow = local.day, local.isoweekday()
+    candidates = [(7, 0, dow)] if day + 7 > calendar.monthrange(local.year, local.month)[1] else []
+    candidates.append(((day - 1) // 7 + 2, 0, dow))
+    candidates += [(1, d, dow) for d in range(max(1, day - 6), day + 1)]
+    candidates.append((0, day, 0))
+    secs = local.minute * 60 + local.second
+
+    def fits(c: tuple[int, int, int], t: datetime) -> bool:
+        return (t.month == local.month and (t.hour, t.minute, t.second) == (local.hour, local.minute, local.second)
+                and _rule_day(t.year, t.month, *c) == t.date())
+
+    op, dom, wd = next((c for c in candidates if all(fits(c, t) for t in others)), candidates[0])
+    value = local.month << 28 | op << 25 | dom << 20 | wd << 17 | local.hour << 12 | secs
+    return f"{value:08X}"
+
+
+def _changes(zone: tzinfo, year: int) -> tuple[datetime, datetime, int, int] | None:
+    """Local wall times (before the change) of DST start and end in `year`, standard offset and DST offset."""
+    changes = _transitions(zone, year)
+    if len(changes) != 2:
+        return None
+    (t1, b1, a1), (t2, b2, a2) = changes
+    if a1 - b1 != b2 - a2 or a1 == b1:
+        return None
+    (ts, bs), (te, be) = ((t1, b1), (t2, b2)) if a1 > b1 else ((t2, b2), (t1, b1))
+    return _wall(ts, bs), _wall(te, be), min(b1, a1), abs(a1 - b1)
+
+
+def _wall(epoch_s: int, offset_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s + offset_s, UTC).replace(tzinfo=None)
+
+
+def time_configuration(timezone: str | tzinfo, year: int) -> TimeConfiguration:
+    """LocalTimeParameters for a zone from its rules (zoneinfo): standard offset, DST offset, DST start and end.
+
+    A rule's time is the local wall-clock time just before the change (US: 02:00 both ways, as the Green Button
+    samples write `360E2000` and `B40E2000`; EU: 02:00 on the last Sunday of March, 03:00 on the last Sunday of
+    October). A zone without DST in `year` has both rules disabled (`FFFFFFFF`) and a DST offset of 0.
+    """
+    zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+    found = _changes(zone, year)
+    if found is None:
+        mid = datetime(year, 1, 1, tzinfo=UTC)
+        standard = mid.astimezone(zone).utcoffset() or timedelta(0)
+        dst = mid.astimezone(zone).dst() or timedelta(0)
+        if _transitions(zone, year):
+            log.warning("zone %s changes its offset in %d in a way no DST rule states; DST rules left out", zone, year)
+        return TimeConfiguration(DST_DISABLED, 0, DST_DISABLED, int((standard - dst).total_seconds()))
+    start, end, standard_s, dst_s = found
+    near = [c for y in (year - 2, year - 1, year + 1, year + 2) if (c := _changes(zone, y)) is not None]
+    return TimeConfiguration(_rule(end, [c[1] for c in near]), dst_s, _rule(start, [c[0] for c in near]), standard_s)
+
+
+def whole_months(intervals: pd.DataFrame, timezone: str | tzinfo | None = None) -> list[date]:
+    """First days of the local months the frame covers from first to last interval, none of them still pending.
+
+    These are the months a Green Button export carries a UsageSummary for; pass one `BillSummary` for each.
+    """
+    idx = _local_index(intervals, timezone)
+    if not len(idx):
+        return []
+    status = _status(intervals)
+    begin, end = idx[0], idx[-1] + pd.Timedelta(seconds=INTERVAL_S)
+    months, m = [], date(begin.year, begin.month, 1)
+    while (start := _midnight(m, idx.tz)) < end:
+        nxt = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+        stop = _midnight(nxt, idx.tz)
+        inside = (idx >= start) & (idx < stop)
+        if (start >= begin and stop <= end and int(inside.sum()) * INTERVAL_S == (stop - start).total_seconds()
+                and not (status[inside] == "pending").any()):
+            months.append(m)
+        m = nxt
+    return months
+
+
+def _midnight(day: date, tz: Any) -> pd.Timestamp:
+    return pd.Timestamp(day).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+# -- readings --------------------------------------------------------------------------------------------------------
+
+
+def _status(intervals: pd.DataFrame) -> npt.NDArray[np.object_]:
+    """Each interval's status: the frame's `status`, else (no column, or an empty cell) measured or missing."""
+    missing = (intervals["missing"].to_numpy(dtype=bool) if "missing" in intervals.columns
+               else intervals["kwh"].isna().to_numpy())
+    derived = np.where(missing, "missing", "measured").astype(object)
+    if "status" not in intervals.columns:
+        return derived
+    given = intervals["status"]
+    status = np.where(given.isna().to_numpy(), derived, given.astype(str).to_numpy(dtype=object)).astype(object)
+    if unknown := sorted(set(status) - STATUSES):
+        known = ", ".join(sorted(STATUSES))
+        raise GreenButtonError(f"unknown interval status {', '.join(unknown)}; known: {known}")
+    return status
+
+
+def _register_wh(kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Whole Wh per interval: the differences of the running total rounded to the Wh, as a Wh register gives them.
+
+    Each is within 1 Wh of its exact energy, every run of them adds up to its exact energy within 1 Wh and the whole
+    export within 0.5 Wh, so the export adds up to the table export to the Wh (rounding each would drift by
+    up to half a Wh per interval).
+    """
+    total = np.floor(np.cumsum(kwh * 1000.0) + 0.5)
+    return np.diff(total, prepend=0.0).astype(np.int64)
+
+
+# -- bills -----------------------------------------------------------------------------------------------------------
+
+
+def _bills_by_month(bills: Sequence[BillSummary], months: list[date], tz: Any) -> list[tuple[date, BillSummary]]:
+    spans = {m: (_midnight(m, tz), _midnight((m.replace(day=28) + timedelta(days=4)).replace(day=1), tz))
+             for m in months}
+    found: dict[date, BillSummary] = {}
+    for bill in bills:
+        if bill.period_start.tzinfo is None or bill.period_end.tzinfo is None:
+            raise GreenButtonError(f"bill {bill.period_start}..{bill.period_end}: the period must be tz-aware")
+        month = next((m for m, (s, e) in spans.items() if (s, e) == (bill.period_start, bill.period_end)), None)
+        if month is None:
+            raise GreenButtonError(
+                f"bill {bill.period_start.isoformat()}..{bill.period_end.isoformat()} is not a whole local month of "
+                f"the export; whole months: {', '.join(f'{m:%Y-%m}' for m in months) or 'none'}")
+        if month in found:
+            raise GreenButtonError(f"two bills for {month:%Y-%m}")
+        found[month] = bill
+    if absent := [m for m in months if m not in found]:
+        raise GreenButtonError(f"no bill for the whole month(s) {', '.join(f'{m:%Y-%m}' for m in absent)}")
+    return sorted(found.items())
+
+
+def _items(bill: BillSummary) -> list[_Item]:
+    """Line items with their ESPI ItemKind, checked to add up to the bill's total.
+
+    Energy per band: usage fee; basic charge: delivery fee; PF adjustment: delivery fee, or delivery credit when it
+    is a reward; government funds and surcharges: tax.
+    """
+    items = [
+        _Item(f"energy charge, {b.band} band", _money(b.amount), ItemKind.ENERGY_USAGE_FEE, round(b.kwh * 1000),
+              (_epoch(b.start), _epoch(b.end) - _epoch(b.start)) if b.start and b.end else None)
+        for b in bill.energy_by_band
+    ]
+    pf = ItemKind.ENERGY_DELIVERY_CREDIT if bill.pf_adjustment < 0 else ItemKind.ENERGY_DELIVERY_FEE
+    items += [
+        _Item("basic charge", _money(bill.basic_charge), ItemKind.ENERGY_DELIVERY_FEE),
+        _Item("power factor adjustment", _money(bill.pf_adjustment), pf),
+        _Item("government funds and surcharges", _money(bill.government_funds), ItemKind.TAX),
+    ]
+    total = sum(i.amount for i in items)
+    if abs(total - _money(bill.total)) > len(items):  # each amount rounded once to 1/100,000
+        raise GreenButtonError(f"bill {bill.period_start:%Y-%m}: line items add up to {total / 100_000:.5f}, "
+                               f"the total is {bill.total:.5f}")
+    return items
+
+
+def _usage_summary(content: ET.Element, bill: BillSummary, currency: int, quality: int | None,
+                   tariff_id: str | None) -> None:
+    us = _e(content, "UsageSummary")
+    start = _epoch(bill.period_start)
+    _interval(us, "billingPeriod", start, _epoch(bill.period_end) - start)
+    _e(us, "billLastPeriod", _money(bill.total))
+    items = _items(bill)
+    _e(us, "costAdditionalLastPeriod", sum(i.amount for i in items))
+    for item in items:
+        detail = _e(us, "costAdditionalDetailLastPeriod")
+        _e(detail, "amount", item.amount)
+        _e(detail, "note", item.note)
+        if item.wh is not None:
+            _measurement(detail, "measurement", WH, item.wh)
+        _e(detail, "itemKind", int(item.kind))
+        if item.period is not None:
+            _interval(detail, "itemPeriod", *item.period)
+    _e(us, "currency", currency)
+    _measurement(us, "overallConsumptionLastPeriod", WH, round(bill.kwh * 1000))
+    _measurement(us, "peakDemand", W, round(bill.peak_demand_kw * 1000), bill.peak_demand_at)
+    if quality is not None:
+        _e(us, "qualityOfReading", quality)
+    _e(us, "statusTimeStamp", _epoch(bill.period_end))
+    if tariff_id:
+        _e(us, "tariffProfile", tariff_id[:256])
+
+
+# -- feed ------------------------------------------------------------------------------------------------------------
 
 
 class _Feed:
@@ -79,93 +420,117 @@ def export_espi(
     *,
     customer: str,
     title: str,
-    cost: pd.Series | None = None,
-    bands: pd.Series | None = None,
-    summary: BillSummary | None = None,
-    currency: str = "CNY",
+    tariff: Tariff | None = None,
+    bills: Sequence[BillSummary] | None = None,
+    currency: str | None = None,
+    timezone: str | tzinfo | None = None,
     base_url: str = "https://gateway.invalid/espi/1_1/resource",
     now: datetime | None = None,
 ) -> bytes:
-    """ESPI XML for a customer's 15-min intervals.
+    """ESPI XML (an Atom feed) of a customer's 15-min intervals, one IntervalBlock per local day.
 
-    `intervals` is indexed by tz-aware interval start with columns `kwh` and `missing` (the query layer's frame).
-    `cost` (currency per interval) and `bands` (TOU band name per interval) are optional, on the same index.
+    `intervals` is the query layer's frame: indexed by tz-aware interval start on the customer's clock (or give
+    `timezone`), with `kwh` and `status` (measured, estimated, missing, pending; without it, `missing`). Measured and
+    estimated intervals are written in whole Wh (estimated ones with ReadingQuality 9, linear interpolation); missing
+    and pending ones are left out, never filled, while each day's block still spans the day up to its last interval
+    that is not pending. With `tariff`, each interval's cost is its Wh at the energy price of the tariff version in
+    force on its local day (without government funds, which the bill carries), and its TOU band becomes `tou`.
+    `bills` gives one UsageSummary for each whole local month of the range (`whole_months`), exactly those.
+    LocalTimeParameters come from the zone's rules. The currency is the tariff's (else `currency`, else CNY).
     """
-    idx = pd.DatetimeIndex(intervals.index)
-    if idx.tz is None:
-        raise ValueError("intervals must be indexed by tz-aware interval starts")
+    idx = _local_index(intervals, timezone)
+    zone = _zone(idx.tz)
+    status = _status(intervals)
+    kwh = intervals["kwh"].to_numpy(dtype=float)
+    exported = np.isin(status, EXPORTED)
+    if (bad := exported & ~np.isfinite(kwh)).any():
+        first = idx[int(np.flatnonzero(bad)[0])]
+        raise GreenButtonError(f"interval {first.isoformat()} is {status[bad][0]} but has no kWh")
+    if tariff is not None and currency is not None and currency != tariff.currency:
+        raise GreenButtonError(f"currency {currency} disagrees with tariff {tariff.id!r} in {tariff.currency}")
+    code = currency or (tariff.currency if tariff is not None else "CNY")
+    if code not in CURRENCY_CODES:
+        raise GreenButtonError(f"currency {code!r}: use one of {', '.join(CURRENCY_CODES)}")
+    months = whole_months(intervals, timezone) if bills is not None else []
+    by_month = _bills_by_month(bills, months, idx.tz) if bills is not None else []
+
     base = f"{base_url}/RetailCustomer/{customer}"
     feed = _Feed(base, title, now or datetime.now(UTC))
     up = "/UsagePoint/1"
-    content = feed.entry(title, up, "/UsagePoint", [f"{up}/MeterReading", "/LocalTimeParameters/1"])
-    usage_point = _e(content, "UsagePoint")
-    _e(_e(usage_point, "ServiceCategory"), "kind", 0)  # electricity
+    related = [f"{up}/MeterReading", "/LocalTimeParameters/1"] + ([f"{up}/UsageSummary"] if by_month else [])
+    content = feed.entry(title, up, "/UsagePoint", related)
+    _e(_e(_e(content, "UsagePoint"), "ServiceCategory"), "kind", 0)  # electricity
 
-    content = feed.entry("Local time", "/LocalTimeParameters/1", "/LocalTimeParameters")
-    ltp = _e(content, "LocalTimeParameters")
-    first = idx[0] if len(idx) else pd.Timestamp.now(tz=idx.tz)
-    dst = first.dst() or timedelta(0)
-    offset = first.utcoffset() or timedelta(0)
-    observes_dst = any(t.dst() for t in idx[:: 96 * 30])
-    _e(ltp, "dstEndRule", "B40E2000")
-    _e(ltp, "dstOffset", 3600 if observes_dst else 0)
-    _e(ltp, "dstStartRule", "360E2000")
-    _e(ltp, "tzOffset", int((offset - dst).total_seconds()))
+    year = idx[0].year if len(idx) else (now or datetime.now(UTC)).year
+    tc = time_configuration(zone, year) if zone is not None else _fixed(idx)
+    ltp = _e(feed.entry("Local time", "/LocalTimeParameters/1", "/LocalTimeParameters"), "LocalTimeParameters")
+    _e(ltp, "dstEndRule", tc.dst_end_rule)
+    _e(ltp, "dstOffset", tc.dst_offset)
+    _e(ltp, "dstStartRule", tc.dst_start_rule)
+    _e(ltp, "tzOffset", tc.tz_offset)
 
     mr = f"{up}/MeterReading/1"
-    content = feed.entry("Energy (kWh, 15 min)", mr, f"{up}/MeterReading", ["/ReadingType/1", f"{mr}/IntervalBlock"])
+    content = feed.entry("Energy (Wh, 15 min)", mr, f"{up}/MeterReading", ["/ReadingType/1", f"{mr}/IntervalBlock"])
     _e(content, "MeterReading")
-    content = feed.entry("Type of Meter Reading Data", "/ReadingType/1", "/ReadingType")
-    rt = _e(content, "ReadingType")
-    for tag, value in (("accumulationBehaviour", 4), ("commodity", 1), ("currency", CURRENCY_CODES[currency]),
-                       ("dataQualifier", 12), ("flowDirection", 1), ("intervalLength", 900), ("kind", 12),
-                       ("phase", 769), ("powerOfTenMultiplier", 3), ("timeAttribute", 0), ("uom", 72)):
+    rt = _e(feed.entry("Type of Meter Reading Data", "/ReadingType/1", "/ReadingType"), "ReadingType")
+    for tag, value in (("accumulationBehaviour", 4), ("commodity", 1), ("currency", CURRENCY_CODES[code]),
+                       ("dataQualifier", 12), ("flowDirection", 1), ("intervalLength", INTERVAL_S), ("kind", 12),
+                       ("phase", 769), ("powerOfTenMultiplier", 0), ("timeAttribute", 0), ("uom", WH)):
         _e(rt, tag, value)
 
-    keep = ~intervals["missing"].to_numpy(dtype=bool)
-    starts = idx[keep]
-    kwh = intervals["kwh"].to_numpy(dtype=float)[keep]
-    costs = cost.reindex(idx).to_numpy(dtype=float)[keep] if cost is not None else None
-    tou = bands.reindex(idx).to_numpy(dtype=object)[keep] if bands is not None else None
-    days = starts.normalize()
-    for n, day in enumerate(days.unique(), start=1):
-        pos = [int(i) for i in (days == day).nonzero()[0]]
-        content = feed.entry(f"Interval block {day.date()}", f"{mr}/IntervalBlock/{n}", f"{mr}/IntervalBlock")
-        block = _e(content, "IntervalBlock")
-        interval = _e(block, "interval")
-        _e(interval, "duration", 900 * len(pos))
-        _e(interval, "start", _epoch(starts[pos[0]]))
-        for i in pos:
-            reading = _e(block, "IntervalReading")
-            if costs is not None and not pd.isna(costs[i]):
-                _e(reading, "cost", int(round(costs[i] * 100_000)))
-            period = _e(reading, "timePeriod")
-            _e(period, "duration", 900)
-            _e(period, "start", _epoch(starts[i]))
-            _e(reading, "value", int(round(kwh[i])))
-            if tou is not None and tou[i] in TOU_CODES:
-                _e(reading, "tou", TOU_CODES[str(tou[i])])
+    _blocks(feed, mr, idx, status, kwh, exported, tariff)
 
-    if summary is not None:
-        content = feed.entry("Billing summary", f"{up}/UsageSummary/1", f"{up}/UsageSummary")
-        us = _e(content, "UsageSummary")
-        period = _e(us, "billingPeriod")
-        _e(period, "duration", _epoch(summary.period_end) - _epoch(summary.period_start))
-        _e(period, "start", _epoch(summary.period_start))
-        _e(us, "billLastPeriod", int(round(summary.bill * 100_000)))
-        for item in summary.line_items:
-            detail = _e(us, "costAdditionalDetailLastPeriod")
-            _e(detail, "amount", int(round(item.amount * 100_000)))
-            _e(detail, "note", item.note)
-            _e(detail, "dateTime", _epoch(summary.period_end))
-        _e(us, "currency", CURRENCY_CODES[currency])
-        consumption = _e(us, "overallConsumptionLastPeriod")
-        _e(consumption, "powerOfTenMultiplier", 3)
-        _e(consumption, "uom", 72)
-        _e(consumption, "value", int(round(summary.kwh)))
-        peak = _e(us, "peakDemand")
-        _e(peak, "powerOfTenMultiplier", 3)
-        _e(peak, "uom", 38)  # W
-        _e(peak, "value", int(round(summary.peak_demand_kw)))
-        _e(us, "statusTimeStamp", _epoch(summary.period_end))
+    for n, (month, bill) in enumerate(by_month, start=1):
+        content = feed.entry(f"Bill {month:%Y-%m}", f"{up}/UsageSummary/{n}", f"{up}/UsageSummary")
+        start, stop = _midnight(month, idx.tz), pd.Timestamp(bill.period_end)
+        inside = status[(idx >= start) & (idx < stop)]
+        quality = None
+        if (inside == "estimated").any():
+            quality = QUALITY_MIXED if (inside != "estimated").any() else QUALITY_ESTIMATED
+        _usage_summary(content, bill, CURRENCY_CODES[code], quality, tariff.id if tariff is not None else None)
     return bytes(ET.tostring(feed.root, encoding="utf-8", xml_declaration=True))
+
+
+def _fixed(idx: pd.DatetimeIndex) -> TimeConfiguration:
+    """A fixed UTC offset has no DST rules."""
+    offset = idx[0].utcoffset() if len(idx) else timedelta(0)
+    return TimeConfiguration(DST_DISABLED, 0, DST_DISABLED, int((offset or timedelta(0)).total_seconds()))
+
+
+def _blocks(feed: _Feed, mr: str, idx: pd.DatetimeIndex, status: npt.NDArray[np.object_],
+            kwh: npt.NDArray[np.float64], exported: npt.NDArray[np.bool_], tariff: Tariff | None) -> None:
+    """One IntervalBlock per local day that has readings.
+
+    Its interval spans the day's intervals in the frame up to the last one that is not pending (23 or 25 hours on a
+    DST day), so it covers every reading it holds, and the missing ones left out too.
+    """
+    starts = _epochs(idx)
+    wh = np.zeros(len(idx), dtype=np.int64)
+    wh[exported] = _register_wh(kwh[exported])
+    cost: npt.NDArray[np.int64] | None = None
+    bands: npt.NDArray[np.object_] | None = None
+    if tariff is not None:
+        table = tariff.price_table(idx, idx.tz)  # on the customer's clock, whatever the tariff's own zone
+        # Wh x currency/kWh = 1/1000 of the currency = 100 ESPI cost units: the cost is the written value's.
+        cost = np.floor(wh * table["price"].to_numpy(dtype=float) * 100.0 + 0.5).astype(np.int64)
+        bands = table["band"].to_numpy(dtype=object)
+    wall = idx.tz_localize(None).normalize()
+    days = np.split(np.arange(len(idx)), np.flatnonzero(np.diff(np.asarray(wall, dtype="datetime64[s]"))) + 1)
+    for n, pos in enumerate((p for p in days if exported[p].any()), start=1):
+        spanned = pos[status[pos] != "pending"]
+        day = wall[pos[0]].date()
+        block = _e(feed.entry(f"Interval block {day}", f"{mr}/IntervalBlock/{n}", f"{mr}/IntervalBlock"),
+                   "IntervalBlock")
+        _interval(block, "interval", int(starts[pos[0]]), int(starts[spanned[-1]] - starts[pos[0]]) + INTERVAL_S)
+        for i in pos[exported[pos]]:
+            reading = _e(block, "IntervalReading")
+            if cost is not None:
+                _e(reading, "cost", int(cost[i]))
+            if status[i] == "estimated":
+                _e(_e(reading, "ReadingQuality"), "quality", QUALITY_ESTIMATED)
+            _interval(reading, "timePeriod", int(starts[i]), INTERVAL_S)
+            _e(reading, "value", int(wh[i]))
+            if bands is not None and bands[i] in TOU_CODES:
+                _e(reading, "tou", TOU_CODES[str(bands[i])])
+                if bands[i] in CPP_BANDS:
+                    _e(reading, "cpp", 1)

@@ -1,10 +1,9 @@
-"""Exports: Green Button XML read back by an independent parser; CSV and XLSX keep missing intervals visible."""
+"""Exports: Green Button XML valid and read back by an independent parser; CSV and XLSX keep missing visible."""
 
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,11 @@ import pytest
 from greenbutton_objects.parse import parse_feed
 from openpyxl import load_workbook
 
-from reports.greenbutton import BillSummary, LineItem, export_espi
+from reports.greenbutton import GreenButtonError, export_espi
 from reports.tables import to_csv, to_xlsx
+from tests.reports.test_greenbutton import TARIFF, TARIFF_USD, assert_sums_round_trip, price_of, read_feed, validate
+
+NOW = datetime(2027, 1, 15, tzinfo=UTC)
 
 
 def _day(tz="Asia/Shanghai", day="2026-11-19"):
@@ -26,46 +28,40 @@ def _day(tz="Asia/Shanghai", day="2026-11-19"):
 
 
 def test_green_button_round_trip_through_independent_parser(tmp_path):
-    frame = _day()
-    cost = frame["kwh"] * 0.65
-    bands = pd.Series(["valley"] * 32 + ["flat"] * 32 + ["peak"] * 32, index=frame.index)
-    summary = BillSummary(datetime.fromisoformat("2026-11-01T00:00+08:00"),
-                          datetime.fromisoformat("2026-12-01T00:00+08:00"), bill=123456.78, kwh=190000,
-                          peak_demand_kw=2450, line_items=(LineItem("basic charge", 86640.0),
-                                                           LineItem("PF adjustment", -650.2)))
-    # greenbutton-objects' CurrencyCode enum has no 156 (CNY), so the parser round trip uses USD; the CNY
-    # document is checked as XML below.
-    xml = export_espi(frame, customer="huaxin-steel", title="Huaxin Steel", cost=cost, bands=bands, summary=summary,
-                      currency="USD")
-    cny = ET.fromstring(export_espi(frame, customer="huaxin-steel", title="Huaxin Steel", currency="CNY"))
-    assert cny.find(".//{http://naesb.org/espi}ReadingType/{http://naesb.org/espi}currency").text == "156"
+    frame = _day()  # the frame without a status column: an interval without kWh is missing
+    # greenbutton-objects' CurrencyCode enum has no 156 (CNY), so the parser round trip prices in USD; the CNY
+    # document is validated and checked as XML below.
+    xml = export_espi(frame, customer="huaxin-steel", title="Huaxin Steel", tariff=TARIFF_USD, now=NOW)
+    root = validate(xml)
     path = tmp_path / "gb.xml"
     path.write_bytes(xml)
     (up,) = parse_feed(str(path))
     assert up.serviceCategory.name.lower() == "electricity"
     (mr,) = up.meterReadings
     assert mr.readingType.intervalLength == 900
-    assert mr.readingType.powerOfTenMultiplier == 3
+    assert mr.readingType.powerOfTenMultiplier == 0  # Wh: no interval loses its decimals of a kWh
     readings = list(mr.intervalReadings)
     assert len(readings) == 95  # the missing interval is left out, not filled
     present = frame[~frame["missing"]]
     starts = [int(r.timePeriod.start.timestamp()) for r in readings]
     assert starts == [int(t.timestamp()) for t in present.index]
-    assert [r.value for r in readings] == pytest.approx([round(v) * 1000 for v in present["kwh"]])  # in Wh
-    assert readings[0].cost == pytest.approx(round(present["kwh"].iloc[0] * 0.65, 5))
-    root = ET.fromstring(xml)
+    assert [r.value for r in readings] == [round(v * 1000) for v in present["kwh"]]  # in Wh, as the table has them
+    for r, ts in zip(readings, present.index, strict=True):
+        assert r.cost == pytest.approx(r.value / 1000 * price_of(ts), abs=1e-5)  # the cost of the value written
+    assert_sums_round_trip(frame, read_feed(root)[0])
     ns = {"espi": "http://naesb.org/espi"}
     assert root.find(".//espi:LocalTimeParameters/espi:tzOffset", ns).text == "28800"
-    assert root.find(".//espi:UsageSummary/espi:billLastPeriod", ns).text == "12345678000"
-    notes = [e.text for e in root.findall(".//espi:costAdditionalDetailLastPeriod/espi:note", ns)]
-    assert notes == ["basic charge", "PF adjustment"]
+    assert root.find(".//espi:LocalTimeParameters/espi:dstStartRule", ns).text == "FFFFFFFF"  # China: no DST
     assert [e.text for e in root.findall(".//espi:IntervalReading/espi:tou", ns)][:1] == ["3"]
+    assert root.findall(".//espi:UsageSummary", ns) == []  # one day is no whole month
+    cny = validate(export_espi(frame, customer="huaxin-steel", title="Huaxin Steel", tariff=TARIFF, now=NOW))
+    assert cny.find(".//{http://naesb.org/espi}ReadingType/{http://naesb.org/espi}currency").text == "156"
 
 
 def test_green_button_refuses_naive_index():
     frame = _day()
     frame.index = frame.index.tz_localize(None)
-    with pytest.raises(ValueError, match="tz-aware"):
+    with pytest.raises(GreenButtonError, match="tz-aware"):
         export_espi(frame, customer="c", title="t")
 
 
