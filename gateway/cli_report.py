@@ -22,12 +22,11 @@ def customer(
     import pandas as pd
 
     from gateway.config import ConfigError, load_config
-    from gateway.query import QueryError
-    from gateway.runtime import build_query, build_store
-    from reports.monthly import ReportError, month_figures, render_html, render_xlsx
+    from gateway.runtime import StartupError, offline_sources
+    from gateway.usecases import UseCaseError, UseCases
 
     try:
-        cfg = load_config(config, secrets={"store"})  # the store's password or token; no API key needed
+        cfg = load_config(config, secrets={"store", "database"})  # no API key needed
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -40,20 +39,21 @@ def customer(
         raise typer.Exit(2)
     try:
         first = (pd.Timestamp(month + "-01") if month else
-                 pd.Timestamp(date.today().replace(day=1)) - pd.offsets.MonthBegin(1))
+                 pd.Timestamp(date.today().replace(day=1)) - pd.offsets.MonthBegin(1)).date()
     except ValueError:
         typer.echo(f"--month {month!r} is not YYYY-MM", err=True)
         raise typer.Exit(2) from None
-    start = first.tz_localize(cust.timezone)
-    end = (first + pd.offsets.MonthBegin(1)).tz_localize(cust.timezone)
     try:
-        frame = build_query(cfg, build_store(cfg)).customer_intervals(customer, start, end)
-        figures = month_figures(frame, customer, cust.name or customer, first.strftime("%Y-%m"))
-    except (QueryError, ReportError) as exc:
+        uc = UseCases(offline_sources(cfg))
+        usage, bill = uc.month_bill(customer, first)
+        out.write_bytes(uc.report(customer, first, out.suffix.lower().lstrip(".")))
+    except StartupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except UseCaseError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if out.suffix.lower() == ".xlsx":
-        out.write_bytes(render_xlsx(figures))
-    else:
-        out.write_text(render_html(figures), encoding="utf-8")
-    typer.echo(f"{out}: {figures.month}, {figures.kwh:,.0f} kWh, {figures.missing_intervals} missing intervals")
+    money = f", total {bill.total:,.2f} {bill.currency}" if bill is not None else ""
+    typer.echo(f"{out}: {usage.month}, {usage.energy_kwh:,.0f} kWh, peak {usage.peak_kw:,.0f} kW, "
+               f"{usage.intervals.missing} missing, {usage.intervals.estimated} estimated, "
+               f"{usage.intervals.pending} pending intervals{money}")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +33,9 @@ from gateway.query import QueryService, Topology
 from gateway.scheduler import Scheduler
 from gateway.store.base import StoreError, TimeSeriesStore
 from gateway.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from gateway.usecases.figures import OfflineSources
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,15 @@ def open_registry(cfg: GatewayConfig, environ: Mapping[str, str]) -> sessionmake
         with factory() as session:
             sync_registry(session, cfg, date.today())
     return factory
+
+
+def offline_sources(cfg: GatewayConfig) -> OfflineSources:
+    """The stores a one-shot command reads through the use cases (`export`, `report`): no collectors, no API."""
+    from gateway.usecases.figures import OfflineSources
+
+    with _starting("cannot open the time-series store"):
+        store = build_store(cfg)
+    return OfflineSources(cfg, build_query(cfg, store), open_registry(cfg, os.environ))
 
 
 class Tagger:

@@ -11,24 +11,48 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from crm_bridge.errors import CrmError, TariffError, TariffNotInForce
 from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
-from gateway.query import Freq, QueryError, Scope, day_bounds
-from gateway.runtime import Gateway
+from gateway.config import GatewayConfig
+from gateway.query import Freq, QueryError, QueryService, Scope, day_bounds
 from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
 
 T = TypeVar("T")
+
+
+class Sources(Protocol):
+    """What the use cases read: the config, the query layer, the registry; `stopping` ends background work.
+
+    A running `gateway.runtime.Gateway` is one; the CLI makes `OfflineSources` from a config file.
+    """
+
+    config: GatewayConfig
+    query: QueryService
+    db: sessionmaker[Session]
+    stopping: threading.Event
+
+
+@dataclass
+class OfflineSources:
+    """Sources for one-shot commands: no collectors, no pipeline, just the stores."""
+
+    config: GatewayConfig
+    query: QueryService
+    db: sessionmaker[Session]
+    stopping: threading.Event = field(default_factory=threading.Event)
 MAX_SERIES_DAYS = 93
 SERIES_NUMBERS = ("kw_mean", "kwh", "demand_max_kw", "kvarh", "pf")
 SERIES_COUNTS = ("intervals", "measured_intervals", "estimated_intervals", "missing_intervals", "pending_intervals")
@@ -89,7 +113,7 @@ def without_money(view: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in view.items() if k not in MONEY_FIELDS}
 
 
-def customer_config(gw: Gateway, customer: str) -> Any:
+def customer_config(gw: Sources, customer: str) -> Any:
     found = next((c for c in gw.config.customers if c.id == customer), None)
     if found is None:
         raise NotFound(f"customer {customer!r} not found", "customer")
@@ -123,7 +147,7 @@ def parse_month(value: str | None, tz: ZoneInfo) -> date:
         raise BadInput(f"month: {value!r} is not a month (YYYY-MM)", "month") from None
 
 
-def contract_of(gw: Gateway, customer: str) -> Contract | None:
+def contract_of(gw: Sources, customer: str) -> Contract | None:
     with gw.db() as s:
         return s.scalar(select(Contract).join(Company, Company.id == Contract.company_id)
                         .where(Company.code == customer))
@@ -148,7 +172,7 @@ def _num(x: Any, digits: int = 3) -> float | None:
 class UseCases:
     """Day curve, interval series, month view and exports of one gateway, with caching."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Sources) -> None:
         self.gw = gw
         self.cache = TtlCache()
 
@@ -226,6 +250,25 @@ class UseCases:
 
     def _month_view(self, customer: str, month: date, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
         frame = self.gw.query.customer_intervals(customer, start, end)
+        usage, bill = self._month_figures(customer, month, frame, tz)
+        return month_json(customer, usage, bill)
+
+    def month_frame(self, customer: str, month: date) -> tuple[pd.DataFrame, ZoneInfo]:
+        """The 15-min intervals of a local month of the customer, and its zone."""
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        first = month.replace(day=1)
+        nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        start, _ = day_bounds(str(first), tz)
+        end, _ = day_bounds(str(nxt), tz)
+        return self.gw.query.customer_intervals(customer, start, end), tz
+
+    def month_bill(self, customer: str, month: date) -> tuple[MonthUsage, MonthBill | None]:
+        """The month's figures: crm_bridge's one month bill, or only its metered part without a contract."""
+        frame, tz = self.month_frame(customer, month)
+        return self._month_figures(customer, month, frame, tz)
+
+    def _month_figures(self, customer: str, month: date, frame: pd.DataFrame,
+                       tz: ZoneInfo) -> tuple[MonthUsage, MonthBill | None]:
         contract = contract_of(self.gw, customer)
         tariff = tariff_of(contract)
         bill: MonthBill | None = None
@@ -242,7 +285,52 @@ class UseCases:
             raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
         except CrmError as exc:
             raise NoContract(f"month {month:%Y-%m} of {customer}: {exc}") from None
-        return month_json(customer, usage, bill)
+        return usage, bill
+
+    def report(self, customer: str, month: date, fmt: str, money: bool = True) -> bytes:
+        """The monthly customer report, HTML or XLSX, from the one month bill (its money only when `money`)."""
+        from reports.monthly import ReportError, month_figures, render_html, render_xlsx
+
+        frame, tz = self.month_frame(customer, month)
+        _, bill = self._month_figures(customer, month, frame, tz)
+        name = customer_config(self.gw, customer).name or customer
+        try:
+            fig = month_figures(frame, customer, name, f"{month:%Y-%m}", bill=bill if money else None)
+        except ReportError as exc:
+            raise NoData(str(exc)) from None
+        return render_xlsx(fig) if fmt == "xlsx" else render_html(fig).encode("utf-8")
+
+    def greenbutton(self, customer: str, first: date, last: date, money: bool = True,
+                    currency: str | None = None) -> bytes:
+        """Green Button (ESPI) XML of local days [first, last].
+
+        Costs, and a UsageSummary per whole month from the one month bill, when `money` and the customer has a
+        contract on a shipped tariff.
+        """
+        from reports.greenbutton import BandEnergy, BillSummary, GreenButtonError, export_espi, whole_months
+
+        frame = self.intervals(customer, first, last)
+        c = customer_config(self.gw, customer)
+        tariff = tariff_of(contract_of(self.gw, customer)) if money else None
+        bills: list[BillSummary] | None = None
+        if tariff is not None:
+            bills = []
+            for m in whole_months(frame):
+                _, bill = self.month_bill(customer, m)
+                if bill is None:
+                    raise NoContract(f"no bill for {customer} {m:%Y-%m}")
+                bills.append(BillSummary(
+                    bill.start, bill.end, total=bill.total, kwh=bill.energy_kwh, peak_demand_kw=bill.peak_kw,
+                    peak_demand_at=bill.peak_at, basic_charge=bill.basic_charge, pf_adjustment=bill.pf_adjustment,
+                    government_funds=bill.government_funds,
+                    energy_by_band=[BandEnergy(k, line.kwh, line.money) for k, line in bill.energy_by_band.items()]))
+        try:
+            return export_espi(frame, customer=customer, title=c.name or customer, tariff=tariff, bills=bills,
+                               currency=None if tariff is not None else currency, timezone=c.timezone)
+        except TariffNotInForce as exc:
+            raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
+        except GreenButtonError as exc:
+            raise BadInput(f"green button export of {customer}: {exc}") from None
 
     @staticmethod
     def _bands(tariff: Tariff, index: pd.DatetimeIndex, tz: ZoneInfo) -> list[str | None]:

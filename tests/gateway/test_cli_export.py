@@ -55,7 +55,8 @@ def test_export_greenbutton_and_tables(tmp_path):
     r = runner.invoke(app, ["export", "greenbutton", "-c", str(cfg), "--customer", "acme", "--from", "2026-11-01",
                             "--to", "2026-11-03", "--out", str(out), "--currency", "USD"])  # the parser lacks CNY
     assert r.exit_code == 0, r.output
-    assert "287 intervals, 1 missing left out" in r.stdout  # the last interval needs the next day's register
+    # the last interval needs the next day's register
+    assert "287 measured and 0 estimated intervals; 1 missing and 0 pending left out" in r.stdout
     (up,) = parse_feed(str(out))
     (mr,) = up.meterReadings
     assert len(list(mr.intervalReadings)) == 287

@@ -112,51 +112,42 @@ def advice(customer_id: CustomerId, v: UseCasesDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{customer_id}/export")
-def export(customer_id: CustomerId, v: UseCasesDep,
+def export(customer_id: CustomerId, v: UseCasesDep, access: AccessDep,
            fmt: Annotated[Literal["csv", "xlsx", "greenbutton"], Query(alias="format")] = "csv",
            start: Annotated[str | None, Query(pattern=DATE)] = None,
            end: Annotated[str | None, Query(pattern=DATE)] = None) -> Response:
-    """15-min intervals as CSV, XLSX or Green Button (ESPI) XML; default the last 30 local days."""
-    from reports.greenbutton import export_espi
+    """15-min intervals as CSV, XLSX or Green Button (ESPI) XML; default the last 30 local days.
+
+    Every interval carries its status (measured, estimated, missing, pending). Green Button adds costs and a
+    UsageSummary per whole month from the month bill for roles that may see money.
+    """
     from reports.tables import to_csv, to_xlsx
 
     c = customer_config(v.gw, customer_id)
     tz = ZoneInfo(c.timezone)
     last = parse_day(end, tz, "end") if end else parse_day(None, tz) - timedelta(days=1)
     first = parse_day(start, tz, "start") if start else last - timedelta(days=29)
-    frame = v.intervals(customer_id, first, last)
     name = f"{customer_id}_{first}_{last}"
+    if fmt == "greenbutton":
+        xml = v.greenbutton(customer_id, first, last, money=allowed(access.principal.role, Capability.MONEY))
+        return Response(xml, media_type="application/atom+xml",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.xml"'})
+    frame = v.intervals(customer_id, first, last)
     if fmt == "csv":
         return Response(to_csv(frame), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    if fmt == "xlsx":
-        return Response(to_xlsx(frame, f"{c.name or customer_id} {first}..{last}"),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
-    xml = export_espi(frame, customer=customer_id, title=c.name or customer_id)
-    return Response(xml, media_type="application/atom+xml",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xml"'})
+    return Response(to_xlsx(frame, f"{c.name or customer_id} {first}..{last}"),
+                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
 
 
 @router.get("/{customer_id}/report", dependencies=[needs(Capability.REPORTS)])
 def report(customer_id: CustomerId, v: UseCasesDep,
            month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
            fmt: Annotated[Literal["html", "xlsx"], Query(alias="format")] = "html") -> Response:
-    """The monthly customer report (self-contained HTML or XLSX)."""
-    from reports.monthly import ReportError, month_figures, render_html, render_xlsx
-
-    c = customer_config(v.gw, customer_id)
-    tz = ZoneInfo(c.timezone)
-    first = parse_month(month, tz)
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    frame = v.intervals(customer_id, first, nxt - timedelta(days=1))
-    try:
-        fig = month_figures(frame, customer_id, c.name or customer_id, first.strftime("%Y-%m"))
-    except ReportError as exc:
-        raise ApiError(404, str(exc)) from None
+    """The monthly customer report (self-contained HTML or XLSX) with the month bill's figures and money."""
+    tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
+    content = v.report(customer_id, parse_month(month, tz), fmt)
     if fmt == "xlsx":
-        return Response(render_xlsx(fig),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    return Response(render_html(fig), media_type="text/html; charset=utf-8",
-                    headers={"Content-Security-Policy": REPORT_CSP})
-
+        return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(content, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": REPORT_CSP})
