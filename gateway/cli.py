@@ -150,6 +150,7 @@ def collect(
     import asyncio
 
     from gateway.config import ConfigError, load_config
+    from gateway.directory import Directory
     from gateway.logs import setup_logging
     from gateway.runtime import Tagger, build_collectors
 
@@ -160,7 +161,7 @@ def collect(
     except ConfigError as exc:
         raise _fail(exc) from None
     setup_logging(cfg)
-    tagger = Tagger(cfg.tags_by_device())
+    tagger = Tagger(Directory.from_config(cfg).tags)
 
     async def poll() -> int:
         n = 0

@@ -252,11 +252,6 @@ class GatewayConfig(_Strict):
     def data_path(self, p: Path) -> Path:
         return p if p.is_absolute() else self.gateway.data_dir / p
 
-    def tags_by_device(self) -> dict[str, tuple[str, str, str]]:
-        """Device -> (customer, site, meter), for tagging readings."""
-        site_customer = {s.id: s.customer for s in self.sites}
-        return {m.device: (site_customer.get(m.site, ""), m.site, m.id) for m in self.meters}
-
 
 def _cross_entry_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
     """Duplicate ids, dangling references, two devices at one address, points past the last register."""

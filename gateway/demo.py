@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from collectors.sim.load import LoadModel
 from gateway.backfill import backfill
 from gateway.config import load_config
+from gateway.directory import Directory
 from gateway.runtime import Gateway
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def prepare_demo(data_dir: Path, port: int = 8080) -> PreparedDemo:
     backfilled = 0
     now_ns = time.time_ns()
     if not state.get("backfilled_until_ns"):
-        tags = cfg.tags_by_device()
+        tags = Directory.from_config(cfg).tags
         meters = [(m.model, _device_name(m), tags[_device_name(m)]) for m in DEMO_METERS]
         # Up to the last 15-min boundary; the live collectors take over from there.
         backfilled = backfill(gw.store.write, meters, now_ns - HISTORY_DAYS * 86400 * 10**9, now_ns, now_ns)

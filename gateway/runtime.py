@@ -26,6 +26,7 @@ from collectors.modbus.config import ModbusDeviceConfig
 from collectors.opcua.config import OpcUaDeviceConfig
 from collectors.reading import Quality, Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
+from gateway.directory import Directory
 from gateway.lifecycle import StopRequested
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
@@ -97,19 +98,12 @@ def build_store(cfg: GatewayConfig, environ: Mapping[str, str] | None = None) ->
 
 
 def build_topology(cfg: GatewayConfig) -> Topology:
-    return Topology(
-        customer_tz={c.id: c.timezone for c in cfg.customers},
-        site_customer={s.id: s.customer for s in cfg.sites},
-        meter_site={m.id: m.site for m in cfg.meters},
-        meter_device={m.id: m.device for m in cfg.meters},
-        device_interval_s={d.name: d.interval_s for d in cfg.devices},
-        meter_tolerance_s={m.id: m.boundary_tolerance_s for m in cfg.meters if m.boundary_tolerance_s is not None},
-    )
+    return Directory.from_config(cfg).topology
 
 
 def build_query(cfg: GatewayConfig, store: TimeSeriesStore) -> QueryService:
     """The query layer over `store` with the config's topology and interval-energy rules."""
-    return QueryService(store, build_topology(cfg), max_estimate_s=cfg.query.max_estimate_s,
+    return QueryService(store, Directory.from_config(cfg).topology, max_estimate_s=cfg.query.max_estimate_s,
                         min_power_coverage=cfg.query.min_power_coverage)
 
 
@@ -150,7 +144,7 @@ def offline_sources(cfg: GatewayConfig) -> OfflineSources:
 
     with _starting("cannot open the time-series store"):
         store = build_store(cfg)
-    return OfflineSources(cfg, build_query(cfg, store), open_registry(cfg, os.environ))
+    return OfflineSources(cfg, build_query(cfg, store), open_registry(cfg, os.environ), Directory.from_config(cfg))
 
 
 class Tagger:
@@ -186,6 +180,7 @@ class Gateway:
     scheduler: Scheduler
     tagger: Tagger
     db: sessionmaker[Session]
+    directory: Directory
     extra: dict[str, Any] = field(default_factory=dict)
     # Set when the gateway begins to stop: background work (e.g. the API's warm-up) should end at its next step.
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -205,16 +200,19 @@ class Gateway:
         db = open_registry(cfg, os.environ if environ is None else environ)
         with _starting("cannot set up the collectors"):
             collectors = build_collectors(cfg)
+        directory = Directory.from_config(cfg)
         return cls(
             config=cfg,
             store=store,
             outbox=outbox,
             pipeline=pipeline,
-            query=build_query(cfg, store),
+            query=QueryService(store, directory.topology, max_estimate_s=cfg.query.max_estimate_s,
+                               min_power_coverage=cfg.query.min_power_coverage),
             collectors=collectors,
             scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone),
-            tagger=Tagger(cfg.tags_by_device()),
+            tagger=Tagger(directory.tags),
             db=db,
+            directory=directory,
         )
 
     def emit(self, readings: Sequence[Reading]) -> None:

@@ -47,35 +47,30 @@ GatewayDep = Annotated[Gateway, Depends(get_gw)]
 
 def _customer(customer_id: Annotated[str, Path(pattern=_ID, description="Customer id")], access: AccessDep,
               gw: GatewayDep) -> str:
-    if customer_id not in {c.id for c in gw.config.customers} or not access.sees(customer_id):
+    if customer_id not in gw.directory.customers or not access.sees(customer_id):
         raise not_found("customer", customer_id)
     return customer_id
 
 
 def _site(site_id: Annotated[str, Path(pattern=_ID, description="Site id")], access: AccessDep, gw: GatewayDep) -> str:
-    site = next((s for s in gw.config.sites if s.id == site_id), None)
-    if site is None or not access.sees(site.customer):
+    if not access.sees(gw.directory.owner_of_site(site_id)):
         raise not_found("site", site_id)
     return site_id
 
 
 def _meter(meter_id: Annotated[str, Path(pattern=_ID, description="Meter id")], access: AccessDep,
            gw: GatewayDep) -> str:
-    if meter_id not in gw.query.topology.meter_site:
-        raise not_found("meter", meter_id)
-    customer = gw.query.topology.site_customer.get(gw.query.topology.meter_site[meter_id])
-    if not access.sees(customer):
+    if meter_id not in gw.directory.meters or not access.sees(gw.directory.owner_of_meter(meter_id)):
         raise not_found("meter", meter_id)
     return meter_id
 
 
 def _device(device: Annotated[str, Path(pattern=_ID, description="Device name")], access: AccessDep,
             gw: GatewayDep) -> str:
-    if device not in {d.name for d in gw.config.devices}:
+    if device not in gw.directory.devices:
         raise not_found("device", device)
-    tags = gw.config.tags_by_device().get(device)
     # Devices are the engineers' (who see all); others see a device only through a meter they own.
-    if access.customers is not None and (tags is None or not access.sees(tags[0])):
+    if access.customers is not None and not access.sees(gw.directory.owner_of_device(device)):
         raise not_found("device", device)
     return device
 

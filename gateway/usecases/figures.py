@@ -26,7 +26,8 @@ from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
-from gateway.config import GatewayConfig
+from gateway.config import CustomerConfig, GatewayConfig
+from gateway.directory import Directory, UnknownId
 from gateway.query import Freq, QueryError, QueryService, Scope, day_bounds
 from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
 
@@ -42,6 +43,7 @@ class Sources(Protocol):
     config: GatewayConfig
     query: QueryService
     db: sessionmaker[Session]
+    directory: Directory
     stopping: threading.Event
 
 
@@ -52,6 +54,7 @@ class OfflineSources:
     config: GatewayConfig
     query: QueryService
     db: sessionmaker[Session]
+    directory: Directory
     stopping: threading.Event = field(default_factory=threading.Event)
 MAX_SERIES_DAYS = 93
 SERIES_NUMBERS = ("kw_mean", "kwh", "demand_max_kw", "kvarh", "pf")
@@ -113,11 +116,11 @@ def without_money(view: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in view.items() if k not in MONEY_FIELDS}
 
 
-def customer_config(gw: Sources, customer: str) -> Any:
-    found = next((c for c in gw.config.customers if c.id == customer), None)
-    if found is None:
-        raise NotFound(f"customer {customer!r} not found", "customer")
-    return found
+def customer_config(gw: Sources, customer: str) -> CustomerConfig:
+    try:
+        return gw.directory.customer(customer)
+    except UnknownId as exc:
+        raise NotFound(str(exc), "customer") from None
 
 
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)

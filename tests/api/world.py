@@ -64,7 +64,7 @@ def build_world(tmp: Path) -> World:
     auth = auth_for(gw)
     now_ns = time.time_ns() // (900 * 10**9) * (900 * 10**9)
     start_ns = now_ns - HISTORY_DAYS * 86400 * 10**9
-    tags = gw.config.tags_by_device()
+    tags = gw.directory.tags
     for i, cid in enumerate(CUSTOMERS, start=1):
         model = LoadModel(peak_kw=1000 * i, seed=40 + i, timezone=CUSTOMERS[cid])
         gw.store.write(history_readings(model, f"{cid}-dev", tags[f"{cid}-dev"], start_ns, now_ns, now_ns))

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from gateway.config import load_config
-from gateway.query import QueryService
-from gateway.runtime import build_store, build_topology
+from gateway.runtime import build_query, build_store
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def test_demo_starts_backfills_collects_and_exits(tmp_path):
 
     cfg = load_config(tmp_path / "demo" / "gateway.toml", environ={"GATEWAY_SECRET_KEY": "k" * 32})
     assert {c.id for c in cfg.customers} == {"huaxin-steel", "rhein-chem"}
-    q = QueryService(build_store(cfg), build_topology(cfg))
+    q = build_query(cfg, build_store(cfg))
     now = pd.Timestamp.now(tz="UTC")
     days = q.series("customer", "huaxin-steel", now - pd.Timedelta(days=59), now - pd.Timedelta(days=1), "1d")
     assert len(days) >= 57

@@ -27,7 +27,7 @@ REPORT_CSP = ("sandbox allow-scripts allow-downloads; default-src 'none'; script
 def _customer_json(gw: GatewayDep, cid: str) -> dict[str, Any]:
     c = customer_config(gw, cid)
     return {"id": c.id, "name": c.name or c.id, "timezone": c.timezone, "language": c.language,
-            "sites": [s.id for s in gw.config.sites if s.customer == cid]}
+            "sites": gw.directory.sites_of(cid)}
 
 
 @router.get("")

@@ -36,7 +36,7 @@ def _health(gw: GatewayDep) -> dict[str, Any]:
 
 
 def _device_json(gw: GatewayDep, d: Any, health: dict[str, Any]) -> dict[str, Any]:
-    tags = gw.config.tags_by_device().get(d.name)
+    tags = gw.directory.tags.get(d.name)
     address = getattr(d, "url", None) or f"{getattr(d, 'host', '')}:{getattr(d, 'port', '')}"
     return {"name": d.name, "protocol": d.type, "address": address, "interval_s": getattr(d, "interval_s", None),
             "customer": tags[0] if tags else None, "site": tags[1] if tags else None,

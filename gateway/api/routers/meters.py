@@ -16,16 +16,14 @@ router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[needs
 
 
 def _meter_json(gw: GatewayDep, mid: str) -> dict[str, Any]:
-    m = next(x for x in gw.config.meters if x.id == mid)
-    site = gw.query.topology.meter_site[mid]
-    return {"id": m.id, "name": m.name or m.id, "site": site, "customer": gw.query.topology.site_customer[site],
+    m = gw.directory.meters[mid]
+    return {"id": m.id, "name": m.name or m.id, "site": m.site, "customer": gw.directory.owner_of_meter(mid),
             "device": m.device}
 
 
 @router.get("")
 def list_meters(gw: GatewayDep, access: AccessDep, page: PageParams) -> dict[str, Any]:
-    items = [_meter_json(gw, m.id) for m in gw.config.meters
-             if access.sees(gw.query.topology.site_customer.get(m.site))]
+    items = [_meter_json(gw, m) for m in gw.directory.meters if access.sees(gw.directory.owner_of_meter(m))]
     return page_of(items, page)
 
 
