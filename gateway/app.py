@@ -1,8 +1,7 @@
-"""The web application of a running gateway: health, Prometheus metrics and, when present, the API and portal."""
+"""The web application of a running gateway: the API and portal, health and Prometheus metrics."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +34,10 @@ def refresh_device_metrics(gw: Gateway) -> None:
 
 
 def build_app(gw: Gateway) -> FastAPI:
-    """The API and portal (gateway.api) when installed, always with /healthz and /metrics."""
-    app: FastAPI
-    if importlib.util.find_spec("gateway.api") is not None:
-        from gateway.api import create_app_for_gateway
+    """The API and portal (gateway.api), with /healthz and /metrics."""
+    from gateway.api import create_app_for_gateway
 
-        app = create_app_for_gateway(gw)
-    else:
-        app = FastAPI(title="energy-gateway", version="0.1.0")
+    app = create_app_for_gateway(gw)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

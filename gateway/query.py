@@ -133,10 +133,6 @@ class Topology:
         return min(MAX_TOLERANCE_S, max(tol, 0.001))
 
 
-def _ns(ts: datetime) -> int:
-    return int(pd.Timestamp(ts).value)
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -50,8 +50,6 @@ _STRUCT = {
 }
 _WORDS = {DataType.INT16: 1, DataType.UINT16: 1, DataType.INT32: 2, DataType.UINT32: 2, DataType.INT64: 4,
           DataType.UINT64: 4, DataType.FLOAT32: 2, DataType.FLOAT64: 4, DataType.BIT: 1}
-NUMERIC_MULTI = (DataType.INT32, DataType.UINT32, DataType.INT64, DataType.UINT64, DataType.FLOAT32,
-                 DataType.FLOAT64)
 
 
 def register_count(dtype: DataType, length: int | None = None) -> int:

@@ -16,7 +16,6 @@ from crm_bridge.registry.models import Company, Contact
 
 log = logging.getLogger(__name__)
 COMPANY_COLUMNS = ("code", "name", "timezone", "industry", "annual_revenue")
-CONTACT_COLUMNS = ("company_code", "name", "email", "phone", "role")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
