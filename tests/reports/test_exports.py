@@ -1,8 +1,10 @@
-"""Exports: Green Button XML valid and read back by an independent parser; CSV and XLSX keep missing visible."""
+"""Exports: Green Button XML valid and read back by an independent parser; CSV and XLSX keep every status visible."""
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -83,3 +85,52 @@ def test_xlsx_has_every_interval_and_marks_missing():
     assert row[1].value is None
     assert row[3].value is True
     assert row[0].fill.fgColor.rgb.endswith("FCE4D6")
+
+
+def _month(seed: int = 7) -> pd.DataFrame:
+    """A month of 15-min intervals with every status, and kWh with all the decimals a register difference has."""
+    idx = pd.date_range(pd.Timestamp("2026-11-01", tz="Asia/Shanghai"), periods=30 * 96, freq="15min")
+    rng = np.random.default_rng(seed)
+    kwh = rng.uniform(50, 400, len(idx)) + rng.uniform(0, 1e-3, len(idx))
+    status = np.full(len(idx), "measured", dtype=object)
+    status[100:104] = "estimated"
+    status[500:520] = "missing"
+    status[-40:] = "pending"
+    kwh[(status == "missing") | (status == "pending")] = np.nan
+    return pd.DataFrame({"kwh": kwh, "kw": kwh * 4, "missing": np.isnan(kwh), "status": status}, index=idx)
+
+
+def test_csv_of_a_month_adds_up_to_the_frames_exact_sum():
+    frame = _month()
+    rows = list(csv.DictReader(io.StringIO(to_csv(frame))))
+    assert len(rows) == len(frame)
+    values = [float(r["kwh"]) for r in rows if r["kwh"]]
+    assert values == frame["kwh"].dropna().tolist(), "every value exactly as the frame has it"
+    assert math.fsum(values) == math.fsum(frame["kwh"].dropna())
+    assert round(1000 * math.fsum(values)) == round(1000 * math.fsum(frame["kwh"].dropna())), "to the Wh"
+    by_status = {s: [r for r in rows if r["status"] == s] for s in ("estimated", "missing", "pending")}
+    assert [len(v) for v in by_status.values()] == [4, 20, 40]
+    assert all(r["kwh"] and r["missing"] == "False" for r in by_status["estimated"])
+    assert all(r["kwh"] == "" and r["missing"] == "True" for r in by_status["missing"])
+    assert all(r["kwh"] == "" and r["missing"] == "False" for r in by_status["pending"]), "pending is not missing"
+
+
+def test_xlsx_shades_estimated_missing_and_pending_apart_with_a_legend():
+    frame = _month()
+    wb = load_workbook(io.BytesIO(to_xlsx(frame, "Acme 2026-11")))
+    ws = wb["intervals"]
+    header = [c.value for c in ws[2]]
+    assert header == ["interval_start", "kwh", "kw", "missing", "status"]
+    assert ws.max_row == 2 + len(frame)
+    fills: dict[str, set[str]] = {}
+    for row in ws.iter_rows(min_row=3):
+        fills.setdefault(row[header.index("status")].value, set()).add(row[0].fill.fgColor.rgb)
+    assert all(len(v) == 1 for v in fills.values()), "one shade per status"
+    shade = {s: v.pop() for s, v in fills.items()}
+    assert shade["measured"] == "00000000", "measured rows are not shaded"
+    assert shade["missing"].endswith("FCE4D6")
+    assert len({shade[s] for s in ("measured", "estimated", "missing", "pending")}) == 4
+    kwh = [r[header.index("kwh")] for r in ws.iter_rows(min_row=3, values_only=True)]
+    assert math.fsum(v for v in kwh if v is not None) == math.fsum(frame["kwh"].dropna())
+    legend = {r[0].value: r[0].fill.fgColor.rgb for r in wb["legend"].iter_rows(min_row=2)}
+    assert legend == shade, "the legend shades each status as the rows are"
