@@ -52,13 +52,14 @@ class LoginCounter(AuthBase):
     """Login attempts taken in the current window, per user (`user:NAME`) and per client (`client:ADDR`).
 
     An attempt is taken here, atomically and before any password is hashed, so concurrent guesses and API
-    processes sharing the database all count against one limit.
+    processes sharing the database all count against one limit; a failed check keeps its attempt as a failure.
     """
 
     __tablename__ = "gw_login_counter"
     key: Mapped[str] = mapped_column(String(240), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
-    count: Mapped[int] = mapped_column(Integer, default=0)
+    taken: Mapped[int] = mapped_column(Integer, default=0)  # failures plus checks still in flight
+    failed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PortalSession(AuthBase):

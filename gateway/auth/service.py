@@ -158,7 +158,7 @@ class AuthService:
             self._void_credentials(s, user, "reset")
             self._audit(s, actor, "user.reset_password", username, None, client)
             s.commit()
-        self.limiter.succeeded(username, client or "-")  # the user's locked window ends with the reset
+        self.limiter.forgive(username)  # the user's locked window ends with the reset
 
     @staticmethod
     def _void_credentials(s: Session, user: User, reason: str) -> None:
@@ -173,26 +173,35 @@ class AuthService:
         except AttemptRefused as exc:
             self.audit(username[:64], f"{action}.refused", username[:200], exc.key.split(":", 1)[0], client)
             raise LoginRateLimited(exc.retry_after_s) from None
-        with self.db() as s:
-            user = s.scalar(select(User).where(User.username == username))
-            ok = False
-            try:
-                ok = self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
-            except (VerificationError, InvalidHashError):
+        outcome = "error"  # an unexpected error gives the attempt back: it was no guess
+        try:
+            with self.db() as s:
+                user = s.scalar(select(User).where(User.username == username))
                 ok = False
-            if not ok or user is None or user.disabled:
-                reason = "disabled" if user is not None and user.disabled and ok else "bad credentials"
-                self._audit(s, username[:64], f"{action}.failed", username[:200], reason, client)
+                try:
+                    ok = self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
+                except (VerificationError, InvalidHashError):
+                    ok = False
+                if not ok or user is None or user.disabled:
+                    reason = "disabled" if user is not None and user.disabled and ok else "bad credentials"
+                    self._audit(s, username[:64], f"{action}.failed", username[:200], reason, client)
+                    s.commit()
+                    outcome = "failed"
+                    raise AuthError("wrong username or password")
+                if self.hasher.check_needs_rehash(user.password_hash):
+                    user.password_hash = self.hasher.hash(password)
+                if action == "login":
+                    self._audit(s, username, "login", username, None, client)
                 s.commit()
-                raise AuthError("wrong username or password")
-            if self.hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = self.hasher.hash(password)
-            if action == "login":
-                self._audit(s, username, "login", username, None, client)
-            s.commit()
-            principal = _principal(user)
-        self.limiter.succeeded(username, client)
-        return principal
+                outcome = "ok"
+                return _principal(user)
+        finally:
+            if outcome == "failed":
+                self.limiter.failed(username, client)
+            elif outcome == "ok":
+                self.limiter.succeeded(username, client)
+            else:
+                self.limiter.release(username, client)
 
     def issue_token(self, p: Principal) -> str:
         return self._tokens.dumps({"u": p.user_id, "v": self._version(p.user_id)})
