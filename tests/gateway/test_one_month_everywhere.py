@@ -75,6 +75,7 @@ def test_one_month_is_the_same_on_every_surface(month_world):
     client.cookies.clear()
     assert re.search(r'id="month-kwh">' + re.escape(f"{bill.energy_kwh:,.0f}"), page)
     assert re.search(r'id="month-peak">' + re.escape(f"{bill.peak_kw:,.0f}"), page)
+    assert re.search(r'id="bill-total">' + re.escape(f"{bill.total:,.2f}"), page)
 
     # the monthly report through the API, and through the CLI on the same data directory
     api_report = client.get(f"/api/v1/customers/acme/report?month={label}&format=xlsx",
