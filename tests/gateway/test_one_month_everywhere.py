@@ -29,7 +29,7 @@ ESPI = "{http://naesb.org/espi}"
 def month_world(tmp_path_factory):
     os.environ.setdefault("GATEWAY_SECRET_KEY", "test-secret-key-0123456789abcdef")
     saved = world_mod.HISTORY_DAYS
-    world_mod.HISTORY_DAYS = 45  # the whole previous month has data, whatever today's date
+    world_mod.HISTORY_DAYS = 75  # the two months before this one have data, whatever today's date
     try:
         tmp = tmp_path_factory.mktemp("monthworld")
         return tmp, world_mod.build_world(tmp)
@@ -138,3 +138,30 @@ def test_a_future_month_is_no_data_yet_and_today_has_pending_not_missing(month_w
     s = client.get("/api/v1/customers/acme/day-curve", params={"date": today}, headers=headers).json()["summary"]
     assert s["pending_intervals"] > 0 or datetime.now(ZoneInfo("Asia/Shanghai")).hour == 23
     assert s["missing_intervals"] == 0, "hours not yet reached are pending, not missing"
+
+
+def test_the_served_capacity_upgrade_advice_reads_the_earlier_months_from_the_store(month_world):
+    """Three months running above 80 % of the transformer's kVA: the advice the API serves says upgrade."""
+    from sqlalchemy import select
+
+    from crm_bridge.registry.models import Company, Contract
+
+    _, world = month_world
+    with world.gw.db() as s:
+        contract = s.scalar(select(Contract).join(Company, Company.id == Contract.company_id)
+                            .where(Company.code == "gamma"))
+        contract.transformer_kva = 3000.0  # gamma's load peaks near 3,000 kW: above 0.8 x 3,000 every month
+        s.commit()
+    client = TestClient(build_app(world.gw))
+    this_month = datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1)
+    earlier = [_last_month("Asia/Shanghai")]
+    earlier.insert(0, (earlier[0] - timedelta(days=1)).replace(day=1))
+    uc = UseCases(world.gw)
+    peaks = [uc.month_bill("gamma", m)[0].peak_kw for m in earlier]
+    assert all(p > 0.8 * 3000 for p in peaks), peaks
+    r = client.get(f"/api/v1/customers/gamma/services?month={this_month:%Y-%m}", headers=token_for(client, "mgr-a"))
+    assert r.status_code == 200, r.text
+    demand = r.json()["demand"]
+    assert demand["upgrade_advised"] is True
+    for p in peaks:
+        assert f"{p:.0f}" in demand["upgrade_reason"]
