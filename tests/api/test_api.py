@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 
 from openpyxl import load_workbook
 
 from tests.api.world import token_for
+from tests.reports.espi import validate
 
 
 def test_day_curve_has_actual_forecast_last_week_and_bands(client, world):
@@ -79,7 +79,7 @@ def test_exports_in_three_formats(client, world):
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet.max_row >= 97
     xml = client.get("/api/v1/customers/acme/export", params={**params, "format": "greenbutton"}, headers=headers)
-    readings = [e for e in ET.fromstring(xml.content).iter() if e.tag.endswith("IntervalReading")]
+    readings = [e for e in validate(xml.content).iter() if e.tag.endswith("IntervalReading")]
     assert len(readings) == 96
 
 

@@ -10,6 +10,7 @@ from collectors.sim.load import LoadModel
 from gateway.backfill import history_readings
 from gateway.cli import app
 from gateway.store.sqlite import SqliteStore
+from tests.reports.espi import validate
 
 CFG = """
 [gateway]
@@ -57,6 +58,7 @@ def test_export_greenbutton_and_tables(tmp_path):
     assert r.exit_code == 0, r.output
     # the last interval needs the next day's register
     assert "287 measured and 0 estimated intervals; 1 missing and 0 pending left out" in r.stdout
+    validate(out.read_bytes())
     (up,) = parse_feed(str(out))
     (mr,) = up.meterReadings
     assert len(list(mr.intervalReadings)) == 287

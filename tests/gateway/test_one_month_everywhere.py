@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import xml.etree.ElementTree as ET
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from gateway.cli import app as cli
 from gateway.usecases import UseCases
 from gateway.usecases.services import services_for
 from tests.api.world import PASSWORD, token_for
+from tests.reports.espi import validate
 
 ESPI = "{http://naesb.org/espi}"
 
@@ -105,7 +105,7 @@ def test_one_month_is_the_same_on_every_surface(month_world):
     xml = client.get(f"/api/v1/customers/acme/export?format=greenbutton&start={first}&end={last}",
                      headers=token_for(client, "cust-acme"))
     assert xml.status_code == 200, xml.text
-    summaries = ET.fromstring(xml.content).iter(f"{ESPI}UsageSummary")
+    summaries = validate(xml.content).iter(f"{ESPI}UsageSummary")
     (summary,) = list(summaries)
     bill_total = int(summary.find(f"{ESPI}billLastPeriod").text)
     assert bill_total == round(bill.total * 100_000)
