@@ -17,6 +17,7 @@ from collectors.sim.load import LoadModel
 from collectors.sim.modbus_server import Faults, ModbusPlantSimulator, SimModbusMeter
 from gateway.cli_modbus import app
 from gateway.device_input import InvalidInput, parse_target
+from tests.collectors.cli_checks import assert_one_line_failure
 
 FLOAT_CDAB = encode(1234.5, DataType.FLOAT32, WordOrder.CDAB)  # word-swapped, as many meters send it
 UINT64_DCBA = encode(12345678901234567, DataType.UINT64, WordOrder.DCBA)
@@ -194,13 +195,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
     pytest.param([], "HOST[:PORT]", id="no-target"),
 ])
 def test_bad_input_is_one_line_and_exit_2_without_connecting(connects, args, expected):
-    code, out, err = _probe(*args)
-    assert code == 2, err
-    assert err.startswith("modbus probe: "), err
-    assert expected in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in out + err
-    assert out == ""
+    assert_one_line_failure(_probe(*args), code=2, tool="modbus probe", expected=expected)
     assert connects == []
 
 

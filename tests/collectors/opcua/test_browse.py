@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from collectors.sim.load import LoadModel
 from collectors.sim.opcua_server import OpcUaPlantSimulator, SimOpcUaMeter
 from gateway.cli import app
+from tests.collectors.cli_checks import assert_one_line_failure
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +95,7 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
     pytest.param([], "Missing argument 'URL'", id="no-url"),
 ])
 def test_bad_input_is_one_line_and_exit_2_without_connecting(connects, args, expected):
-    code, out, err = _browse(*args)
-    assert code == 2, err
-    assert err.startswith("opcua browse: "), err
-    assert expected in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in out + err
-    assert out == ""
+    assert_one_line_failure(_browse(*args), code=2, tool="opcua browse", expected=expected)
     assert connects == []
 
 
