@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 from collectors.modbus.config import ModbusDeviceConfig, Transport
 from collectors.modbus.plan import point_size
 from collectors.opcua.config import OpcUaDeviceConfig
+from collectors.registry import DeviceConfig as AnyDeviceConfig
 from gateway.outbox import DropPolicy
 from gateway.store.influx_config import InfluxStoreConfig
 
@@ -222,8 +223,8 @@ class QueryConfig(_Strict):
     min_power_coverage: float = Field(0.9, gt=0, le=1, allow_inf_nan=False)
 
 
-# One entry per device; `type` selects the collector.
-DeviceConfig = Annotated[ModbusDeviceConfig | OpcUaDeviceConfig, Field(discriminator="type")]
+# One entry per device; `type` selects the collector plugin (collectors/registry.py).
+DeviceConfig = Annotated[AnyDeviceConfig, Field(discriminator="type")]
 
 
 class GatewayConfig(_Strict):

@@ -21,9 +21,8 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from collectors.base import Collector, DeviceHealth
-from collectors.modbus.config import ModbusDeviceConfig
-from collectors.opcua.config import OpcUaDeviceConfig
+from collectors import registry as collector_plugins
+from collectors.base import Collector, CollectorContext, DeviceHealth
 from collectors.reading import Quality, Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
 from gateway.directory import Directory
@@ -108,18 +107,9 @@ def build_query(cfg: GatewayConfig, store: TimeSeriesStore) -> QueryService:
 
 
 def build_collectors(cfg: GatewayConfig) -> list[Collector]:
-    collectors: list[Collector] = []
-    modbus = [d for d in cfg.devices if isinstance(d, ModbusDeviceConfig)]
-    if modbus:
-        from collectors.modbus import ModbusCollector
-
-        collectors.append(ModbusCollector(modbus))
-    opcua = [d for d in cfg.devices if isinstance(d, OpcUaDeviceConfig)]
-    if opcua:
-        from collectors.opcua import OpcUaCollector
-
-        collectors.append(OpcUaCollector(opcua, cfg.gateway.data_dir))
-    return collectors
+    """One collector per protocol in use, from the plugins in collectors/registry.py."""
+    context = CollectorContext(state_dir=cfg.gateway.data_dir, environ=os.environ)
+    return collector_plugins.build_collectors(cfg.devices, context)
 
 
 def open_registry(cfg: GatewayConfig, environ: Mapping[str, str]) -> sessionmaker[Session]:

@@ -45,6 +45,117 @@ def test_rule_checker_catches_a_violation(tmp_path):
     assert _imports(bad) == {"gateway", "crm_bridge"}
 
 
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module -> the modules of `package` it imports anywhere in its body (lazy imports inside functions too).
+
+    `from a.b import c` names module `a.b.c` when that is a module, else `a.b`; a package's `__init__` is not
+    counted as imported by its own submodules (Python runs it first, but that is nesting, not a cycle).
+    """
+    files = {_module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        is_pkg = path.name == "__init__.py"
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_pkg else 0)]
+                    base = ".".join([*anchor, base] if base else anchor)
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    if target in files:
+                        edges.add(target)
+                    elif base in files:
+                        edges.add(base)
+        graph[name] = edges - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_collectors_have_no_import_cycle():
+    graph = _import_graph(ROOT, "collectors")
+    assert len(graph) > 10
+    assert any(graph.values()), "the walk found imports at all"
+    assert not _cycles(graph), _cycles(graph)
+
+
+def test_cycle_checker_catches_a_cycle(tmp_path):
+    pkg = tmp_path / "plug"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""p."""\n')
+    (pkg / "sub" / "__init__.py").write_text("from plug.sub import a\n")
+    (pkg / "sub" / "a.py").write_text("def f():\n    from . import b\n")  # lazy and relative still count
+    (pkg / "sub" / "b.py").write_text("from plug.sub.a import f\n")
+    (pkg / "c.py").write_text("import plug.sub.b\n")
+    graph = _import_graph(tmp_path, "plug")
+    assert graph["plug.sub.a"] == {"plug.sub.b"}
+    assert _cycles(graph) == [["plug.sub.a", "plug.sub.b"]]
+
+
+def _collector_packages(root: Path) -> list[Path]:
+    """The plugin packages: folders under collectors/ whose `__init__` defines `PLUGIN`."""
+    found = []
+    for init in sorted((root / "collectors").glob("*/__init__.py")):
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        names = {t.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+        if "PLUGIN" in names:
+            found.append(init.parent)
+    return found
+
+
+def test_every_collector_package_has_readme_and_sample():
+    packages = _collector_packages(ROOT)
+    assert {p.name for p in packages} >= {"modbus", "opcua"}
+    missing = [f"{p.relative_to(ROOT)}/{f}" for p in packages for f in ("README.md", "sample.toml")
+               if not (p / f).is_file()]
+    assert not missing, missing
+
+
 def test_every_module_opens_with_a_docstring():
     missing = []
     for package in ALLOWED:

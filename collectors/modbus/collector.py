@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from collectors.base import Collector, DeviceHealth, Emit
+from collectors.base import Collector, DeviceHealth, Emit, run_tasks, sleep_or_stop
 from collectors.counters import CounterTracker, Step
 from collectors.modbus.bus import Bus, DeviceException, DeviceUnreachable
 from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
@@ -29,12 +29,13 @@ class DeviceWorker:
         self.bus = bus
         self.points = cfg.resolved_points()
         self.blocks: list[ReadBlock] = plan_reads(self.points, cfg.max_registers, cfg.max_gap)
-        self.health = DeviceHealth(device=cfg.name, protocol="modbus")
+        # No `address`: the bus's error messages already name the connection and unit.
+        self.health = DeviceHealth(device=cfg.name, protocol="modbus", backoff_base_s=cfg.interval_s,
+                                   backoff_max_s=cfg.backoff_max_s)
         self.lateness_s: deque[float] = deque(maxlen=5000)
         self._trackers = {p.name: CounterTracker(self._wrap_at(p)) for p in self.points if p.counter}
         self._decoders = {p.name: make_decoder(p.type, p.order, p.bit) for p in self.points}
         self._sizes = {p.name: point_size(p) for p in self.points}
-        self._offline_signalled = False
         self._retry_at = 0.0
 
     @staticmethod
@@ -105,44 +106,25 @@ class DeviceWorker:
                         value, quality = None, Quality.BAD
                     out.append(Reading(self.cfg.name, p.name, value, p.unit, quality, answered, answered))
         self.blocks = new_plan  # splits are remembered
-        self._record(failure, slow, time.perf_counter() - started)
-        if failure is not None and not self._offline_signalled:
-            self._offline_signalled = True
+        latency = time.perf_counter() - started
+        if failure is None:
+            self.health.succeeded(latency)
+            self._retry_at = 0.0
+            return out, True
+        backoff = self.health.failed(failure, latency)
+        if slow:  # timeouts hold the bus: back off; a refused connection is retried every interval
+            self._retry_at = time.monotonic() + backoff
+        if self.health.outage_began:  # the offline signal, once per outage; never an old value
             now = time.time_ns()
             got = {r.point for r in out}
             out.extend(Reading(self.cfg.name, p.name, None, p.unit, Quality.COMM_LOST, now, now)
                        for p in self.points if p.name not in got)
-        return out, failure is None
-
-    def _record(self, failure: str | None, slow: bool, latency: float) -> None:
-        h = self.health
-        h.polls += 1
-        h.last_latency_s = latency
-        if failure is None:
-            if not h.online and h.consecutive_failures:
-                log.warning("%s: answering again after %d failed polls", self.cfg.name, h.consecutive_failures)
-            h.online = True
-            h.consecutive_failures = 0
-            h.last_success_ns = time.time_ns()
-            h.last_error = ""
-            self._offline_signalled = False
-            self._retry_at = 0.0
-            return
-        h.consecutive_failures += 1
-        h.online = False
-        h.last_error = failure
-        if h.consecutive_failures == 1:
-            log.error("%s: %s", self.cfg.name, failure)  # once at error level, then debug until it recovers
-        else:
-            log.debug("%s: %s", self.cfg.name, failure)
-        if slow:  # timeouts hold the bus: back off; a refused connection is retried every interval
-            backoff = min(self.cfg.interval_s * 2 ** (h.consecutive_failures - 1), self.cfg.backoff_max_s)
-            self._retry_at = time.monotonic() + backoff
+        return out, False
 
     # -- the loop ----------------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event, offset_s: float) -> None:
         interval = self.cfg.interval_s
-        if await _sleep_or_stop(stop, offset_s):
+        if await sleep_or_stop(stop, offset_s):
             return
         due = time.monotonic()
         while not stop.is_set():
@@ -162,19 +144,8 @@ class DeviceWorker:
                 missed = math.ceil((now - due) / interval)
                 self.health.overruns += missed
                 due += missed * interval
-            if await _sleep_or_stop(stop, due - time.monotonic()):
+            if await sleep_or_stop(stop, due - time.monotonic()):
                 return
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    if seconds <= 0 or stop.is_set():
-        return stop.is_set()
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 class ModbusCollector(Collector):
@@ -195,15 +166,12 @@ class ModbusCollector(Collector):
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         n = max(len(self.workers), 1)
-        tasks = [
-            asyncio.create_task(w.run(emit, stop, offset_s=(i / n) * w.cfg.interval_s), name=f"modbus:{w.cfg.name}")
-            for i, w in enumerate(self.workers)  # staggered start spreads the requests over the interval
-        ]
         try:
-            await asyncio.gather(*tasks)
+            await run_tasks(
+                (f"modbus:{w.cfg.name}", w.run(emit, stop, offset_s=(i / n) * w.cfg.interval_s))
+                for i, w in enumerate(self.workers)  # staggered start spreads the requests over the interval
+            )
         finally:
-            for t in tasks:
-                t.cancel()
             for bus in self._buses.values():
                 bus.close()
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from collectors.base import CollectorConfigError
 from collectors.modbus.datatypes import DataType, RegisterKind, WordOrder
+from collectors.modbus.profiles import available_profiles, profile_points
 
 
 class Transport(StrEnum):
@@ -80,11 +82,8 @@ class ModbusDeviceConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate point names {dup}")
-        if self.profile:
-            from collectors.profiles import available_profiles
-
-            if self.profile not in available_profiles():
-                raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(available_profiles())}")
+        if self.profile and self.profile not in available_profiles():
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(available_profiles())}")
         return self
 
     @property
@@ -97,6 +96,15 @@ class ModbusDeviceConfig(_Strict):
     def resolved_points(self) -> list[ModbusPointConfig]:
         if self.points:
             return list(self.points)
-        from collectors.profiles import load_profile
-
         return load_profile(self.profile or "")
+
+
+def load_profile(name: str) -> list[ModbusPointConfig]:
+    """A meter profile's points as ModbusPointConfig objects (defaults applied)."""
+    points = []
+    for i, raw in enumerate(profile_points(name)):
+        try:
+            points.append(ModbusPointConfig.model_validate(raw))
+        except ValidationError as exc:
+            raise CollectorConfigError(f"profile {name!r} points[{i}]: {exc.errors()[0]['msg']}") from None
+    return points

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 from asyncua import Client, Node, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
-from collectors.base import Collector, CollectorError, DeviceHealth, Emit
+from collectors.base import Collector, CollectorError, DeviceHealth, Emit, run_tasks, sleep_or_stop
 from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
 from collectors.opcua.security import client_certificate, trusted_server_certificate
 from collectors.reading import Quality, Reading
@@ -75,13 +74,13 @@ class _Handler:
 class _Device:
     def __init__(self, cfg: OpcUaDeviceConfig, state_dir: Path, environ: Mapping[str, str]) -> None:
         self.cfg, self.state_dir, self.environ = cfg, state_dir, environ
-        self.health = DeviceHealth(cfg.name, "opcua")
+        # Reconnects start at 1 s and double; the jitter keeps devices behind one plant network from retrying in step.
+        self.health = DeviceHealth(cfg.name, "opcua", address=cfg.url, backoff_max_s=cfg.backoff_max_s, jitter=0.2)
         self.points = [_Point(n) for n in cfg.nodes]
         self.by_node: dict[ua.NodeId, list[_Point]] = {}  # one node may feed several points (e.g. kW and W)
         self.buffer: list[Reading] = []
         self.read_requests = 0
         self.chunk = cfg.max_nodes_per_read or DEFAULT_CHUNK
-        self.offline_sent = False
         self.lost_reason = ""
         self.client: Client | None = None
 
@@ -107,9 +106,8 @@ class _Device:
 
     def offline(self) -> list[Reading]:
         """One comm_lost reading per point, once per outage: the explicit offline signal."""
-        if self.offline_sent:
+        if not self.health.outage_began:
             return []
-        self.offline_sent = True
         now = time.time_ns()
         return [Reading(self.cfg.name, p.cfg.point, None, p.cfg.unit, Quality.COMM_LOST, now, now)
                 for p in self.points]
@@ -232,14 +230,14 @@ class _Device:
         while not stop.is_set():
             started = time.monotonic()
             readings = await asyncio.wait_for(self.read_all(client, fresh_only=True), self.cfg.timeout_s * 2)
-            self.ok(time.monotonic() - started)
+            self.health.succeeded(time.monotonic() - started)
             if readings:
                 emit(readings)
             next_at += period
             if time.monotonic() > next_at:
                 self.health.overruns += int((time.monotonic() - next_at) // period) + 1
                 next_at = time.monotonic() + period
-            await _sleep_or_stop(stop, next_at - time.monotonic())
+            await sleep_or_stop(stop, next_at - time.monotonic())
 
     # -- subscriptions -------------------------------------------------------------------------
     async def subscribe_loop(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
@@ -283,27 +281,15 @@ class _Device:
             await asyncio.wait_for(server_time.read_value(), cfg.timeout_s)
             if self.lost_reason:
                 raise CollectorError(f"device {cfg.name!r}: {self.lost_reason}")
-            self.ok(time.monotonic() - started)
+            self.health.succeeded(time.monotonic() - started)
             if self.buffer:
                 batch, self.buffer = self.buffer, []
                 emit(batch)
-            await _sleep_or_stop(stop, min(cfg.interval_s, 1.0))
-
-    def ok(self, latency: float) -> None:
-        h = self.health
-        h.online, h.consecutive_failures, h.last_latency_s = True, 0, latency
-        h.last_success_ns, h.polls, h.last_error = time.time_ns(), h.polls + 1, ""
-        self.offline_sent = False
-
-    def failed(self, exc: BaseException) -> None:
-        h = self.health
-        h.online = False
-        h.consecutive_failures += 1
-        h.last_error = str(exc) or type(exc).__name__
-        log.warning("device %s (%s): %s", self.cfg.name, self.cfg.url, h.last_error)
+            await sleep_or_stop(stop, min(cfg.interval_s, 1.0))
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            delay = self.cfg.interval_s  # the loops return only when stopped; never reconnect in a tight loop
             try:
                 client = await asyncio.wait_for(self.connect(), self.cfg.timeout_s * 3)
                 self.lost_reason = ""
@@ -314,7 +300,7 @@ class _Device:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every device fault ends in backoff, never in the gateway
-                self.failed(exc)
+                delay = self.health.failed(exc)
                 lost = self.offline()
                 if self.buffer:
                     lost, self.buffer = self.buffer + lost, []
@@ -322,20 +308,8 @@ class _Device:
                     emit(lost)
             finally:
                 await self.close()
-            if stop.is_set():
+            if await sleep_or_stop(stop, delay):
                 break
-            n = self.health.consecutive_failures
-            delay = min(self.cfg.backoff_max_s, 0.5 * 2 ** min(n, 10)) * random.uniform(0.8, 1.2)  # noqa: S311
-            await _sleep_or_stop(stop, delay)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 class OpcUaCollector(Collector):
@@ -349,17 +323,10 @@ class OpcUaCollector(Collector):
         self.devices = [_Device(d, Path(state_dir), env) for d in devices]
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
-        tasks = []
-        for i, d in enumerate(self.devices):
-            tasks.append(asyncio.create_task(self._staggered(d, i, emit, stop), name=f"opcua:{d.cfg.name}"))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
+        await run_tasks((f"opcua:{d.cfg.name}", self._staggered(d, i, emit, stop)) for i, d in enumerate(self.devices))
 
     async def _staggered(self, d: _Device, i: int, emit: Emit, stop: asyncio.Event) -> None:
-        await _sleep_or_stop(stop, (i * 0.05) % max(d.cfg.interval_s, 0.05))
+        await sleep_or_stop(stop, (i * 0.05) % max(d.cfg.interval_s, 0.05))
         await d.run(emit, stop)
 
     async def poll_once(self) -> list[Reading]:
@@ -368,9 +335,9 @@ class OpcUaCollector(Collector):
             try:
                 client = await asyncio.wait_for(d.connect(), d.cfg.timeout_s * 3)
                 out += await asyncio.wait_for(d.read_all(client, fresh_only=False), d.cfg.timeout_s * 2)
-                d.ok(0.0)
+                d.health.succeeded()
             except Exception as exc:  # noqa: BLE001 - reported as comm_lost readings, like a dead Modbus device
-                d.failed(exc)
+                d.health.failed(exc)
                 out += d.offline()
             finally:
                 await d.close()

@@ -24,9 +24,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
-from collectors.modbus.config import ModbusPointConfig
+from collectors.modbus.config import ModbusPointConfig, load_profile
 from collectors.modbus.datatypes import DataType, RegisterKind, encode, register_count
-from collectors.profiles import load_profile
 from collectors.sim.load import LoadModel
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from collectors.base import CollectorConfigError
 from collectors.modbus import ModbusCollector, ModbusDeviceConfig
+from collectors.modbus.config import load_profile
 from collectors.modbus.datatypes import DataType
 from collectors.modbus.plan import point_size
-from collectors.profiles import available_profiles, load_profile, profile_document
+from collectors.modbus.profiles import available_profiles, profile_document
 from collectors.reading import ACTIVE_ENERGY_IMPORT_KWH, ACTIVE_POWER_KW, Quality
 from collectors.sim.load import LoadModel
 from collectors.sim.modbus_server import ModbusPlantSimulator, SimModbusMeter

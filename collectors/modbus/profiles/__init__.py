@@ -24,18 +24,8 @@ def profile_document(name: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def load_profile(name: str) -> list[Any]:
-    """The profile's points as ModbusPointConfig objects (defaults applied)."""
-    from pydantic import ValidationError
-
-    from collectors.modbus.config import ModbusPointConfig
-
+def profile_points(name: str) -> list[dict[str, Any]]:
+    """The profile's point entries with its `defaults` applied, as `[[devices.points]]` would spell them."""
     doc = profile_document(name)
     defaults = dict(doc.get("defaults", {}))
-    points = []
-    for i, raw in enumerate(doc.get("points", [])):
-        try:
-            points.append(ModbusPointConfig.model_validate({**defaults, **raw}))
-        except ValidationError as exc:
-            raise CollectorConfigError(f"profile {name!r} points[{i}]: {exc.errors()[0]['msg']}") from None
-    return points
+    return [{**defaults, **raw} for raw in doc.get("points", [])]
