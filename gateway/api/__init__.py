@@ -10,7 +10,7 @@ from ipaddress import ip_network
 
 from fastapi import FastAPI
 
-from gateway.api.errors import ERROR_SCHEMA, install_error_handlers
+from gateway.api.errors import ERRORS, install_error_handlers
 from gateway.api.metrics import install_metrics
 from gateway.auth import AuthService
 from gateway.runtime import Gateway
@@ -19,9 +19,6 @@ from gateway.usecases import UseCases
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
-_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-           for code, text in ((401, "Not authenticated"), (403, "Role not allowed"),
-                              (404, "Not found, or not yours"), (422, "Invalid request"))}
 
 
 def secret_key(gw: Gateway) -> str:
@@ -63,7 +60,7 @@ def create_app_for_gateway(gw: Gateway) -> FastAPI:
         users,
     )
 
-    app = FastAPI(title="energy-gateway", version=API_VERSION, responses=_ERRORS,  # type: ignore[arg-type]
+    app = FastAPI(title="energy-gateway", version=API_VERSION, responses=ERRORS,
                   description="Gateway API: engineers (devices, data), account managers (their accounts), "
                               "customers (their own company). Bearer tokens from POST /api/v1/auth/token.")
     app.state.gateway = gw

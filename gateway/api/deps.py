@@ -136,5 +136,6 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-def page_of(items: list[Any], p: Paging) -> dict[str, Any]:
-    return {"items": items[p.offset:p.offset + p.limit], "total": len(items), "limit": p.limit, "offset": p.offset}
+def page_of(items: list[T], p: Paging) -> Page[T]:
+    """The page `p` of a list held in memory."""
+    return Page[Any](items=items[p.offset:p.offset + p.limit], total=len(items), limit=p.limit, offset=p.offset)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
@@ -38,17 +39,37 @@ def forbidden(message: str = "your role may not do this") -> ApiError:
     return ApiError(403, message)
 
 
-class ErrorBody(dict[str, Any]):
-    """Documented shape of error responses."""
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code: not_found, invalid_request, device_unreachable ...")
+    message: str = Field(description="What was wrong and where, for a person")
+    detail: Any = Field(None, description="More about the error (the fields that failed, the device asked ...)")
 
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "detail": {}},
-        "required": ["code", "message"]}},
-    "required": ["error"],
+class ErrorBody(BaseModel):
+    """The body of every error response of the API."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": {"code": "not_found", "message": "customer 'acme' not found", "detail": None}}]})
+
+    error: ErrorInfo
+
+
+def error_response(description: str) -> dict[str, Any]:
+    """An entry of an operation's `responses=`: the description and the one error body."""
+    return {"model": ErrorBody, "description": description}
+
+
+# Documented on every operation (the app's `responses=`); 424 and 429 on the routes that give them.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: error_response("Not authenticated"), 403: error_response("Role not allowed"),
+    404: error_response("Not found, or not yours"), 422: error_response("Invalid request"),
 }
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: error_response("Too many login attempts: wait for Retry-After seconds")}
+
+
+def device_failed(description: str) -> dict[int | str, dict[str, Any]]:
+    return {424: error_response(description)}
 
 
 def body(status: int, message: str, code: str | None = None, detail: Any = None,

@@ -1,13 +1,16 @@
 """Schemathesis over the whole OpenAPI spec, as an admin and as a customer: no request makes the gateway answer 5xx.
 
-Every operation gets schema-valid (positive) and schema-breaking (negative) requests, and every 4xx must carry the
-standard error body. The device tools are fuzzed too: POST /api/v1/devices/probe and GET /api/v1/devices/opcua/browse
-open connections to whatever host the request names, so during this test every connection the gateway opens is
-redirected to 127.0.0.1 on a port that is bound but never listening (refused at once, no timeout to wait for),
-after the host and port were checked as a real connection checks them (encoding, range) but without a look-up; and
-resolving any name but loopback fails the test. A generated host is thus either refused by validation (422, no
-connection tried) or, when it passes validation, answered from the closed loopback port (424): no traffic leaves
-the machine. The device tools get more examples than the other routes: their inputs are free text.
+Every operation gets schema-valid (positive) and schema-breaking (negative) requests; every 4xx must carry the
+standard error body, and every answer must match the response schema the spec documents for its status (the response
+models for 2xx, ErrorBody for the documented errors).
+
+The device tools are fuzzed too: POST /api/v1/devices/probe and GET /api/v1/devices/opcua/browse open connections to
+whatever host the request names, so during this test every connection the gateway opens is redirected to 127.0.0.1
+on a port that is bound but never listening (refused at once, no timeout to wait for), after the host and port were
+checked as a real connection checks them (encoding, range) but without a look-up; and resolving any name but
+loopback fails the test. A generated host is thus either refused by validation (422, no connection tried) or, when
+it passes validation, answered from the closed loopback port (424): no traffic leaves the machine. The device tools
+get more examples than the other routes: their inputs are free text.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import response_schema_conformance
 
 from tests.api.world import token_for
 
@@ -98,6 +102,7 @@ def test_no_5xx_over_the_whole_spec(client, loopback_only):
                         f"{response.text[:300]}")
                     if response.status_code >= 400:
                         assert "error" in response.json(), f"{case.method} {case.formatted_path}: not the error body"
+                    case.validate_response(response, checks=[response_schema_conformance])
 
             try:
                 run()

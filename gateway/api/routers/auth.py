@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.api.deps import CurrentPrincipal, client_of, get_auth
-from gateway.api.errors import ApiError
+from gateway.api.errors import RATE_LIMITED, ApiError
+from gateway.api.schemas.users import MePublic, PasswordChanged, TokenPublic
 from gateway.api.scope import AccessDep
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-class Token(BaseModel):
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    expires_in: int
-
-
-@router.post("/token", response_model=Token)
+@router.post("/token", responses=RATE_LIMITED)
 def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
-          auth: Annotated[AuthService, Depends(get_auth)]) -> Token:
+          auth: Annotated[AuthService, Depends(get_auth)]) -> TokenPublic:
     """Exchange username and password for a bearer token (8 h). Failed logins are rate-limited and audited."""
     from gateway.auth.service import TOKEN_TTL_S
 
@@ -34,14 +29,14 @@ def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     except AuthError as exc:
         raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-    return Token(access_token=auth.issue_token(p), expires_in=TOKEN_TTL_S)
+    return TokenPublic(access_token=auth.issue_token(p), expires_in=TOKEN_TTL_S)
 
 
 @router.get("/me")
-def me(p: CurrentPrincipal, access: AccessDep) -> dict[str, Any]:
+def me(p: CurrentPrincipal, access: AccessDep) -> MePublic:
     """The caller: role, binding, and the customers it may see (null: all)."""
-    return {"username": p.username, "role": p.role, "customer": p.customer, "manager": p.manager,
-            "customers": None if access.customers is None else sorted(access.customers)}
+    return MePublic(username=p.username, role=p.role, customer=p.customer, manager=p.manager,
+                    customers=None if access.customers is None else sorted(access.customers))
 
 
 class PasswordChange(BaseModel):
@@ -50,12 +45,7 @@ class PasswordChange(BaseModel):
     new_password: str = Field(min_length=10, max_length=200)
 
 
-class PasswordChanged(BaseModel):
-    username: str
-    message: str = "password changed; every token and session of this user has ended, log in again"
-
-
-@router.post("/password", response_model=PasswordChanged)
+@router.post("/password", responses=RATE_LIMITED)
 def change_password(request: Request, body: PasswordChange, p: CurrentPrincipal,
                     auth: Annotated[AuthService, Depends(get_auth)]) -> PasswordChanged:
     """Change the caller's own password.

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gateway.api.deps import PageParams, UseCasesDep, page_of
+from gateway.api.deps import Page, PageParams, UseCasesDep, page_of
 from gateway.api.errors import ApiError
 from gateway.api.roles import Capability, allowed, needs
+from gateway.api.schemas.customers import AdvicePublic, ContractPublic, CustomerPublic, ServicesPublic
+from gateway.api.schemas.figures import CustomerSeries, DayCurve, MonthView
 from gateway.api.scope import AccessDep, CustomerId, GatewayDep
 from gateway.usecases import parse_day, parse_month, without_money
 from gateway.usecases.figures import contract_of, customer_config
@@ -24,74 +26,77 @@ REPORT_CSP = ("sandbox allow-scripts allow-downloads; default-src 'none'; script
               "style-src 'unsafe-inline'; img-src data: blob:; frame-ancestors 'none'")
 
 
-def _customer_json(gw: GatewayDep, cid: str) -> dict[str, Any]:
+def _customer(gw: GatewayDep, cid: str) -> CustomerPublic:
     c = customer_config(gw, cid)
-    return {"id": c.id, "name": c.name or c.id, "timezone": c.timezone, "language": c.language,
-            "sites": gw.directory.sites_of(cid)}
+    return CustomerPublic(id=c.id, name=c.name or c.id, timezone=c.timezone, language=c.language,
+                          sites=gw.directory.sites_of(cid))
 
 
 @router.get("")
-def list_customers(gw: GatewayDep, access: AccessDep, page: PageParams) -> dict[str, Any]:
+def list_customers(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[CustomerPublic]:
     """The customers the caller may see."""
     ids = access.visible([c.id for c in gw.config.customers])
-    return page_of([_customer_json(gw, c) for c in ids], page)
+    return page_of([_customer(gw, c) for c in ids], page)
 
 
 @router.get("/{customer_id}")
-def get_customer(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
-    return _customer_json(gw, customer_id)
+def get_customer(customer_id: CustomerId, gw: GatewayDep) -> CustomerPublic:
+    return _customer(gw, customer_id)
 
 
 @router.get("/{customer_id}/contract", dependencies=[needs(Capability.CONTRACTS)])
-def get_contract(customer_id: CustomerId, gw: GatewayDep) -> dict[str, Any]:
+def get_contract(customer_id: CustomerId, gw: GatewayDep) -> ContractPublic:
     """Transformer kVA, HV motors, contract demand, basic-charge mode, PF standard, bill threshold, tariff."""
     c = contract_of(gw, customer_id)
     if c is None:
         raise ApiError(404, f"customer {customer_id!r} has no contract on file")
-    return {"customer": customer_id, "transformer_kva": c.transformer_kva, "hv_motors_kw": c.hv_motors_kw,
-            "contract_demand_kw": c.contract_demand_kw, "basic_charge_mode": c.basic_charge_mode,
-            "pf_standard": c.pf_standard, "bill_threshold": c.bill_threshold, "tariff_id": c.tariff_id}
+    return ContractPublic(customer=customer_id, transformer_kva=c.transformer_kva, hv_motors_kw=c.hv_motors_kw,
+                          contract_demand_kw=c.contract_demand_kw, basic_charge_mode=c.basic_charge_mode,
+                          pf_standard=c.pf_standard, bill_threshold=c.bill_threshold, tariff_id=c.tariff_id)
 
 
 @router.get("/{customer_id}/day-curve")
 def day_curve(customer_id: CustomerId, v: UseCasesDep,
               day: Annotated[str | None, Query(alias="date", pattern=DATE,
                                                description="Local day YYYY-MM-DD; default today")] = None,
-              ) -> dict[str, Any]:
+              ) -> DayCurve:
     """15-min kW of one local day: actual, forecast and the same weekday a week before, with TOU bands."""
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
-    return v.day_curve(customer_id, parse_day(day, tz))
+    return DayCurve.model_validate(v.day_curve(customer_id, parse_day(day, tz)))
 
 
 @router.get("/{customer_id}/series")
 def series(customer_id: CustomerId, uc: UseCasesDep,
            start: Annotated[str, Query(pattern=DATE, description="First local day")],
            end: Annotated[str, Query(pattern=DATE, description="Last local day (inclusive)")],
-           freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> dict[str, Any]:
+           freq: Annotated[Literal["15min", "1h", "1d"], Query()] = "1h") -> CustomerSeries:
     """Mean kW, kWh, max 15-min demand, kvarh and PF per interval, each with its status.
 
     Each row counts its 15-min intervals as measured, estimated, missing and pending; nothing is filled.
     """
-    return uc.series("customer", customer_id, start, end, freq)
+    return CustomerSeries.model_validate(uc.series("customer", customer_id, start, end, freq))
 
 
-@router.get("/{customer_id}/month")
+# Unset fields are left out: a view without money (engineers) has no money keys at all, while a customer without a
+# contract gets them as null.
+@router.get("/{customer_id}/month", response_model_exclude_unset=True)
 def month(customer_id: CustomerId, v: UseCasesDep, access: AccessDep,
           month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
-          = None) -> dict[str, Any]:
+          = None) -> MonthView:
     """Energy, peak demand and when, load factor, PF; with money: TOU costs, basic-charge modes, PF adjustment.
 
-    Roles without money (engineers) get the same view without `tou`, `basic_charge`, `pf_adjustment` and `currency`.
+    Roles without money (engineers) get the same view without its money keys: `tou`, `basic_charge`, `pf_adjustment`,
+    `government_funds`, `total`, `currency` and `versions`.
     """
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
     view = v.month_view(customer_id, parse_month(month, tz))
-    return view if allowed(access.principal.role, Capability.MONEY) else without_money(view)
+    return MonthView.model_validate(view if allowed(access.principal.role, Capability.MONEY) else without_money(view))
 
 
 @router.get("/{customer_id}/services", dependencies=[needs(Capability.MONEY)])
 def services(customer_id: CustomerId, v: UseCasesDep,
              month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default this month")]
-             = None) -> dict[str, Any]:
+             = None) -> ServicesPublic:
     """Every value-added service of the month, each with its evidence.
 
     Load-curve card, TOU advice, demand and basic charge, PF, base load, bill forecast against the threshold, and
@@ -100,18 +105,25 @@ def services(customer_id: CustomerId, v: UseCasesDep,
     from gateway.usecases.services import services_for
 
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
-    return services_for(v, customer_id, parse_month(month, tz))
+    return ServicesPublic.model_validate(services_for(v, customer_id, parse_month(month, tz)))
 
 
 @router.get("/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
-def advice(customer_id: CustomerId, v: UseCasesDep) -> list[dict[str, Any]]:
+def advice(customer_id: CustomerId, v: UseCasesDep) -> list[AdvicePublic]:
     """Saving advice ranked by money (per month and per year), with evidence and assumptions."""
     from gateway.usecases.services import advice_for
 
-    return advice_for(v, customer_id)
+    return [AdvicePublic.model_validate(a) for a in advice_for(v, customer_id)]
 
 
-@router.get("/{customer_id}/export")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+_TEXT = {"schema": {"type": "string"}}
+
+
+@router.get("/{customer_id}/export", response_class=Response, responses={200: {
+    "description": "The intervals as a file (Content-Disposition: attachment)",
+    "content": {"text/csv": _TEXT, XLSX: _FILE, "application/atom+xml": _TEXT}}})
 def export(customer_id: CustomerId, v: UseCasesDep, access: AccessDep,
            fmt: Annotated[Literal["csv", "xlsx", "greenbutton"], Query(alias="format")] = "csv",
            start: Annotated[str | None, Query(pattern=DATE)] = None,
@@ -137,11 +149,13 @@ def export(customer_id: CustomerId, v: UseCasesDep, access: AccessDep,
         return Response(to_csv(frame), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return Response(to_xlsx(frame, f"{c.name or customer_id} {first}..{last}"),
-                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
 
 
-@router.get("/{customer_id}/report", dependencies=[needs(Capability.REPORTS)])
+@router.get("/{customer_id}/report", dependencies=[needs(Capability.REPORTS)], response_class=Response,
+            responses={200: {"description": "The report as a self-contained HTML page or an XLSX workbook",
+                             "content": {"text/html": _TEXT, XLSX: _FILE}}})
 def report(customer_id: CustomerId, v: UseCasesDep,
            month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
            fmt: Annotated[Literal["html", "xlsx"], Query(alias="format")] = "html") -> Response:
@@ -149,5 +163,5 @@ def report(customer_id: CustomerId, v: UseCasesDep,
     tz = ZoneInfo(customer_config(v.gw, customer_id).timezone)
     content = v.report(customer_id, parse_month(month, tz), fmt)
     if fmt == "xlsx":
-        return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(content, media_type=XLSX)
     return Response(content, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": REPORT_CSP})

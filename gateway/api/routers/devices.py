@@ -9,9 +9,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway.api.deps import PageParams, client_of, get_auth, page_of
-from gateway.api.errors import ERROR_SCHEMA, ApiError
+from collectors.modbus.config import ModbusPointConfig
+from collectors.opcua.config import OpcUaNodeConfig
+from gateway.api.deps import Page, PageParams, client_of, get_auth, page_of
+from gateway.api.errors import ApiError, device_failed
 from gateway.api.roles import Capability, needs
+from gateway.api.schemas.devices import (
+    BrowseNode,
+    CollectorHealth,
+    Decoding,
+    DevicePublic,
+    HealthPublic,
+    LiveValue,
+    ProbeResult,
+)
 from gateway.api.scope import AccessDep, DeviceName, GatewayDep
 from gateway.api.values import live_values
 from gateway.auth import AuthService
@@ -25,68 +36,66 @@ router = APIRouter(prefix="/api/v1/devices", tags=["devices"],
                    dependencies=[needs(Capability.DEVICES)])
 
 
-def _health(gw: GatewayDep) -> dict[str, Any]:
-    out = {}
-    for h in gw.health():
-        out[h.device] = {"online": h.online, "consecutive_failures": h.consecutive_failures,
-                         "last_success": (datetime.fromtimestamp(h.last_success_ns / 1e9, UTC).isoformat()
-                                          if h.last_success_ns else None),
-                         "last_latency_s": h.last_latency_s, "overruns": h.overruns, "last_error": h.last_error}
-    return out
+def _health(gw: GatewayDep) -> dict[str, CollectorHealth]:
+    return {h.device: CollectorHealth(
+        device=h.device, protocol=h.protocol, online=h.online,
+        last_success=(datetime.fromtimestamp(h.last_success_ns / 1e9, UTC).isoformat() if h.last_success_ns else None),
+        consecutive_failures=h.consecutive_failures, last_latency_s=h.last_latency_s, overruns=h.overruns,
+        polls=h.polls, last_error=h.last_error) for h in gw.health()}
 
 
-def _device_json(gw: GatewayDep, d: Any, health: dict[str, Any]) -> dict[str, Any]:
+_HEALTH = set(HealthPublic.model_fields)  # a device's health in its listing: without device, protocol and polls
+
+
+def _device(gw: GatewayDep, d: Any, health: dict[str, CollectorHealth]) -> DevicePublic:
     tags = gw.directory.tags.get(d.name)
     address = getattr(d, "url", None) or f"{getattr(d, 'host', '')}:{getattr(d, 'port', '')}"
-    return {"name": d.name, "protocol": d.type, "address": address, "interval_s": getattr(d, "interval_s", None),
-            "customer": tags[0] if tags else None, "site": tags[1] if tags else None,
-            "meter": tags[2] if tags else None, "health": health.get(d.name)}
+    h = health.get(d.name)
+    return DevicePublic(name=d.name, protocol=d.type, address=address, interval_s=getattr(d, "interval_s", None),
+                        customer=tags[0] if tags else None, site=tags[1] if tags else None,
+                        meter=tags[2] if tags else None,
+                        health=None if h is None else HealthPublic.model_validate(h.model_dump(include=_HEALTH)))
 
 
 @router.get("/health", tags=["collectors"])
-def collector_health(gw: GatewayDep) -> list[dict[str, Any]]:
+def collector_health(gw: GatewayDep) -> list[CollectorHealth]:
     """Per device: online, last success, consecutive failures, last poll latency, cycle overruns, polls, last error."""
-    return [{"device": h.device, "protocol": h.protocol, "online": h.online,
-             "last_success": (datetime.fromtimestamp(h.last_success_ns / 1e9, UTC).isoformat()
-                              if h.last_success_ns else None),
-             "consecutive_failures": h.consecutive_failures, "last_latency_s": h.last_latency_s,
-             "overruns": h.overruns, "polls": h.polls, "last_error": h.last_error} for h in gw.health()]
+    return list(_health(gw).values())
 
 
 @router.get("")
-def list_devices(gw: GatewayDep, page: PageParams) -> dict[str, Any]:
+def list_devices(gw: GatewayDep, page: PageParams) -> Page[DevicePublic]:
     health = _health(gw)
-    return page_of([_device_json(gw, d, health) for d in gw.config.devices], page)
+    return page_of([_device(gw, d, health) for d in gw.config.devices], page)
 
 
 @router.get("/{device}")
-def get_device(device: DeviceName, gw: GatewayDep) -> dict[str, Any]:
+def get_device(device: DeviceName, gw: GatewayDep) -> DevicePublic:
     d = next(x for x in gw.config.devices if x.name == device)
-    return _device_json(gw, d, _health(gw))
+    return _device(gw, d, _health(gw))
 
 
 @router.get("/{device}/points")
-def device_points(device: DeviceName, gw: GatewayDep) -> list[dict[str, Any]]:
+def device_points(device: DeviceName, gw: GatewayDep) -> list[ModbusPointConfig | OpcUaNodeConfig]:
     """The points the collector reads from the device (from its profile or its own list)."""
     d = next(x for x in gw.config.devices if x.name == device)
     resolved = getattr(d, "resolved_points", None)
-    points = resolved() if callable(resolved) else getattr(d, "nodes", [])
-    return [p.model_dump(mode="json") for p in points]
+    points: list[ModbusPointConfig | OpcUaNodeConfig] = resolved() if callable(resolved) else getattr(d, "nodes", [])
+    return points
 
 
 @router.get("/{device}/live")
-def device_live(device: DeviceName, gw: GatewayDep) -> list[dict[str, Any]]:
-    return live_values(gw, device)
+def device_live(device: DeviceName, gw: GatewayDep) -> list[LiveValue]:
+    return [LiveValue.model_validate(v) for v in live_values(gw, device)]
 
 
 def _device_failed(exc: ProbeError | BrowseError, detail: dict[str, Any]) -> ApiError:
     return ApiError(424, str(exc), code=exc.code, detail=detail)
 
 
-@router.post("/probe", responses={424: {"description": "The device could not be reached or gave no usable answer",
-                                        "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+@router.post("/probe", responses=device_failed("The device could not be reached or gave no usable answer"))
 async def probe(body: ProbeParams, request: Request, access: AccessDep,
-                auth: Annotated[AuthService, Depends(get_auth)]) -> dict[str, Any]:
+                auth: Annotated[AuthService, Depends(get_auth)]) -> ProbeResult:
     """Read registers once and show every plausible decoding (type x byte/word order).
 
     The rule for both device tools: every refusal is a 4xx with the standard error body, never a 5xx. Invalid
@@ -104,14 +113,16 @@ async def probe(body: ProbeParams, request: Request, access: AccessDep,
         raise _device_failed(exc, {"host": body.host, "port": body.port, "unit": body.unit}) from None
     auth.audit(access.principal.username, "device.probe", f"{body.host}:{body.port}", None,
                client_of(request))
-    return {"registers": regs, "decodings": [dataclasses.asdict(d) for d in decodings(regs)]}
+    found = [Decoding.model_validate(dataclasses.asdict(d)) for d in decodings(regs)]
+    return ProbeResult(registers=regs, decodings=found)
 
 
-@router.get("/opcua/browse", responses={424: {"description": "The server could not be reached or browsed",
-                                               "content": {"application/json": {"schema": ERROR_SCHEMA}}}})
+# Unset fields are left out: objects have no `value` or `status`.
+@router.get("/opcua/browse", responses=device_failed("The server could not be reached or browsed"),
+            response_model_exclude_unset=True)
 async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=MAX_URL,
                                            description=OPCUA_URL_FORM)],
-                 depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[dict[str, Any]]:
+                 depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[BrowseNode]:
     """Walk an OPC UA server's address space from Objects (anonymous, no security).
 
     Same rule as the probe: a URL that is not `opc.tcp://host[:port][/path]` with a real host and a port in
@@ -125,9 +136,10 @@ async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=M
     except InvalidInput as exc:
         raise ApiError(422, f"query.url: {exc}", detail=[{"where": "query.url", "reason": str(exc)}]) from None
     try:
-        return await asyncio.wait_for(browse_nodes(target, depth), timeout=30)
+        nodes = await asyncio.wait_for(browse_nodes(target, depth), timeout=30)
     except BrowseError as exc:
         raise _device_failed(exc, {"url": target.url}) from None
     except TimeoutError:
         raise ApiError(424, f"browsing {target.url} took more than 30 s", code="device_error",
                        detail={"url": target.url}) from None
+    return [BrowseNode.model_validate(n) for n in nodes]

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from crm_bridge.registry.models import Alert, Company, Ticket, TierRecord
-from gateway.api.deps import PageParams, page_of
+from crm_bridge.registry.models import Alert, Ticket, TierRecord
+from crm_bridge.registry.repo import RegistryLookupError, company_by_code
+from gateway.api.deps import Page, PageParams, page_of
 from gateway.api.roles import Capability, needs
+from gateway.api.schemas.accounts import PortfolioEntry
 from gateway.api.scope import AccessDep, GatewayDep
 
 router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"], dependencies=[needs(Capability.CUSTOMER_FILE)])
 
 
 @router.get("")
-def portfolio(gw: GatewayDep, access: AccessDep, page: PageParams) -> dict[str, Any]:
+def portfolio(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[PortfolioEntry]:
+    """The accounts the caller may see, with their tier and what is open on them."""
     ids = access.visible([c.id for c in gw.config.customers])
     items = []
     with gw.db() as s:
         for cid in ids:
-            company = s.scalar(select(Company).where(Company.code == cid))
-            if company is None:
-                continue
+            try:
+                company = company_by_code(s, cid)
+            except RegistryLookupError:
+                continue  # configured but not in the CRM yet
             tier = s.get(TierRecord, company.id)
-            items.append({
-                "customer": cid, "name": company.name,
-                "tier": (tier.override or tier.computed) if tier else None,
-                "open_alerts": s.scalar(select(func.count(Alert.id)).where(Alert.company_code == cid,
-                                                                           Alert.status != "resolved")),
-                "open_tickets": s.scalar(select(func.count(Ticket.id)).where(Ticket.company_id == company.id,
-                                                                             Ticket.status != "closed")),
-            })
+            items.append(PortfolioEntry(
+                customer=cid, name=company.name, tier=(tier.override or tier.computed) if tier else None,
+                open_alerts=s.scalar(select(func.count(Alert.id)).where(Alert.company_code == cid,
+                                                                        Alert.status != "resolved")) or 0,
+                open_tickets=s.scalar(select(func.count(Ticket.id)).where(Ticket.company_id == company.id,
+                                                                          Ticket.status != "closed")) or 0,
+            ))
     return page_of(items, page)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from crm_bridge.desk import TicketError, create_ticket, transition
 from crm_bridge.registry.models import AccountManager, Company, Ticket
 from crm_bridge.registry.repo import managers_of_company
-from gateway.api.deps import PageParams, client_of, get_auth
+from gateway.api.deps import Page, PageParams, client_of, get_auth
 from gateway.api.errors import ApiError, forbidden
 from gateway.api.roles import Capability, allowed, needs
+from gateway.api.schemas.desk import TicketPublic, TransitionPublic
 from gateway.api.scope import AccessDep, GatewayDep, TicketId, customer_in_scope
 from gateway.auth import AuthService
 
@@ -39,28 +40,28 @@ class Move(BaseModel):
     satisfaction: int | None = Field(None, ge=1, le=5)
 
 
-def ticket_json(t: Ticket, customer: str, owner: str | None) -> dict[str, Any]:
-    return {"id": t.id, "customer": customer, "kind": t.kind, "category": t.category, "title": t.title,
-            "status": t.status, "owner": owner, "created_at": t.created_at.isoformat(),
-            "ack_target_min": t.ack_target_min, "resolve_target_min": t.resolve_target_min,
-            "satisfaction": t.satisfaction,
-            "transitions": [{"from": x.from_status, "to": x.to_status, "at": x.at.isoformat(), "note": x.note}
-                            for x in t.transitions]}
+def ticket_public(t: Ticket, customer: str, owner: str | None) -> TicketPublic:
+    return TicketPublic(id=t.id, customer=customer, kind=t.kind, category=t.category, title=t.title,
+                        status=t.status, owner=owner, created_at=t.created_at.isoformat(),
+                        ack_target_min=t.ack_target_min, resolve_target_min=t.resolve_target_min,
+                        satisfaction=t.satisfaction,
+                        transitions=[TransitionPublic(from_status=x.from_status, to=x.to_status, at=x.at.isoformat(),
+                                                      note=x.note) for x in t.transitions])
 
 
-def _load(gw: GatewayDep, ticket_id: int) -> dict[str, Any]:
+def _load(gw: GatewayDep, ticket_id: int) -> TicketPublic:
     with gw.db() as s:
         row = s.execute(select(Ticket, Company.code, AccountManager.code).join(Company, Company.id == Ticket.company_id)
                         .outerjoin(AccountManager, AccountManager.id == Ticket.owner_id)
                         .where(Ticket.id == ticket_id)).one()
-        return ticket_json(row[0], row[1], row[2])
+        return ticket_public(row[0], row[1], row[2])
 
 
 @router.get("")
 def list_tickets(gw: GatewayDep, access: AccessDep, page: PageParams,
                  status: Annotated[Literal["new", "acknowledged", "in_progress", "resolved", "closed"] | None,
                                    Query()] = None,
-                 customer: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
+                 customer: Annotated[str | None, Query(max_length=128)] = None) -> Page[TicketPublic]:
     """Tickets of the customers the caller may see: a manager's queue, a customer's own requests."""
     q = select(Ticket.id).join(Company, Company.id == Ticket.company_id)
     if customer is not None:
@@ -72,11 +73,11 @@ def list_tickets(gw: GatewayDep, access: AccessDep, page: PageParams,
     with gw.db() as s:
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
         ids = list(s.scalars(q.order_by(Ticket.id.desc()).limit(page.limit).offset(page.offset)))
-    return {"items": [_load(gw, i) for i in ids], "total": total, "limit": page.limit, "offset": page.offset}
+    return Page(items=[_load(gw, i) for i in ids], total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("", status_code=201)
-def open_ticket(body: NewTicket, gw: GatewayDep, access: AccessDep, auth: AuthDep, request: Request) -> dict[str, Any]:
+def open_ticket(body: NewTicket, gw: GatewayDep, access: AccessDep, auth: AuthDep, request: Request) -> TicketPublic:
     """Open a ticket; a customer opens for itself, the owner is the account's manager."""
     p = access.principal
     customer = body.customer or p.customer
@@ -98,13 +99,13 @@ def open_ticket(body: NewTicket, gw: GatewayDep, access: AccessDep, auth: AuthDe
 
 
 @router.get("/{ticket_id}")
-def get_ticket(ticket_id: TicketId, gw: GatewayDep) -> dict[str, Any]:
+def get_ticket(ticket_id: TicketId, gw: GatewayDep) -> TicketPublic:
     return _load(gw, ticket_id)
 
 
 @router.post("/{ticket_id}/transition")
 def move_ticket(ticket_id: TicketId, body: Move, gw: GatewayDep, access: AccessDep, auth: AuthDep,
-                request: Request) -> dict[str, Any]:
+                request: Request) -> TicketPublic:
     """Move the ticket along new -> acknowledged -> in progress -> resolved -> closed (closing needs a 1-5 rating)."""
     p = access.principal
     if body.to not in CUSTOMER_MOVES and not allowed(p.role, Capability.TICKET_DESK):
@@ -127,7 +128,7 @@ class Rating(BaseModel):
 
 @router.post("/{ticket_id}/rate")
 def rate_ticket(ticket_id: TicketId, body: Rating, gw: GatewayDep, access: AccessDep, auth: AuthDep,
-                request: Request) -> dict[str, Any]:
+                request: Request) -> TicketPublic:
     """Close a resolved ticket with the customer's satisfaction score (1-5)."""
     return move_ticket(ticket_id, Move(to="closed", note=body.note, satisfaction=body.satisfaction), gw, access,
                        auth, request)
