@@ -98,7 +98,6 @@ class TimeSeriesStore(abc.ABC):
         where a bucket holds no good value. Only buckets with start in [start_ns, end_ns) are returned.
         """
 
-    @abc.abstractmethod
     def near_boundaries(
         self,
         meters: Sequence[str],
@@ -124,6 +123,16 @@ class TimeSeriesStore(abc.ABC):
         Returns a frame with columns meter (str), k (int64), ts (int64 ns), value (float64), sorted by meter, k, ts;
         nothing for a window without good values. Needs 0 < 2 x tolerance_ns < every_s seconds and limit >= 1.
         """
+        check_near_args(every_s, count, tolerance_ns, limit)
+        if not meters or count == 0:
+            return near_frame([], limit)
+        return self._near_boundaries(meters, point, int(first_ns), int(every_s), int(count), int(tolerance_ns),
+                                     int(limit))
+
+    @abc.abstractmethod
+    def _near_boundaries(self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int,
+                         tolerance_ns: int, limit: int) -> pd.DataFrame:
+        """near_boundaries for a backend, its arguments checked and at least one meter and one boundary asked."""
 
     @abc.abstractmethod
     def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:

@@ -33,7 +33,6 @@ from gateway.store.base import (
     StoreRejected,
     StoreUnavailable,
     TimeSeriesStore,
-    check_near_args,
     near_frame,
 )
 from gateway.store.influx_config import InfluxStoreConfig
@@ -277,13 +276,8 @@ class _InfluxStore(TimeSeriesStore):
                             values[row, col] = float(v)
         return pd.DataFrame(values, index=pd.to_datetime(index_ns, utc=True), columns=columns)
 
-    def near_boundaries(
-        self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int, tolerance_ns: int,
-        limit: int = 8,
-    ) -> pd.DataFrame:
-        check_near_args(every_s, count, tolerance_ns, limit)
-        if not meters or count == 0:
-            return near_frame([], limit)
+    def _near_boundaries(self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int,
+                         tolerance_ns: int, limit: int) -> pd.DataFrame:
         every_ns, tol = int(every_s) * 10**9, int(tolerance_ns)
         first = int(first_ns)
         origin = first - tol

@@ -23,7 +23,6 @@ from gateway.store.base import (
     StoreError,
     StoreUnavailable,
     TimeSeriesStore,
-    check_near_args,
     near_frame,
 )
 
@@ -157,13 +156,8 @@ class SqliteStore(TimeSeriesStore):
             frame = pd.DataFrame(values, index=frame.index, columns=frame.columns)
         return frame
 
-    def near_boundaries(
-        self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int, tolerance_ns: int,
-        limit: int = 8,
-    ) -> pd.DataFrame:
-        check_near_args(every_s, count, tolerance_ns, limit)
-        if not meters or count == 0:
-            return near_frame([], limit)
+    def _near_boundaries(self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int,
+                         tolerance_ns: int, limit: int) -> pd.DataFrame:
         # One index range seek per series and boundary on the (series_id, ts) key: a month of 1 s readings reads the
         # few rows around each of its 2,977 boundaries, not the 2.6 million in between.
         marks = ",".join("?" * len(meters))
