@@ -14,11 +14,12 @@ class Step(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    value: float | None
+    value: float | int | None
     step: Step
 
 
-def counter_delta(previous: float, current: float, wrap_at: float | None, wrap_window: float = 0.1) -> Delta:
+def counter_delta(previous: float | int, current: float | int, wrap_at: float | int | None,
+                  wrap_window: float = 0.1) -> Delta:
     """Energy between two register readings.
 
     A fall is a wrap only when the register has a known wrap point, the previous value was in the top
@@ -38,12 +39,12 @@ class CounterTracker:
     query layer reports as one interval of unknown energy instead of inventing a number.
     """
 
-    def __init__(self, wrap_at: float | None) -> None:
+    def __init__(self, wrap_at: float | int | None) -> None:
         self.wrap_at = wrap_at
-        self._last_raw: float | None = None
-        self._offset = 0.0
+        self._last_raw: float | int | None = None
+        self._offset: float | int = 0  # an int, so an int register (a 64-bit counter) stays exact
 
-    def update(self, raw: float) -> tuple[float, Step]:
+    def update(self, raw: float | int) -> tuple[float | int, Step]:
         if self._last_raw is None:
             self._last_raw = raw
             return raw + self._offset, Step.NORMAL
@@ -51,6 +52,6 @@ class CounterTracker:
         if d.step is Step.WRAP and self.wrap_at is not None:
             self._offset += self.wrap_at
         elif d.step is Step.RESET:
-            self._offset = 0.0
+            self._offset = 0
         self._last_raw = raw
         return raw + self._offset, d.step

@@ -30,13 +30,14 @@ class Reading:
     """One value.
 
     Timestamps are integer nanoseconds since the Unix epoch (UTC): cheap to make at 10k+ values/s and exact
-    when stored. `value` is None whenever quality is bad or comm_lost: an error is never a number.
+    when stored. `value` is None whenever quality is bad or comm_lost: an error is never a number. It is an int
+    for an unscaled 64-bit integer register (which a float would round past 2**53), else a float.
     `customer`, `site` and `meter` are filled by the gateway from the meter-to-customer mapping.
     """
 
     device: str
     point: str
-    value: float | None
+    value: float | int | None
     unit: str = ""
     quality: Quality = Quality.GOOD
     source_ts: int = field(default_factory=now_ns)

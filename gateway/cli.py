@@ -152,7 +152,8 @@ def collect(
     from gateway.config import ConfigError, load_config
     from gateway.directory import Directory
     from gateway.logs import setup_logging
-    from gateway.runtime import Tagger, build_collectors
+    from gateway.runtime import build_collectors
+    from gateway.tagger import Tagger
 
     if not once:
         raise _fail(ValueError("only --once is supported here; `energy-gateway run` collects continuously"), 2)
@@ -191,7 +192,7 @@ def demo(
     import asyncio
 
     from gateway.config import ConfigError
-    from gateway.demo import prepare_demo, run_demo
+    from gateway.demo.run import prepare_demo, run_demo
     from gateway.logs import setup_logging
     from gateway.runtime import StartupError
 

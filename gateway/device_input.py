@@ -7,12 +7,15 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import typer
 import typer.core
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from collectors.modbus.probe import ProbeRequest
 
 MAX_HOST = 253  # characters of the ASCII (IDNA) form, RFC 1035
 MAX_LABEL = 63
@@ -179,16 +182,49 @@ Host = Annotated[str, Field(min_length=1, max_length=MAX_HOST, description="host
 
 
 class ProbeParams(BaseModel):
-    """One Modbus probe: which device, which registers, how long to wait."""
+    """One Modbus probe: which device (by the transport keys of a Modbus device entry), which registers, how long."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    host: Host
+    transport: Literal["tcp", "rtu_over_tcp", "rtu"] = Field(
+        "tcp", description="tcp, rtu_over_tcp (serial gateway) or rtu (local serial port)")
+    host: Host | None = Field(None, validate_default=True, description="device or gateway (tcp, rtu_over_tcp)")
     port: int = Field(MODBUS_PORT, ge=1, le=65535)
+    serial_port: str | None = Field(None, min_length=1, max_length=255, validate_default=True,
+                                    description="e.g. /dev/ttyUSB0 (rtu)")
+    baudrate: int = Field(9600, ge=300, le=4_000_000, description="serial line speed (rtu)")
+    parity: Literal["N", "E", "O"] = Field("N", description="serial parity (rtu)")
     unit: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id")
     address: int = Field(0, ge=0, le=65535, description="0-based register address (40001/30001 is 0)")
-    count: int = Field(4, ge=1, le=125, description="registers to read")
-    function: int = Field(3, ge=3, le=4, description="3: holding registers, 4: input registers")
+    count: int = Field(4, ge=1, le=125, description="registers (or bits, functions 1 and 2) to read")
+    function: int = Field(3, ge=1, le=4, description="1: coils, 2: discrete inputs, 3: holding registers, "
+                                                     "4: input registers")
     timeout_s: float = Field(2.0, ge=0.05, le=10, description="seconds to wait for the connection and the answer")
+
+    @field_validator("host")
+    @classmethod
+    def _host_for_a_network_link(cls, host: str | None, info: ValidationInfo) -> str | None:
+        transport = info.data.get("transport", "tcp")
+        if host is None and transport != "rtu":
+            raise PydanticCustomError("missing", "Field required (transport {transport} needs a host)",
+                                      {"transport": transport})
+        return host
+
+    @field_validator("serial_port")
+    @classmethod
+    def _serial_port_for_rtu(cls, serial_port: str | None, info: ValidationInfo) -> str | None:
+        if serial_port is None and info.data.get("transport") == "rtu":
+            raise PydanticCustomError("missing", "Field required (transport rtu needs a serial port)")
+        return serial_port
+
+    def request(self) -> ProbeRequest:
+        """The collectors' probe request for this checked input (pymodbus is imported only now)."""
+        from collectors.modbus.config import Transport
+        from collectors.modbus.probe import ProbeRequest
+
+        return ProbeRequest(transport=Transport(self.transport), host=self.host, port=self.port,
+                            serial_port=self.serial_port, baudrate=self.baudrate, parity=self.parity,
+                            unit=self.unit, function=self.function, address=self.address, count=self.count,
+                            timeout_s=self.timeout_s)
 
     @field_validator("count")
     @classmethod

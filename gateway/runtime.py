@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from collectors import registry as collector_plugins
 from collectors.base import Collector, CollectorContext, DeviceHealth
-from collectors.reading import Quality, Reading
+from collectors.reading import Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
 from gateway.directory import Directory
 from gateway.lifecycle import StopRequested
@@ -33,8 +32,10 @@ from gateway.query import QueryService, Topology
 from gateway.scheduler import Scheduler
 from gateway.store.base import StoreError, TimeSeriesStore
 from gateway.store.sqlite import SqliteStore
+from gateway.tagger import Tagger
 
 if TYPE_CHECKING:
+    from gateway.auth import AuthService
     from gateway.usecases.figures import OfflineSources
 
 log = logging.getLogger(__name__)
@@ -137,26 +138,6 @@ def offline_sources(cfg: GatewayConfig) -> OfflineSources:
     return OfflineSources(cfg, build_query(cfg, store), open_registry(cfg, os.environ), Directory.from_config(cfg))
 
 
-class Tagger:
-    """Adds the customer/site/meter tags of the meter-to-customer mapping to each reading.
-
-    It is also the last guard before storage: a non-finite number (NaN, inf) is never stored as a value; the
-    reading becomes quality `bad` with no value.
-    """
-
-    def __init__(self, tags: Mapping[str, tuple[str, str, str]]) -> None:
-        self._tags = dict(tags)
-
-    def __call__(self, readings: Sequence[Reading]) -> list[Reading]:
-        out = []
-        for r in readings:
-            if r.value is not None and not math.isfinite(r.value):
-                r = replace(r, value=None, quality=Quality.BAD)
-            t = self._tags.get(r.device)
-            out.append(r.tagged(*t) if t is not None else r)
-        return out
-
-
 @dataclass
 class Gateway:
     """Everything one gateway process runs. Build with `Gateway.from_config`, then `await run(stop)`."""
@@ -171,7 +152,8 @@ class Gateway:
     tagger: Tagger
     db: sessionmaker[Session]
     directory: Directory
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The API's logins and sessions: made with the web app (gateway.web.auth_service), None until then.
+    auth: AuthService | None = None
     # Set when the gateway begins to stop: background work (e.g. the API's warm-up) should end at its next step.
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -252,9 +234,9 @@ class Gateway:
             self.outbox.close()
 
     def _api_server(self) -> Any:
-        from gateway.app import build_app
+        from gateway.web import create_app
 
-        app = build_app(self)
+        app = create_app(self)
         # proxy_headers off: X-Forwarded-For is read only from `[api] trusted_proxies` (gateway.api.deps.client_of).
         # log_config and log_level None: uvicorn leaves logging alone, so `[gateway] log_levels` reaches its loggers.
         config = uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port, log_config=None,

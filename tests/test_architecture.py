@@ -164,3 +164,84 @@ def test_every_module_opens_with_a_docstring():
             if ast.get_docstring(tree) is None:
                 missing.append(str(path.relative_to(ROOT)))
     assert not missing, missing
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _load_time_imports(stmts: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module is loaded: not those inside functions or under `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in stmts:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            found += _load_time_imports(node.orelse)
+            if not _is_type_checking(node.test):
+                found += _load_time_imports(node.body)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                found += _load_time_imports(block)
+        elif isinstance(node, ast.With | ast.ClassDef):
+            found += _load_time_imports(node.body)
+    return found
+
+
+def _load_time_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module -> the modules of `package` it imports at load time (see `_load_time_imports`)."""
+    files = {_module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        is_pkg = path.name == "__init__.py"
+        edges: set[str] = set()
+        for node in _load_time_imports(ast.parse(path.read_text(encoding="utf-8")).body):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in files}
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_pkg else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                if target in files:
+                    edges.add(target)
+                elif base in files:
+                    edges.add(base)
+        graph[name] = edges - {name}
+    return graph
+
+
+def test_gateway_has_no_import_cycle_at_load_time():
+    graph = _load_time_graph(ROOT, "gateway")
+    assert len(graph) > 10
+    assert "gateway.runtime" in graph.get("gateway.api.scope", set()), "the walk found imports at all"
+    assert not _cycles(graph), _cycles(graph)
+
+
+def test_load_time_walk_skips_type_checking_and_function_imports(tmp_path):
+    pkg = tmp_path / "plug"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""p."""\n')
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nimport plug.b\nif TYPE_CHECKING:\n    import plug.c\n")
+    (pkg / "b.py").write_text("def f():\n    import plug.a\n")
+    (pkg / "c.py").write_text("try:\n    from plug import a\nexcept ImportError:\n    pass\n")
+    graph = _load_time_graph(tmp_path, "plug")
+    assert graph == {"plug": set(), "plug.a": {"plug.b"}, "plug.b": set(), "plug.c": {"plug.a"}}
+    assert not _cycles(graph)
+    (pkg / "b.py").write_text("import plug.c\n")
+    assert _cycles(_load_time_graph(tmp_path, "plug")) == [["plug.a", "plug.b", "plug.c"]]
+
+
+def _is_cli(module: str) -> bool:
+    return module == "gateway.cli" or module.startswith(("gateway.cli.", "gateway.cli_"))
+
+
+def test_no_gateway_module_imports_the_command_line():
+    """The command line sits on top: the API, portal and runtime never import it, not even lazily."""
+    graph = _import_graph(ROOT, "gateway")
+    offenders = sorted(f"{m} imports {t}" for m, targets in graph.items() if not _is_cli(m)
+                       for t in targets if _is_cli(t))
+    assert not offenders, offenders

@@ -13,7 +13,7 @@ from collectors.base import Collector, DeviceHealth, Emit, run_tasks, sleep_or_s
 from collectors.counters import CounterTracker, Step
 from collectors.modbus.bus import Bus, DeviceException, DeviceUnreachable
 from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
-from collectors.modbus.datatypes import make_decoder, modulus
+from collectors.modbus.datatypes import DataType, make_decoder, modulus
 from collectors.modbus.plan import ReadBlock, plan_reads, point_size
 from collectors.reading import Quality, Reading
 
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SPLIT_CODES = (2, 3)  # illegal data address / value: the block spans something the device does not have
 GATEWAY_CODES = (10, 11)  # gateway path unavailable / target device failed to respond
+_WIDE_INTS = (DataType.INT64, DataType.UINT64)  # more digits than a float holds: kept as int when unscaled
+# The widest integer every store takes today (SQLite INTEGER is signed 64-bit); a uint64 above it goes as float.
+_STORABLE_INT = (1 << 63) - 1
 
 
 class DeviceWorker:
@@ -39,24 +42,37 @@ class DeviceWorker:
         self._retry_at = 0.0
 
     @staticmethod
-    def _wrap_at(p: ModbusPointConfig) -> float | None:
+    def _wrap_at(p: ModbusPointConfig) -> float | int | None:
         m = modulus(p.type)
-        return None if m is None else m * p.scale
+        if m is None:
+            return None
+        return m if p.scale == 1.0 else m * p.scale
+
+    @staticmethod
+    def _exact(p: ModbusPointConfig) -> bool:
+        """A 64-bit integer point read as is: its value stays an int, so no digit is lost to a float."""
+        return p.type in _WIDE_INTS and p.scale == 1.0 and p.offset == 0.0
 
     # -- one poll ----------------------------------------------------------------------------------
     def _value(self, p: ModbusPointConfig, block: ReadBlock, data: Sequence[int] | Sequence[bool]
-               ) -> tuple[float | None, Quality]:
+               ) -> tuple[float | int | None, Quality]:
         offset = p.address - block.address
         if p.kind.is_bit:
             return (1.0 if data[offset] else 0.0), Quality.GOOD
         raw = self._decoders[p.name](data[offset : offset + self._sizes[p.name]])  # type: ignore[arg-type]
         if isinstance(raw, str):
             return None, Quality.BAD  # a string is identification, not a measurement; see probe
-        value = float(raw) * p.scale + p.offset
-        if not math.isfinite(value):
-            return None, Quality.BAD
+        value: float | int
+        if isinstance(raw, int) and self._exact(p) and abs(raw) <= _STORABLE_INT:
+            value = raw
+        else:
+            value = float(raw) * p.scale + p.offset
+            if not math.isfinite(value):
+                return None, Quality.BAD
         if p.counter:
             value, step = self._trackers[p.name].update(value)
+            if isinstance(value, int) and abs(value) > _STORABLE_INT:  # unwrapped past the stores' integers
+                value = float(value)
             if step is Step.RESET:
                 log.warning("%s: energy register %s went back (meter reset?)", self.cfg.name, p.name)
                 return value, Quality.UNCERTAIN

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
 from collectors.base import Collector, CollectorError, DeviceHealth, Emit, run_tasks, sleep_or_stop
 from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
-from collectors.opcua.security import client_certificate, trusted_server_certificate
+from collectors.opcua.security import open_session
 from collectors.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
@@ -115,33 +114,7 @@ class _Device:
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> Client:
         cfg = self.cfg
-        client = Client(cfg.url, timeout=cfg.timeout_s)
-        client.name = "energy-gateway"
-        client.session_timeout = 600_000  # what servers commonly grant; asking for more only logs a warning
-        if cfg.security_policy != "None":
-            cert, key, uri = await client_certificate(cfg, self.state_dir)
-            server = await trusted_server_certificate(cfg, self.state_dir, cfg.timeout_s)
-            client.application_uri = uri
-            await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
-                                      server_certificate=str(server),
-                                      mode=getattr(ua.MessageSecurityMode, cfg.security_mode))
-        if cfg.user_certificate is not None and cfg.user_private_key is not None:
-            await client.load_client_certificate(str(cfg.user_certificate))
-            await client.load_private_key(cfg.user_private_key)
-        if cfg.username is not None:
-            password = self.environ.get(cfg.password_env or "")
-            if password is None:
-                raise CollectorError(f"device {cfg.name!r}: environment variable {cfg.password_env} is not set")
-            client.set_user(cfg.username)
-            client.set_password(password)
-        try:
-            await client.connect()
-        except ua.uaerrors.BadUserAccessDenied:
-            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused user {cfg.username!r} (wrong "
-                                 "password, or the user may not log in)") from None
-        except (ua.uaerrors.BadIdentityTokenInvalid, ua.uaerrors.BadIdentityTokenRejected):
-            who = cfg.username or (f"certificate {cfg.user_certificate}" if cfg.user_certificate else "anonymous")
-            raise CollectorError(f"device {cfg.name!r}: {cfg.url} refused the login ({who})") from None
+        client = await open_session(cfg, self.state_dir, self.environ)
         self.client = client
         try:
             await self.resolve(client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,14 +43,12 @@ class OpcUaNodeConfig(_Strict):
         return self
 
 
-class OpcUaDeviceConfig(_Strict):
-    type: Literal["opcua"]
+class OpcUaEndpointConfig(_Strict):
+    """How to reach and log in to a server: what a collector's device and a one-off browse share."""
+
     name: str = Field(min_length=1)
-    url: str = Field(pattern=r"^opc\.tcp://[^/:]+(:\d+)?(/.*)?$")
-    mode: Literal["poll", "subscribe"] = "subscribe"
-    interval_s: float = Field(1.0, gt=0, le=86400, description="poll period, or the subscription's publishing")
+    url: str = Field(pattern=r"^opc\.tcp://\S+$")
     timeout_s: float = Field(4.0, gt=0, le=120)
-    backoff_max_s: float = Field(60.0, gt=0)
     security_policy: Literal["None", "Basic256Sha256"] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     username: str | None = None
@@ -61,13 +59,9 @@ class OpcUaDeviceConfig(_Strict):
     client_key: Path | None = None
     server_cert: Path | None = Field(None, description="trust exactly this server certificate; else trust on "
                                                         "first use and pin it in the state directory")
-    sampling_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: the publishing interval")
-    queue_size: int = Field(1, ge=1, le=10_000)
-    max_nodes_per_read: int = Field(0, ge=0, description="0: as the server's OperationLimits say")
-    nodes: list[OpcUaNodeConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> OpcUaDeviceConfig:
+    def _check_security(self) -> Self:
         secure = self.security_policy != "None"
         if secure and self.security_mode == "None":
             raise ValueError(f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt")
@@ -83,6 +77,29 @@ class OpcUaDeviceConfig(_Strict):
             raise ValueError("a certificate login needs both user_certificate and user_private_key")
         if self.user_certificate is not None and self.username is not None:
             raise ValueError("log in with a username or a user certificate, not both")
+        return self
+
+    @property
+    def who(self) -> str:
+        """Who logs in, for messages."""
+        if self.username is not None:
+            return f"user {self.username!r}"
+        return f"certificate {self.user_certificate}" if self.user_certificate is not None else "anonymous"
+
+
+class OpcUaDeviceConfig(OpcUaEndpointConfig):
+    type: Literal["opcua"]
+    url: str = Field(pattern=r"^opc\.tcp://[^/:]+(:\d+)?(/.*)?$")
+    mode: Literal["poll", "subscribe"] = "subscribe"
+    interval_s: float = Field(1.0, gt=0, le=86400, description="poll period, or the subscription's publishing")
+    backoff_max_s: float = Field(60.0, gt=0)
+    sampling_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: the publishing interval")
+    queue_size: int = Field(1, ge=1, le=10_000)
+    max_nodes_per_read: int = Field(0, ge=0, description="0: as the server's OperationLimits say")
+    nodes: list[OpcUaNodeConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> OpcUaDeviceConfig:
         names = [n.point for n in self.nodes]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -1,21 +1,23 @@
-"""Certificates for OPC UA: the client's own (made once, kept, ApplicationURI matching) and trusted servers."""
+"""OPC UA security: the client's own certificate (made once, kept), trusted servers, and a logged-in session."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from asyncua import Client, ua
 from asyncua.crypto import uacrypto
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from collectors.base import CollectorError
-from collectors.opcua.config import OpcUaDeviceConfig
+from collectors.opcua.config import OpcUaEndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ def application_uri_of(cert_file: Path) -> str | None:
     return uris[0] if uris else None
 
 
-async def client_certificate(dev: OpcUaDeviceConfig, state_dir: Path) -> tuple[Path, Path, str]:
+async def client_certificate(dev: OpcUaEndpointConfig, state_dir: Path) -> tuple[Path, Path, str]:
     """(certificate, key, ApplicationURI): the configured pair, or one generated on first use and kept."""
     if dev.client_cert is not None and dev.client_key is not None:
         uri = application_uri_of(dev.client_cert)
@@ -61,7 +63,7 @@ def _fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()[:16]
 
 
-async def trusted_server_certificate(dev: OpcUaDeviceConfig, state_dir: Path, timeout_s: float) -> Path:
+async def trusted_server_certificate(dev: OpcUaEndpointConfig, state_dir: Path, timeout_s: float) -> Path:
     """The server certificate to trust: the configured one, or the one pinned on first use.
 
     The server's current certificate is read from its endpoints (over an unsecured discovery channel); it must
@@ -101,3 +103,43 @@ async def trusted_server_certificate(dev: OpcUaDeviceConfig, state_dir: Path, ti
                             dev.url, _fingerprint(current), pin)
             pin.write_bytes(current)
     return pin
+
+
+class LoginRefused(CollectorError):
+    """The server refused the user name and password, or the user certificate."""
+
+
+async def open_session(cfg: OpcUaEndpointConfig, state_dir: Path, environ: Mapping[str, str]) -> Client:
+    """A connected client with the endpoint's security policy and mode, trust and login.
+
+    CollectorError when a setting cannot be used (a password variable that is not set, a client certificate
+    without its URI, no matching endpoint), TrustError for a server certificate that is not the trusted one,
+    LoginRefused for a refused login; whatever the network does (OSError, TimeoutError, ua.UaError) passes through.
+    """
+    client = Client(cfg.url, timeout=cfg.timeout_s)
+    client.name = "energy-gateway"
+    client.session_timeout = 600_000  # what servers commonly grant; asking for more only logs a warning
+    if cfg.security_policy != "None":
+        cert, key, uri = await client_certificate(cfg, state_dir)
+        server = await trusted_server_certificate(cfg, state_dir, cfg.timeout_s)
+        client.application_uri = uri
+        await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                  server_certificate=str(server),
+                                  mode=getattr(ua.MessageSecurityMode, cfg.security_mode))
+    if cfg.user_certificate is not None and cfg.user_private_key is not None:
+        await client.load_client_certificate(str(cfg.user_certificate))
+        await client.load_private_key(cfg.user_private_key)
+    if cfg.username is not None:
+        password = environ.get(cfg.password_env or "")
+        if password is None:
+            raise CollectorError(f"device {cfg.name!r}: environment variable {cfg.password_env} is not set")
+        client.set_user(cfg.username)
+        client.set_password(password)
+    try:
+        await client.connect()
+    except ua.uaerrors.BadUserAccessDenied:
+        raise LoginRefused(f"device {cfg.name!r}: {cfg.url} refused user {cfg.username!r} (wrong "
+                           "password, or the user may not log in)") from None
+    except (ua.uaerrors.BadIdentityTokenInvalid, ua.uaerrors.BadIdentityTokenRejected):
+        raise LoginRefused(f"device {cfg.name!r}: {cfg.url} refused the login ({cfg.who})") from None
+    return client

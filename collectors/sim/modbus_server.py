@@ -35,6 +35,8 @@ class Faults:
     silent: bool = False  # never answers (a dead device behind a live gateway)
     delay_s: float = 0.0
     fixed: dict[int, int] = field(default_factory=dict)  # address -> register value, overrides the model
+    # (kind, address) -> register or 0/1 bit of that one kind ("coil", "discrete", "holding", "input"); wins over both
+    fixed_by_kind: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,7 +122,9 @@ class _PlantContext(ModbusServerContext):
         image = self._image(device_id)
         values = []
         for a in range(address, address + count):
-            if kind in (RegisterKind.HOLDING, RegisterKind.INPUT) and a in f.fixed:
+            if (kind.value, a) in f.fixed_by_kind:
+                values.append(f.fixed_by_kind[(kind.value, a)])
+            elif kind in (RegisterKind.HOLDING, RegisterKind.INPUT) and a in f.fixed:
                 values.append(f.fixed[a])
             else:
                 values.append(image.get((kind.value, a), 0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Annotated, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -12,8 +12,10 @@ from pydantic import BaseModel
 
 from gateway.api.errors import ApiError
 from gateway.auth import AuthError, AuthService, Principal
-from gateway.runtime import Gateway
 from gateway.usecases import UseCases
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
 
 SESSION_COOKIE = "eg_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -7,8 +7,8 @@ from greenbutton_objects.parse import parse_feed
 from typer.testing import CliRunner
 
 from collectors.sim.load import LoadModel
-from gateway.backfill import history_readings
 from gateway.cli import app
+from gateway.demo.backfill import history_readings
 from gateway.store.sqlite import SqliteStore
 from tests.reports.espi import validate
 

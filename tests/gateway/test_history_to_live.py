@@ -16,7 +16,7 @@ from collectors.reading import (
     Reading,
 )
 from collectors.sim.load import SLOT_S, LoadModel
-from gateway.backfill import backfill
+from gateway.demo.backfill import backfill
 from gateway.query import QueryService, Topology, day_bounds
 from gateway.store.sqlite import SqliteStore
 

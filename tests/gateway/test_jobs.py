@@ -11,8 +11,8 @@ from collectors.sim.load import LoadModel
 from crm_bridge.alerts import list_alerts
 from crm_bridge.registry.models import Company, Contract, MeterAssignment
 from gateway import jobs as jobs_module
-from gateway.backfill import history_readings
 from gateway.config import load_config
+from gateway.demo.backfill import history_readings
 from gateway.jobs import alerts_job, register_jobs, tiering_job
 from gateway.runtime import Gateway
 

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-import tests.api.world as world_mod
-from gateway.app import build_app
+import tests.gateway.api.world as world_mod
 from gateway.cli import app as cli
 from gateway.usecases import UseCases
 from gateway.usecases.services import services_for
-from tests.api.world import PASSWORD, token_for
+from gateway.web import create_app
+from tests.gateway.api.world import PASSWORD, token_for
 from tests.reports.espi import validate
 
 ESPI = "{http://naesb.org/espi}"
@@ -53,7 +53,7 @@ def test_one_month_is_the_same_on_every_surface(month_world):
     usage, bill = UseCases(world.gw).month_bill("acme", month)
     assert bill is not None, "acme has a contract on a shipped tariff"
     assert bill.intervals.with_energy > 20 * 96, "the month is (nearly) all there"
-    client = TestClient(build_app(world.gw))
+    client = TestClient(create_app(world.gw))
 
     # API month view
     view = client.get(f"/api/v1/customers/acme/month?month={label}", headers=token_for(client, "cust-acme")).json()
@@ -113,7 +113,7 @@ def test_one_month_is_the_same_on_every_surface(month_world):
 
 def test_a_month_before_the_tariffs_first_version_is_a_clear_4xx(month_world):
     _, world = month_world
-    client = TestClient(build_app(world.gw))
+    client = TestClient(create_app(world.gw))
     headers = token_for(client, "cust-acme")
     r = client.get("/api/v1/customers/acme/month?month=2020-06", headers=headers)
     assert r.status_code == 422, r.text
@@ -128,7 +128,7 @@ def test_a_month_before_the_tariffs_first_version_is_a_clear_4xx(month_world):
 
 def test_a_future_month_is_no_data_yet_and_today_has_pending_not_missing(month_world):
     _, world = month_world
-    client = TestClient(build_app(world.gw))
+    client = TestClient(create_app(world.gw))
     headers = token_for(client, "cust-acme")
     r = client.get("/api/v1/customers/acme/month?month=2099-01", headers=headers)
     assert r.status_code == 404
@@ -152,7 +152,7 @@ def test_the_served_capacity_upgrade_advice_reads_the_earlier_months_from_the_st
                             .where(Company.code == "gamma"))
         contract.transformer_kva = 3000.0  # gamma's load peaks near 3,000 kW: above 0.8 x 3,000 every month
         s.commit()
-    client = TestClient(build_app(world.gw))
+    client = TestClient(create_app(world.gw))
     this_month = datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1)
     earlier = [_last_month("Asia/Shanghai")]
     earlier.insert(0, (earlier[0] - timedelta(days=1)).replace(day=1))

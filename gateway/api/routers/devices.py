@@ -29,8 +29,8 @@ from gateway.auth import AuthService
 from gateway.device_input import MAX_URL, OPCUA_URL_FORM, InvalidInput, ProbeParams, parse_opcua_url
 
 if TYPE_CHECKING:
-    from gateway.cli_modbus import ProbeError
-    from gateway.cli_opcua import BrowseError
+    from collectors.modbus.probe import ProbeError
+    from collectors.opcua.browse import BrowseError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"],
                    dependencies=[needs(Capability.DEVICES)])
@@ -96,7 +96,10 @@ def _device_failed(exc: ProbeError | BrowseError, detail: dict[str, Any]) -> Api
 @router.post("/probe", responses=device_failed("The device could not be reached or gave no usable answer"))
 async def probe(body: ProbeParams, request: Request, access: AccessDep,
                 auth: Annotated[AuthService, Depends(get_auth)]) -> ProbeResult:
-    """Read registers once and show every plausible decoding (type x byte/word order).
+    """Read registers (functions 3, 4) or bits (1, 2) once and show every plausible decoding (type x byte/word order).
+
+    `transport` is `tcp` or `rtu_over_tcp` (a serial gateway); `rtu` (a local serial port) is 422 here, as the
+    running collector may hold the line: probe it with the command line on the gateway host.
 
     The rule for both device tools: every refusal is a 4xx with the standard error body, never a 5xx. Invalid
     input (a host that is neither a host name, IDNA included, nor an IP address; a port outside 1..65535; registers
@@ -105,15 +108,18 @@ async def probe(body: ProbeParams, request: Request, access: AccessDep,
     unreachable, timed out), `device_error` when the device answered with a Modbus exception, too few registers or
     not at all. The device's failure is the caller's to fix, not a failure of the gateway.
     """
-    from gateway.cli_modbus import ProbeError, decodings, read_registers  # pymodbus only when a probe is asked
+    from collectors.modbus.probe import ProbeError, probe  # pymodbus only when a probe is asked
 
+    if body.transport == "rtu":
+        # A serial line carries one conversation: opened from here it would collide with the running collector's.
+        reason = "serial ports are probed with `energy-gateway modbus probe --transport rtu` on the gateway host"
+        raise ApiError(422, f"body.transport: {reason}", detail=[{"where": "body.transport", "reason": reason}])
     try:
-        regs = await read_registers(body)
+        regs, decodings = await probe(body.request())
     except ProbeError as exc:
         raise _device_failed(exc, {"host": body.host, "port": body.port, "unit": body.unit}) from None
-    auth.audit(access.principal.username, "device.probe", f"{body.host}:{body.port}", None,
-               client_of(request))
-    found = [Decoding.model_validate(dataclasses.asdict(d)) for d in decodings(regs)]
+    auth.audit(access.principal.username, "device.probe", f"{body.host}:{body.port}", None, client_of(request))
+    found = [Decoding.model_validate(dataclasses.asdict(d)) for d in decodings]
     return ProbeResult(registers=regs, decodings=found)
 
 
@@ -129,14 +135,16 @@ async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=M
     1..65535 is 422 (`query.url`) before any connection; a server that cannot be reached is 424
     `device_unreachable`, one that breaks off or takes more than 30 s is 424 `device_error`.
     """
-    from gateway.cli_opcua import BrowseError, browse_nodes  # asyncua only when a browse is asked
+    from collectors.opcua.browse import BrowseError, browse_nodes  # asyncua only when a browse is asked
+    from collectors.opcua.config import OpcUaEndpointConfig
 
     try:
         target = parse_opcua_url(url)
     except InvalidInput as exc:
         raise ApiError(422, f"query.url: {exc}", detail=[{"where": "query.url", "reason": str(exc)}]) from None
+    endpoint = OpcUaEndpointConfig(name="browse", url=target.url, timeout_s=5.0)
     try:
-        nodes = await asyncio.wait_for(browse_nodes(target, depth), timeout=30)
+        nodes = await asyncio.wait_for(browse_nodes(endpoint, depth), timeout=30)
     except BrowseError as exc:
         raise _device_failed(exc, {"url": target.url}) from None
     except TimeoutError:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import select
-import threading
-import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from pymodbus import FramerType
@@ -75,49 +71,6 @@ async def test_plain_tcp_framing_against_an_rtu_gateway_is_offline_not_garbage(r
     assert all(r.value is None for r in readings)
     assert {r.quality for r in readings} <= {Quality.COMM_LOST, Quality.BAD}
     assert not col.health()[0].online
-
-
-class _PtyPair:
-    """Two pseudo-terminals joined by a relay thread: a null-modem cable between two serial port names."""
-
-    def __init__(self) -> None:
-        self.fds: list[int] = []
-        masters, names = [], []
-        for _ in range(2):
-            master, slave = os.openpty()
-            tty.setraw(slave)
-            self.fds += [master, slave]
-            masters.append(master)
-            names.append(os.ttyname(slave))
-        self.server_port, self.client_port = names
-        self._masters = masters
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._relay, daemon=True)
-        self._thread.start()
-
-    def _relay(self) -> None:
-        a, b = self._masters
-        while not self._stop.is_set():
-            ready, _, _ = select.select([a, b], [], [], 0.05)
-            for fd in ready:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    continue
-                os.write(b if fd == a else a, data)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for fd in self.fds:
-            os.close(fd)
-
-
-@pytest.fixture
-def pty_pair() -> Iterator[_PtyPair]:
-    pair = _PtyPair()
-    yield pair
-    pair.close()
 
 
 async def test_serial_rtu_bus_with_two_meters(pty_pair):

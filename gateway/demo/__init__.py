@@ -1,0 +1,1 @@
+"""`energy-gateway demo`: the simulated plants' run, their backfilled history and the demo business data."""

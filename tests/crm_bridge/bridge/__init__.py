@@ -1,1 +1,0 @@
-"""Tests of the bridge out: e-mail, webhooks, CSV import/export."""

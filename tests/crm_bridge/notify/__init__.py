@@ -1,0 +1,1 @@
+"""Tests of the notifications out: e-mail and signed webhooks, dead letters."""
