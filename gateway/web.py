@@ -105,7 +105,7 @@ def create_app(gw: Gateway) -> FastAPI:
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, tickets, portfolio, tariffs, devices, users):
         app.include_router(module.router)
-    mount_portal(app, gw)
+    mount_portal(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

@@ -174,7 +174,7 @@ def test_a_month_without_data_says_why_in_the_readers_language(page, portal, lan
 
 def test_the_chart_data_keeps_each_status_apart():
     """The day chart's data without a browser: no value moves from one status to another, nothing is filled."""
-    from gateway.portal import _day_chart
+    from gateway.portal.charts import day_chart
 
     statuses = ["measured", "estimated", "estimated", "measured", "missing", "measured", "missing", "pending",
                 "pending"]
@@ -184,7 +184,7 @@ def test_the_chart_data_keeps_each_status_apart():
             "last_week_kw": None} for k, st in enumerate(statuses)]
     labels = {"actual": "Actual", "forecast": "Forecast", "last_week": "Last week", "estimated": "Estimated",
               "pending": "Pending", "missing": "Missing"}
-    c = _day_chart(pts, labels)
+    c = day_chart(pts, labels)
     assert c["actual"] == [100.0, None, None, 103.0, None, 105.0, None, None, None]
     assert c["estimated"] == [None, 101.0, 102.0, None, None, None, None, None, None]
     assert c["estimated_link"] == [100.0, 101.0, 102.0, 103.0, None, None, None, None, None]
