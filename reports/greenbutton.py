@@ -7,7 +7,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from crm_bridge.tariffs import Tariff
 
+from crm_bridge.tariffs.model import next_month
 from reports.espi_time import fixed_offset, iana_zone, time_configuration
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def whole_months(intervals: pd.DataFrame, timezone: str | tzinfo | None = None) 
     begin, end = idx[0], idx[-1] + pd.Timedelta(seconds=INTERVAL_S)
     months, m = [], date(begin.year, begin.month, 1)
     while (start := _midnight(m, idx.tz)) < end:
-        nxt = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+        nxt = next_month(m)
         stop = _midnight(nxt, idx.tz)
         inside = (idx >= start) & (idx < stop)
         if (start >= begin and stop <= end and int(inside.sum()) * INTERVAL_S == (stop - start).total_seconds()
@@ -198,7 +199,7 @@ def _register_wh(kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 
 
 def _bills_by_month(bills: Sequence[BillSummary], months: list[date], tz: Any) -> list[tuple[date, BillSummary]]:
-    spans = {m: (_midnight(m, tz), _midnight((m.replace(day=28) + timedelta(days=4)).replace(day=1), tz))
+    spans = {m: (_midnight(m, tz), _midnight(next_month(m), tz))
              for m in months}
     found: dict[date, BillSummary] = {}
     for bill in bills:

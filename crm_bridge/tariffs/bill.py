@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from crm_bridge.errors import NoData, ServiceError, TariffError
 from crm_bridge.tariffs.billing import basic_charges
 from crm_bridge.tariffs.contract import BasicChargeMode, effective_contract_kw
-from crm_bridge.tariffs.model import Tariff, zone_of
+from crm_bridge.tariffs.model import Tariff, next_month, zone_of
 from crm_bridge.tariffs.power_factor import monthly_pf, pf_adjustment_pct, pf_table
 
 STATUSES = ("measured", "estimated", "missing", "pending")
@@ -181,7 +181,7 @@ def _midnight(day: date, zone: tzinfo) -> pd.Timestamp:
 def month_bounds(month: date | str, zone: tzinfo) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[start, end) of the local calendar month in `zone`."""
     first = month_start(month)
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt = next_month(first)
     return _midnight(first, zone), _midnight(nxt, zone)
 
 
@@ -331,7 +331,7 @@ def span_figures(rows: pd.DataFrame) -> SpanFigures:
 
 
 def _usage(rows: pd.DataFrame, first: date, zone: tzinfo, clock: pd.Timestamp) -> MonthUsage:
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt = next_month(first)
     label = f"{first:%Y-%m}"
     start, end = _midnight(first, zone), _midnight(nxt, zone)
     span = span_figures(rows)
@@ -362,7 +362,7 @@ def month_bill(intervals: pd.DataFrame, contract: ContractTerms, tariff: Tariff,
     mode = BasicChargeMode.parse(contract.basic_charge_mode)
     pf_table(contract.pf_standard)  # an unknown standard is refused whatever the month's PF
     first = month_start(month)
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt = next_month(first)
     start, clock = _midnight(first, zone), _now(now)
     if start >= clock:
         raise NoData(f"no data yet for {first:%Y-%m}: the month begins {start.isoformat()}")

@@ -248,6 +248,11 @@ def load_tariff(tariff_id: str) -> Tariff:
     return parse_tariff(tomllib.loads(text), f"{tariff_id}.toml")
 
 
+def next_month(day: date) -> date:
+    """The first day of the month after the one `day` is in."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def month_days(first: date) -> int:
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return (nxt - first).days
+    """Days in the month that begins on `first`."""
+    return (next_month(first) - first).days

@@ -31,6 +31,7 @@ from crm_bridge.alerts import AlertError, acknowledge
 from crm_bridge.desk import TicketError, create_ticket, transition
 from crm_bridge.registry.models import Alert, Company, Ticket
 from crm_bridge.registry.repo import managers_of_company
+from crm_bridge.tariffs.model import next_month
 from gateway.api.deps import SESSION_COOKIE, UseCasesDep, client_of, get_auth, is_https, optional_principal
 from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
@@ -281,7 +282,7 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vie
     except UseCaseError as exc:
         view, reason = None, exc
     prev = (first - timedelta(days=1)).replace(day=1)
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt = next_month(first)
     return _render(request, gw, "month.html.j2", p, page="month", view=view,
                    reason=_month_reason(reason, first, datetime.now(tz).date()),
                    month=first.strftime("%Y-%m"), prev_month=prev.strftime("%Y-%m"),

@@ -26,6 +26,7 @@ from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
+from crm_bridge.tariffs.model import next_month
 from gateway.config import CustomerConfig, GatewayConfig
 from gateway.directory import Directory, UnknownId
 from gateway.query import Freq, QueryError, QueryService, Scope, day_bounds
@@ -245,7 +246,7 @@ class UseCases:
 
     def month_view(self, customer: str, month: date) -> dict[str, Any]:
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
-        nxt = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        nxt = next_month(month)
         start, _ = day_bounds(str(month), tz)
         end, _ = day_bounds(str(nxt), tz)
         return self.cache.get(("month", customer, month), self._ttl(end),
@@ -260,7 +261,7 @@ class UseCases:
         """The 15-min intervals of a local month of the customer, and its zone."""
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
         first = month.replace(day=1)
-        nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        nxt = next_month(first)
         start, _ = day_bounds(str(first), tz)
         end, _ = day_bounds(str(nxt), tz)
         return self.gw.query.customer_intervals(customer, start, end), tz

@@ -10,6 +10,7 @@ import pandas as pd
 
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.services import ContractInputs, run_all
+from crm_bridge.tariffs.model import next_month
 from gateway.query import day_bounds
 from gateway.usecases.errors import BeforeTariff, NoContract, NoData, UseCaseError
 from gateway.usecases.figures import UseCases, contract_of, customer_config
@@ -19,7 +20,7 @@ def services_for(v: UseCases, customer: str, month: date) -> dict[str, Any]:
     """Every service's result (JSON-ready) for `month`; the current month runs up to now."""
     tz = ZoneInfo(customer_config(v.gw, customer).timezone)
     first = month.replace(day=1)
-    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt = next_month(first)
     start, _ = day_bounds(str(first), tz)
     end, _ = day_bounds(str(nxt), tz)
     return v.cache.get(("services", customer, first), v._ttl(end),
