@@ -34,7 +34,7 @@ def _loaded_after(argv: list[str], modules: tuple[str, ...]) -> list[str]:
 
 def test_help_imports_none_of_the_heavy_modules():
     heavy = ("pandas", "numpy", "asyncua", "pymodbus", "fastapi", "uvicorn", "sqlalchemy", "statsmodels",
-             "gateway.config", "gateway.cli_users", "gateway.cli_forecast")
+             "gateway.config", "gateway.cli.users", "gateway.cli.forecast")
     assert _loaded_after(["--help"], heavy) == []
 
 
@@ -68,7 +68,7 @@ def test_an_unknown_command_suggests_among_the_lazy_ones():
     result = CliRunner().invoke(app, ["user"])
     assert result.exit_code == 2
     assert "Did you mean 'users'?" in result.output
-    assert _loaded_after(["user"], ("gateway.cli_users",)) == []  # suggested without importing it
+    assert _loaded_after(["user"], ("gateway.cli.users",)) == []  # suggested without importing it
 
 
 def _run(tmp_path, text: str) -> subprocess.CompletedProcess[str]:

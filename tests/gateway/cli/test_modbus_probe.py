@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from collectors.modbus.datatypes import DataType, WordOrder, encode
 from collectors.sim.load import LoadModel
 from collectors.sim.modbus_server import Faults, ModbusPlantSimulator, SimModbusMeter
-from gateway.cli_modbus import app
+from gateway.cli.modbus import app
 from gateway.device_input import InvalidInput, parse_target
 from tests.gateway.cli.checks import assert_one_line_failure
 

@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 # Sub-commands owned by other modules, each exposing a Typer `app`. They are imported when used (or asked for
 # their own --help), never to list them: some import pandas, asyncua or pymodbus, which take a second to load.
 SUBAPPS: dict[str, tuple[str, str]] = {
-    "forecast": ("gateway.cli_forecast", "Load forecasting: backtests."),
-    "modbus": ("gateway.cli_modbus", "Modbus tools: probe a device's registers."),
-    "opcua": ("gateway.cli_opcua", "OPC UA tools: browse a server."),
-    "users": ("gateway.cli_users", "Manage logins: add, list, disable."),
-    "report": ("gateway.cli_report", "Customer and portfolio reports."),
-    "export": ("gateway.cli_export", "Exports such as Green Button XML."),
-    "outbox": ("gateway.cli_outbox", "The durable outbox: status, dead letters, requeue."),
+    "forecast": ("gateway.cli.forecast", "Load forecasting: backtests."),
+    "modbus": ("gateway.cli.modbus", "Modbus tools: probe a device's registers."),
+    "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server."),
+    "users": ("gateway.cli.users", "Manage logins: add, list, disable."),
+    "report": ("gateway.cli.report", "Customer and portfolio reports."),
+    "export": ("gateway.cli.export", "Exports such as Green Button XML."),
+    "outbox": ("gateway.cli.outbox", "The durable outbox: status, dead letters, requeue."),
 }
 # The commands that run until stopped: their stop signals are handled from the first line of main().
 LONG_RUNNING = ("run", "demo")
