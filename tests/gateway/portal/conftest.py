@@ -27,7 +27,9 @@ def portal(portal_world: World) -> Iterator[RunningApi]:
         yield api
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread while it is open, so it must
+# be closed before the asyncio tests that pytest runs after this package.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
