@@ -327,7 +327,9 @@ class QueryService:
         good = [v.source_ts for v in self.store.latest([device]) if v.quality == Quality.GOOD]
         if not good:
             return None
-        return pd.Timestamp(max(good), tz="UTC").to_pydatetime()
+        # datetime holds microseconds: the nanoseconds of a source time are dropped on purpose, without a warning
+        # on stderr for every evaluation of the alert rules.
+        return pd.Timestamp(max(good), tz="UTC").to_pydatetime(warn=False)
 
     # -- roll-ups ------------------------------------------------------------------------------------
     def series(self, scope: Scope, ident: str, start: datetime, end: datetime, freq: Freq = "15min") -> pd.DataFrame:
