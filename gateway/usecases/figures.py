@@ -26,7 +26,7 @@ from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Company, Contract
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
-from crm_bridge.tariffs.model import next_month
+from crm_bridge.tariffs.bill import month_bounds
 from gateway.config import CustomerConfig, GatewayConfig
 from gateway.directory import Directory, UnknownId
 from gateway.query import Freq, QueryError, QueryService, Scope, day_bounds
@@ -245,25 +245,14 @@ class UseCases:
             return None
 
     def month_view(self, customer: str, month: date) -> dict[str, Any]:
-        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
-        nxt = next_month(month)
-        start, _ = day_bounds(str(month), tz)
-        end, _ = day_bounds(str(nxt), tz)
+        _, end = month_bounds(month, ZoneInfo(customer_config(self.gw, customer).timezone))
         return self.cache.get(("month", customer, month), self._ttl(end),
-                              lambda: self._month_view(customer, month, start, end, tz))
-
-    def _month_view(self, customer: str, month: date, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
-        frame = self.gw.query.customer_intervals(customer, start, end)
-        usage, bill = self._month_figures(customer, month, frame, tz)
-        return month_json(customer, usage, bill)
+                              lambda: month_json(customer, *self.month_bill(customer, month)))
 
     def month_frame(self, customer: str, month: date) -> tuple[pd.DataFrame, ZoneInfo]:
         """The 15-min intervals of a local month of the customer, and its zone."""
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
-        first = month.replace(day=1)
-        nxt = next_month(first)
-        start, _ = day_bounds(str(first), tz)
-        end, _ = day_bounds(str(nxt), tz)
+        start, end = month_bounds(month, tz)
         return self.gw.query.customer_intervals(customer, start, end), tz
 
     def month_bill(self, customer: str, month: date) -> tuple[MonthUsage, MonthBill | None]:

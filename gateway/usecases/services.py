@@ -10,8 +10,7 @@ import pandas as pd
 
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.services import ContractInputs, run_all
-from crm_bridge.tariffs.model import next_month
-from gateway.query import day_bounds
+from crm_bridge.tariffs.bill import month_bounds
 from gateway.usecases.errors import BeforeTariff, NoContract, NoData, UseCaseError
 from gateway.usecases.figures import UseCases, contract_of, customer_config
 
@@ -20,14 +19,12 @@ def services_for(v: UseCases, customer: str, month: date) -> dict[str, Any]:
     """Every service's result (JSON-ready) for `month`; the current month runs up to now."""
     tz = ZoneInfo(customer_config(v.gw, customer).timezone)
     first = month.replace(day=1)
-    nxt = next_month(first)
-    start, _ = day_bounds(str(first), tz)
-    end, _ = day_bounds(str(nxt), tz)
+    start, end = month_bounds(first, tz)
     return v.cache.get(("services", customer, first), v._ttl(end),
-                       lambda: _services(v, customer, start, min(end, datetime.now(tz))))
+                       lambda: _services(v, customer, tz, start, min(end, datetime.now(tz))))
 
 
-def _services(v: UseCases, customer: str, start: datetime, end: datetime) -> dict[str, Any]:
+def _services(v: UseCases, customer: str, tz: ZoneInfo, start: datetime, end: datetime) -> dict[str, Any]:
     contract = contract_of(v.gw, customer)
     if contract is None:
         raise NoContract(f"customer {customer!r} has no contract on file: the services need its terms")
@@ -38,9 +35,8 @@ def _services(v: UseCases, customer: str, start: datetime, end: datetime) -> dic
     if frame["kwh"].notna().sum() == 0:
         raise NoData(f"no measured intervals for {customer} from {start.date()} to {end.date()}")
     forecast = v.gw.query.forecast(customer, start, end + timedelta(days=32))
-    tz = str(customer_config(v.gw, customer).timezone)
     try:
-        results = run_all(frame, ContractInputs.from_contract(contract, timezone=tz), as_of=end, forecast=forecast,
+        results = run_all(frame, ContractInputs.from_contract(contract, timezone=str(tz)), as_of=end, forecast=forecast,
                           monthly_pmax_kw=earlier_peaks(v, customer, start.date()))
     except TariffNotInForce as exc:
         raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
