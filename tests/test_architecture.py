@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,25 +59,31 @@ def _import_graph(root: Path, package: str) -> dict[str, set[str]]:
     `from a.b import c` names module `a.b.c` when that is a module, else `a.b`; a package's `__init__` is not
     counted as imported by its own submodules (Python runs it first, but that is nesting, not a cycle).
     """
+    return _graph(root, package, lambda tree: (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)))
+
+
+def _graph(root: Path, package: str,
+           imports_of: Callable[[ast.Module], Iterable[ast.Import | ast.ImportFrom]]) -> dict[str, set[str]]:
+    """Module -> the modules of `package` named by the import statements `imports_of` picks from its tree."""
     files = {_module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         is_pkg = path.name == "__init__.py"
         edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in imports_of(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 edges |= {a.name for a in node.names if a.name in files}
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_pkg else 0)]
-                    base = ".".join([*anchor, base] if base else anchor)
-                for alias in node.names:
-                    target = f"{base}.{alias.name}"
-                    if target in files:
-                        edges.add(target)
-                    elif base in files:
-                        edges.add(base)
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_pkg else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                if target in files:
+                    edges.add(target)
+                elif base in files:
+                    edges.add(base)
         graph[name] = edges - {name}
     return graph
 
@@ -191,27 +198,7 @@ def _load_time_imports(stmts: list[ast.stmt]) -> list[ast.Import | ast.ImportFro
 
 def _load_time_graph(root: Path, package: str) -> dict[str, set[str]]:
     """Module -> the modules of `package` it imports at load time (see `_load_time_imports`)."""
-    files = {_module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
-    graph: dict[str, set[str]] = {}
-    for name, path in files.items():
-        is_pkg = path.name == "__init__.py"
-        edges: set[str] = set()
-        for node in _load_time_imports(ast.parse(path.read_text(encoding="utf-8")).body):
-            if isinstance(node, ast.Import):
-                edges |= {a.name for a in node.names if a.name in files}
-                continue
-            base = node.module or ""
-            if node.level:
-                anchor = name.split(".")[: len(name.split(".")) - node.level + (1 if is_pkg else 0)]
-                base = ".".join([*anchor, base] if base else anchor)
-            for alias in node.names:
-                target = f"{base}.{alias.name}"
-                if target in files:
-                    edges.add(target)
-                elif base in files:
-                    edges.add(base)
-        graph[name] = edges - {name}
-    return graph
+    return _graph(root, package, lambda tree: _load_time_imports(tree.body))
 
 
 def test_gateway_has_no_import_cycle_at_load_time():
