@@ -57,7 +57,7 @@ def plant(i: int) -> tuple[pd.DataFrame, ContractInputs, pd.DataFrame]:
     kwh[rng.choice(len(idx), 3, replace=False)] = np.nan
     frame = pd.DataFrame({"kwh": kwh, "kvarh": kwh * np.tan(np.arccos(pf)), "kw": kwh * 4}, index=idx)
     contract = ContractInputs(transformer_kva=peak * 1.3, contract_demand_kw=peak * 0.9,
-                              basic_charge_mode=("capacity", "max_demand", "contract_demand")[i % 3],
+                              basic_charge_mode=("capacity", "demand", "contract")[i % 3],
                               bill_threshold=peak * 24 * 31 * 0.5, tariff_id=TARIFFS[i % 2])
     months = pd.date_range("2025-01-01", periods=18, freq="MS")
     output = rng.uniform(0.6, 1.0, 18) * peak

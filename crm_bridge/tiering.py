@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.ports import IntervalSource
-from crm_bridge.registry.models import Company, TierChange, TierRecord
-from crm_bridge.registry.repo import company_by_code
+from crm_bridge.registry.models import Customer, TierChange, TierRecord
+from crm_bridge.registry.repo import customer_by_code
 
 log = logging.getLogger(__name__)
 TIERS = ("A", "B", "C")
@@ -28,9 +28,9 @@ class AccountMetrics:
 
 
 def compute_metrics(session: Session, source: IntervalSource, now: datetime) -> dict[str, AccountMetrics]:
-    """Last 365 days' kWh and peak kW from the interval source; revenue from the company record."""
+    """Last 365 days' kWh and peak kW from the interval source; revenue from the customer record."""
     out: dict[str, AccountMetrics] = {}
-    for c in session.scalars(select(Company)):
+    for c in session.scalars(select(Customer)):
         frame = source.customer_intervals(c.code, now - timedelta(days=365), now)
         kwh = float(frame["kwh"].sum()) if not frame.empty else 0.0
         peak = float(frame["kw"].max()) if not frame.empty and frame["kw"].notna().any() else 0.0
@@ -63,9 +63,9 @@ def abc_classes(scores: dict[str, float], a_share: float = 0.8, b_share: float =
     return out
 
 
-def _record(session: Session, company_id: int, old: str | None, new: str, reason: str, now: datetime) -> None:
+def _record(session: Session, customer_id: int, old: str | None, new: str, reason: str, now: datetime) -> None:
     if old != new:
-        session.add(TierChange(company_id=company_id, old_tier=old, new_tier=new, reason=reason, at=now))
+        session.add(TierChange(customer_id=customer_id, old_tier=old, new_tier=new, reason=reason, at=now))
 
 
 def classify_accounts(
@@ -76,16 +76,16 @@ def classify_accounts(
     classes = abc_classes(scores, a_share, b_share)
     effective: dict[str, str] = {}
     for code, tier in classes.items():
-        company = company_by_code(session, code)
-        rec = session.get(TierRecord, company.id)
+        customer = customer_by_code(session, code)
+        rec = session.get(TierRecord, customer.id)
         if rec is None:
-            rec = TierRecord(company_id=company.id, score=scores[code], computed=tier, updated_at=now)
+            rec = TierRecord(customer_id=customer.id, score=scores[code], computed=tier, updated_at=now)
             session.add(rec)
-            _record(session, company.id, None, rec.effective, "initial classification", now)
+            _record(session, customer.id, None, rec.effective, "initial classification", now)
         else:
             old = rec.effective
             rec.score, rec.computed, rec.updated_at = scores[code], tier, now
-            _record(session, company.id, old, rec.effective, f"recomputed (score {scores[code]:.3f})", now)
+            _record(session, customer.id, old, rec.effective, f"recomputed (score {scores[code]:.3f})", now)
         effective[code] = rec.effective
     session.commit()
     log.info("tiering: %d accounts classified", len(effective))
@@ -98,20 +98,21 @@ def set_override(session: Session, code: str, tier: str | None, reason: str, now
         raise ValueError(f"tier override {tier!r} for {code!r} is not one of {', '.join(TIERS)}")
     if not reason.strip():
         raise ValueError(f"tier override for {code!r} needs a reason")
-    company = company_by_code(session, code)
-    rec = session.get(TierRecord, company.id)
+    customer = customer_by_code(session, code)
+    rec = session.get(TierRecord, customer.id)
     if rec is None:
-        rec = TierRecord(company_id=company.id, score=0.0, computed="C", updated_at=now)
+        rec = TierRecord(customer_id=customer.id, score=0.0, computed="C", updated_at=now)
         session.add(rec)
         session.flush()
     old = rec.effective
     rec.override, rec.override_reason, rec.updated_at = tier, reason if tier else None, now
-    _record(session, company.id, old, rec.effective, f"override: {reason}", now)
+    _record(session, customer.id, old, rec.effective, f"override: {reason}", now)
     session.commit()
     return rec
 
 
 def tier_history(session: Session, code: str) -> list[TierChange]:
-    """Every tier change of company `code`, oldest first."""
-    company = company_by_code(session, code)
-    return list(session.scalars(select(TierChange).where(TierChange.company_id == company.id).order_by(TierChange.id)))
+    """Every tier change of customer `code`, oldest first."""
+    customer = customer_by_code(session, code)
+    return list(session.scalars(select(TierChange).where(TierChange.customer_id == customer.id)
+                                .order_by(TierChange.id)))

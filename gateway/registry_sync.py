@@ -1,4 +1,4 @@
-"""Keeps the CRM registry's companies, sites and meter assignments in step with gateway.toml.
+"""Keeps the CRM registry's customers, sites and meter assignments in step with gateway.toml.
 
 gateway.toml says which device measures which meter at which site for which customer (collection needs that at
 start-up); the registry keeps the business file around it. A meter moved to another site in the config closes its
@@ -12,33 +12,33 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import Company, Meter, MeterAssignment, Site
+from crm_bridge.registry.models import Customer, Meter, MeterAssignment, Site
 from crm_bridge.registry.repo import assign_meter
 from gateway.config import GatewayConfig
 
 
 def sync_registry(session: Session, cfg: GatewayConfig, today: date) -> dict[str, int]:
-    """Create or update companies, sites and meters from the config; returns counts of what was created."""
-    created = {"companies": 0, "sites": 0, "meters": 0, "assignments": 0}
-    companies: dict[str, Company] = {}
+    """Create or update customers, sites and meters from the config; returns counts of what was created."""
+    created = {"customers": 0, "sites": 0, "meters": 0, "assignments": 0}
+    by_code: dict[str, Customer] = {}
     for c in cfg.customers:
-        company = session.scalar(select(Company).where(Company.code == c.id))
-        if company is None:
-            company = Company(code=c.id, name=c.name or c.id, timezone=c.timezone)
-            session.add(company)
-            created["companies"] += 1
+        customer = session.scalar(select(Customer).where(Customer.code == c.id))
+        if customer is None:
+            customer = Customer(code=c.id, name=c.name or c.id, timezone=c.timezone)
+            session.add(customer)
+            created["customers"] += 1
         else:
-            company.timezone = c.timezone
+            customer.timezone = c.timezone
             if c.name:
-                company.name = c.name
-        companies[c.id] = company
+                customer.name = c.name
+        by_code[c.id] = customer
     session.flush()
     sites: dict[str, Site] = {}
     for s in cfg.sites:
-        company = companies[s.customer]
-        site = session.scalar(select(Site).where(Site.company_id == company.id, Site.name == s.id))
+        customer = by_code[s.customer]
+        site = session.scalar(select(Site).where(Site.code == s.id))
         if site is None:
-            site = Site(company=company, name=s.id, address=s.name or None)
+            site = Site(customer=customer, code=s.id, name=s.name or None)
             session.add(site)
             created["sites"] += 1
         sites[s.id] = site

@@ -22,7 +22,7 @@ class AlertError(CrmError, ValueError):
 
 
 def raise_alert(
-    session: Session, *, key: str, type: str, severity: str, company_code: str, meter_code: str | None,
+    session: Session, *, key: str, type: str, severity: str, customer_code: str, meter_code: str | None,
     window_start: datetime, window_end: datetime, message: str, now: datetime,
 ) -> Alert | None:
     """Open an alert for condition `key`; None if an alert for that key is already open (or acknowledged).
@@ -32,7 +32,7 @@ def raise_alert(
     if severity not in SEVERITIES:
         raise AlertError(f"alert severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     alert = Alert(
-        type=type, severity=severity, company_code=company_code, meter_code=meter_code, window_start=window_start,
+        type=type, severity=severity, customer_code=customer_code, meter_code=meter_code, window_start=window_start,
         window_end=window_end, message=message, status="open", open_key=key, opened_at=now,
     )
     try:
@@ -41,15 +41,15 @@ def raise_alert(
     except IntegrityError:
         log.debug("alert %s already open", key)
         return None
-    log.info("alert %s opened for %s: %s", type, company_code, message)
+    log.info("alert %s opened for %s: %s", type, customer_code, message)
     return alert
 
 
-def mark_period_once(session: Session, rule: str, company_code: str, period: str) -> bool:
-    """True the first time (rule, company, period) is marked; False afterwards (DB unique constraint)."""
+def mark_period_once(session: Session, rule: str, customer_code: str, period: str) -> bool:
+    """True the first time (rule, customer, period) is marked; False afterwards (DB unique constraint)."""
     try:
         with session.begin_nested():
-            session.add(AlertPeriodMark(rule=rule, company_code=company_code, period=period))
+            session.add(AlertPeriodMark(rule=rule, customer_code=customer_code, period=period))
     except IntegrityError:
         return False
     return True
@@ -82,11 +82,11 @@ def resolve(session: Session, alert_id: int, now: datetime) -> Alert:
     return alert
 
 
-def list_alerts(session: Session, company_code: str | None = None, status: str | None = None) -> list[Alert]:
-    """Alerts, newest first, optionally by company and status."""
+def list_alerts(session: Session, customer_code: str | None = None, status: str | None = None) -> list[Alert]:
+    """Alerts, newest first, optionally by customer and status."""
     stmt = select(Alert).order_by(Alert.id.desc())
-    if company_code is not None:
-        stmt = stmt.where(Alert.company_code == company_code)
+    if customer_code is not None:
+        stmt = stmt.where(Alert.customer_code == customer_code)
     if status is not None:
         stmt = stmt.where(Alert.status == status)
     return list(session.scalars(stmt))
@@ -98,7 +98,7 @@ def open_ticket(session: Session, alert_id: int, now: datetime, owner_code: str 
     if alert.ticket_id is not None:
         return alert.ticket_id
     ticket = create_ticket(
-        session, alert.company_code, "request", f"alert:{alert.type}", alert.message, now, owner_code=owner_code
+        session, alert.customer_code, "request", f"alert:{alert.type}", alert.message, now, owner_code=owner_code
     )
     alert.ticket_id = ticket.id
     session.flush()

@@ -24,8 +24,8 @@ from crm_bridge.alerts.rules import (
 )
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.ports import IntervalSource
-from crm_bridge.registry.models import Company, Contract, TariffVersion, TierRecord
-from crm_bridge.registry.repo import meters_of_company
+from crm_bridge.registry.models import Contract, Customer, TariffVersion, TierRecord
+from crm_bridge.registry.repo import meters_of_customer
 from crm_bridge.tariffs import Tariff, available_tariffs, effective_contract_kw, load_tariff
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
             return bill_forecast(frame, terms, tariff, now_local).total
         except CrmError as exc:  # a tariff that does not cover the month, a contract or frame the service refuses
             log.warning("bill forecast for %s by tariff %s failed (%s); using the registry's document",
-                        contract.company.code, contract.tariff_id, exc)
+                        contract.customer.code, contract.tariff_id, exc)
     tv = session.scalar(
         select(TariffVersion)
         .where(TariffVersion.tariff_id == contract.tariff_id, TariffVersion.valid_from <= now_local.date())
@@ -91,20 +91,20 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
 def evaluate_alerts(
     session: Session, source: IntervalSource, now: datetime, settings: AlertSettings | None = None
 ) -> list[int]:
-    """Evaluate every rule for every company with a contract; returns the ids of alerts opened now."""
+    """Evaluate every rule for every customer with a contract; returns the ids of alerts opened now."""
     if now.tzinfo is None:
         raise ValueError("evaluate_alerts: `now` must be timezone-aware")
     cfg = settings or AlertSettings()
     opened: list[int] = []
-    for company in session.scalars(select(Company).order_by(Company.code)):
+    for customer in session.scalars(select(Customer).order_by(Customer.code)):
         try:
-            findings = _evaluate_company(session, source, company, now, cfg)
+            findings = _evaluate_customer(session, source, customer, now, cfg)
         except Exception:  # one customer's bad data must not stop the others
-            log.exception("alert evaluation failed for customer %s", company.code)
+            log.exception("alert evaluation failed for customer %s", customer.code)
             continue
         for f in findings:
             alert = raise_alert(
-                session, key=f.key, type=f.type, severity=f.severity, company_code=company.code, meter_code=f.meter,
+                session, key=f.key, type=f.type, severity=f.severity, customer_code=customer.code, meter_code=f.meter,
                 window_start=f.window_start, window_end=f.window_end, message=f.message, now=now,
             )
             if alert is not None:
@@ -113,18 +113,18 @@ def evaluate_alerts(
     return opened
 
 
-def _evaluate_company(
-    session: Session, source: IntervalSource, company: Company, now: datetime, cfg: AlertSettings
+def _evaluate_customer(
+    session: Session, source: IntervalSource, customer: Customer, now: datetime, cfg: AlertSettings
 ) -> list[Finding]:
-    tz = ZoneInfo(company.timezone)
+    tz = ZoneInfo(customer.timezone)
     now_local = now.astimezone(tz)
     end = now_local.replace(minute=now_local.minute - now_local.minute % 15, second=0, microsecond=0)
     month = _month_start(now_local)
     period = f"{month:%Y-%m}"
-    code = company.code
+    code = customer.code
     out: list[Finding] = []
     mtd = source.customer_intervals(code, month, end) if end > month else None
-    contract = company.contract
+    contract = customer.contract
     if mtd is not None and not mtd.empty:
         if contract is not None:
             tariff = _shipped_tariff(contract.tariff_id)
@@ -143,14 +143,14 @@ def _evaluate_company(
             out += threshold(mtd, code, "kw", cfg.kw_thresholds[code])
         if code in cfg.kwh_thresholds:
             out += threshold(mtd, code, "kwh", cfg.kwh_thresholds[code])
-    for meter in meters_of_company(session, code, now_local.date()):
+    for meter in meters_of_customer(session, code, now_local.date()):
         recent = source.meter_intervals(meter.code, end - timedelta(hours=24), end)
         out += data_gap(recent, meter.code, code, cfg.gap_intervals)
         out += meter_offline(meter.code, code, source.meter_last_seen(meter.code), now, cfg.offline_after)
     day = end.replace(hour=0, minute=0)
     hist = source.customer_intervals(code, day - timedelta(days=29), day)
     out += base_load_rise(hist, code, range(*cfg.night_hours), cfg.base_load_rise)
-    tier = session.get(TierRecord, company.id)
+    tier = session.get(TierRecord, customer.id)
     if tier is not None and tier.effective == "A":
         week = source.customer_intervals(code, day - timedelta(days=7), day)
         ly = source.customer_intervals(code, day - timedelta(days=371), day - timedelta(days=364))
@@ -170,7 +170,7 @@ def _bill_rule(
     forecast = _bill_forecast(session, contract, mtd, now_local)
     if forecast is None or forecast <= contract.bill_threshold:
         return []
-    code = contract.company.code
+    code = contract.customer.code
     if not mark_period_once(session, "bill_forecast", code, period):
         return []
     return [Finding(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import AccountManager, Ticket, TicketTransition, TierRecord
-from crm_bridge.registry.repo import company_by_code
+from crm_bridge.registry.repo import customer_by_code
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,16 @@ def _targets() -> dict[str, Any]:
 
 
 def create_ticket(
-    session: Session, company_code: str, kind: str, category: str, title: str, now: datetime,
+    session: Session, customer_code: str, kind: str, category: str, title: str, now: datetime,
     owner_code: str | None = None,
 ) -> Ticket:
-    """Open a ticket for `company_code`; targets follow the company's effective tier."""
+    """Open a ticket for `customer_code`; targets follow the customer's effective tier."""
     if kind not in KINDS:
         raise TicketError(f"ticket kind {kind!r} is not one of {', '.join(KINDS)}")
     if now.tzinfo is None:
         raise TicketError("ticket time must be timezone-aware")
-    company = company_by_code(session, company_code)
-    tier_rec = session.get(TierRecord, company.id)
+    customer = customer_by_code(session, customer_code)
+    tier_rec = session.get(TierRecord, customer.id)
     tier = tier_rec.effective if tier_rec is not None else _DEFAULT_TIER
     target = _targets()[tier][kind]
     owner = None
@@ -63,13 +63,13 @@ def create_ticket(
         if owner is None:
             raise TicketError(f"ticket owner {owner_code!r} is not an account manager")
     ticket = Ticket(
-        company_id=company.id, kind=kind, category=category, title=title, owner_id=owner.id if owner else None,
+        customer_id=customer.id, kind=kind, category=category, title=title, owner_id=owner.id if owner else None,
         status="new", created_at=now, ack_target_min=int(target["ack"]), resolve_target_min=int(target["resolve"]),
     )
     ticket.transitions.append(TicketTransition(from_status=None, to_status="new", at=now))
     session.add(ticket)
     session.flush()
-    log.info("ticket %s opened for %s (%s/%s, tier %s)", ticket.id, company_code, kind, category, tier)
+    log.info("ticket %s opened for %s (%s/%s, tier %s)", ticket.id, customer_code, kind, category, tier)
     return ticket
 
 
@@ -102,12 +102,12 @@ def transition(
 
 
 def list_tickets(
-    session: Session, company_code: str | None = None, status: str | None = None, owner_code: str | None = None
+    session: Session, customer_code: str | None = None, status: str | None = None, owner_code: str | None = None
 ) -> list[Ticket]:
-    """Tickets filtered by company, status and owner, oldest first."""
+    """Tickets filtered by customer, status and owner, oldest first."""
     stmt = select(Ticket).order_by(Ticket.id)
-    if company_code is not None:
-        stmt = stmt.where(Ticket.company_id == company_by_code(session, company_code).id)
+    if customer_code is not None:
+        stmt = stmt.where(Ticket.customer_id == customer_by_code(session, customer_code).id)
     if status is not None:
         stmt = stmt.where(Ticket.status == status)
     if owner_code is not None:

@@ -18,7 +18,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from crm_bridge.tariffs.contract import BasicChargeMode
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -46,10 +48,10 @@ class Base(DeclarativeBase):
     """Declarative base of every registry table."""
 
 
-class Company(Base):
+class Customer(Base):
     """A customer account; `code` is the customer id used by the gateway, reports and API."""
 
-    __tablename__ = "company"
+    __tablename__ = "customer"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -57,20 +59,21 @@ class Company(Base):
     industry: Mapped[str | None] = mapped_column(String(100))
     annual_revenue: Mapped[float | None] = mapped_column(Float)
 
-    sites: Mapped[list[Site]] = relationship(back_populates="company", cascade="all, delete-orphan")
-    contacts: Mapped[list[Contact]] = relationship(back_populates="company", cascade="all, delete-orphan")
-    contract: Mapped[Contract | None] = relationship(back_populates="company", uselist=False)
+    sites: Mapped[list[Site]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+    contacts: Mapped[list[Contact]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+    contract: Mapped[Contract | None] = relationship(back_populates="customer", uselist=False)
 
 
 class Site(Base):
-    """A physical site of a company."""
+    """A physical site of a customer; `code` is the site id of the gateway config, `name` what people call it."""
 
     __tablename__ = "site"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(200), index=True, unique=True)  # widths as migration 0002 renamed them
+    name: Mapped[str | None] = mapped_column(String(300))
     address: Mapped[str | None] = mapped_column(String(300))
-    company: Mapped[Company] = relationship(back_populates="sites")
+    customer: Mapped[Customer] = relationship(back_populates="sites")
 
 
 class Meter(Base):
@@ -100,12 +103,12 @@ class Contact(Base):
 
     __tablename__ = "contact"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(50))
     role: Mapped[str | None] = mapped_column(String(100))
-    company: Mapped[Company] = relationship(back_populates="contacts")
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
 
 
 class AccountManager(Base):
@@ -119,22 +122,22 @@ class AccountManager(Base):
 
 
 class ManagerAssignment(Base):
-    """Manager <-> company assignment (a company may have several managers)."""
+    """Manager <-> customer assignment (a customer may have several managers)."""
 
     __tablename__ = "manager_assignment"
-    __table_args__ = (UniqueConstraint("manager_id", "company_id"),)
+    __table_args__ = (UniqueConstraint("manager_id", "customer_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("account_manager.id", ondelete="CASCADE"), index=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     manager: Mapped[AccountManager] = relationship()
-    company: Mapped[Company] = relationship()
+    customer: Mapped[Customer] = relationship()
 
 
 class TierRecord(Base):
-    """Current tier of a company: computed from the score, unless a manual override (with reason) is set."""
+    """Current tier of a customer: computed from the score, unless a manual override (with reason) is set."""
 
     __tablename__ = "tier"
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     score: Mapped[float] = mapped_column(Float, default=0.0)
     computed: Mapped[str] = mapped_column(String(1))
     override: Mapped[str | None] = mapped_column(String(1))
@@ -148,11 +151,11 @@ class TierRecord(Base):
 
 
 class TierChange(Base):
-    """History: every change of a company's effective tier."""
+    """History: every change of a customer's effective tier."""
 
     __tablename__ = "tier_change"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     old_tier: Mapped[str | None] = mapped_column(String(1))
     new_tier: Mapped[str] = mapped_column(String(1))
     reason: Mapped[str] = mapped_column(Text)
@@ -160,11 +163,11 @@ class TierChange(Base):
 
 
 class Contract(Base):
-    """Supply contract terms of a company."""
+    """Supply contract terms of a customer."""
 
     __tablename__ = "contract"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), unique=True)
     transformer_kva: Mapped[float] = mapped_column(Float)
     hv_motors_kw: Mapped[float] = mapped_column(Float, default=0.0)
     contract_demand_kw: Mapped[float] = mapped_column(Float)
@@ -172,7 +175,12 @@ class Contract(Base):
     pf_standard: Mapped[float] = mapped_column(Float, default=0.9)
     bill_threshold: Mapped[float | None] = mapped_column(Float)
     tariff_id: Mapped[str] = mapped_column(String(64))
-    company: Mapped[Company] = relationship(back_populates="contract")
+    customer: Mapped[Customer] = relationship(back_populates="contract")
+
+    @validates("basic_charge_mode")
+    def _one_spelling(self, _key: str, value: str) -> str:
+        """Only capacity, demand or contract are stored (ServiceError naming them otherwise)."""
+        return BasicChargeMode.parse(value).value
 
 
 class TariffVersion(Base):
@@ -192,13 +200,13 @@ class Equipment(Base):
 
     __tablename__ = "equipment"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     rating: Mapped[float | None] = mapped_column(Float)
     rating_unit: Mapped[str | None] = mapped_column(String(20))
-    company: Mapped[Company] = relationship()
+    customer: Mapped[Customer] = relationship()
     inspections: Mapped[list[Inspection]] = relationship(back_populates="equipment", cascade="all, delete-orphan")
 
 
@@ -220,7 +228,7 @@ class Interaction(Base):
 
     __tablename__ = "interaction"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str] = mapped_column(String(40))
     summary: Mapped[str] = mapped_column(Text)
@@ -233,7 +241,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(20))
-    company_code: Mapped[str] = mapped_column(String(64), index=True)
+    customer_code: Mapped[str] = mapped_column(String(64), index=True)
     meter_code: Mapped[str | None] = mapped_column(String(64))
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
     window_end: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -247,13 +255,13 @@ class Alert(Base):
 
 
 class AlertPeriodMark(Base):
-    """Marks that a once-per-period alert was raised for (rule, company, period)."""
+    """Marks that a once-per-period alert was raised for (rule, customer, period)."""
 
     __tablename__ = "alert_period_mark"
-    __table_args__ = (UniqueConstraint("rule", "company_code", "period"),)
+    __table_args__ = (UniqueConstraint("rule", "customer_code", "period"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     rule: Mapped[str] = mapped_column(String(40))
-    company_code: Mapped[str] = mapped_column(String(64))
+    customer_code: Mapped[str] = mapped_column(String(64))
     period: Mapped[str] = mapped_column(String(20))
 
 
@@ -262,7 +270,7 @@ class Ticket(Base):
 
     __tablename__ = "ticket"
     id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(String(300))

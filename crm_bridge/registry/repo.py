@@ -1,4 +1,4 @@
-"""Repository queries other parts need: company by code, meters at a date, portfolios, tariff versions."""
+"""Repository queries other parts need: customer by code, meters at a date, portfolios, tariff versions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import (
     AccountManager,
-    Company,
+    Customer,
     ManagerAssignment,
     Meter,
     MeterAssignment,
@@ -24,23 +24,23 @@ class RegistryLookupError(CrmError, LookupError):
     """A code that names nothing in the registry."""
 
 
-def company_by_code(session: Session, code: str) -> Company:
-    """The company with customer id `code`; RegistryLookupError naming the code if there is none."""
-    company = session.scalar(select(Company).where(Company.code == code))
-    if company is None:
-        raise RegistryLookupError(f"no company with code {code!r}")
-    return company
+def customer_by_code(session: Session, code: str) -> Customer:
+    """The customer with customer id `code`; RegistryLookupError naming the code if there is none."""
+    customer = session.scalar(select(Customer).where(Customer.code == code))
+    if customer is None:
+        raise RegistryLookupError(f"no customer with code {code!r}")
+    return customer
 
 
-def meters_of_company(session: Session, code: str, on: date) -> list[Meter]:
-    """Meters assigned to any site of company `code` on date `on` (valid_from <= on < valid_to)."""
-    company = company_by_code(session, code)
+def meters_of_customer(session: Session, code: str, on: date) -> list[Meter]:
+    """Meters assigned to any site of customer `code` on date `on` (valid_from <= on < valid_to)."""
+    customer = customer_by_code(session, code)
     stmt = (
         select(Meter)
         .join(MeterAssignment, MeterAssignment.meter_id == Meter.id)
         .join(Site, Site.id == MeterAssignment.site_id)
         .where(
-            Site.company_id == company.id,
+            Site.customer_id == customer.id,
             MeterAssignment.valid_from <= on,
             or_(MeterAssignment.valid_to.is_(None), MeterAssignment.valid_to > on),
         )
@@ -68,27 +68,27 @@ def assign_meter(session: Session, meter: Meter, site: Site, valid_from: date) -
     return row
 
 
-def manager_portfolio(session: Session, manager_code: str) -> list[Company]:
+def manager_portfolio(session: Session, manager_code: str) -> list[Customer]:
     """Companies assigned to the account manager `manager_code`, by code."""
     manager = session.scalar(select(AccountManager).where(AccountManager.code == manager_code))
     if manager is None:
         raise RegistryLookupError(f"no account manager with code {manager_code!r}")
     stmt = (
-        select(Company)
-        .join(ManagerAssignment, ManagerAssignment.company_id == Company.id)
+        select(Customer)
+        .join(ManagerAssignment, ManagerAssignment.customer_id == Customer.id)
         .where(ManagerAssignment.manager_id == manager.id)
-        .order_by(Company.code)
+        .order_by(Customer.code)
     )
     return list(session.scalars(stmt))
 
 
-def managers_of_company(session: Session, code: str) -> list[AccountManager]:
-    """Account managers of company `code`."""
-    company = company_by_code(session, code)
+def managers_of_customer(session: Session, code: str) -> list[AccountManager]:
+    """Account managers of customer `code`."""
+    customer = customer_by_code(session, code)
     stmt = (
         select(AccountManager)
         .join(ManagerAssignment, ManagerAssignment.manager_id == AccountManager.id)
-        .where(ManagerAssignment.company_id == company.id)
+        .where(ManagerAssignment.customer_id == customer.id)
         .order_by(AccountManager.code)
     )
     return list(session.scalars(stmt))

@@ -26,9 +26,8 @@ __all__ = ["ContractInputs", "Evidence", "ServiceError", "bill_of", "check_frame
 class ContractInputs(BaseModel):
     """The contract terms the services need (a plain copy of the registry's Contract row).
 
-    `basic_charge_mode` is the one enum (capacity | demand | contract; the older max_demand and contract_demand
-    are read as demand and contract). `timezone` is the customer's zone: prices and months are on its clock (the
-    tariff's zone when not given).
+    `basic_charge_mode` is the one enum (capacity | demand | contract). `timezone` is the customer's zone: prices
+    and months are on its clock (the tariff's zone when not given).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,7 +67,7 @@ class ContractInputs(BaseModel):
     def from_contract(cls, row: Any, timezone: str | None = None) -> ContractInputs:
         """The terms of a registry Contract row (or anything with its attributes); bad terms raise ServiceError.
 
-        `timezone`: the customer's zone (Company.timezone, or the gateway's customer config).
+        `timezone`: the customer's zone (Customer.timezone, or the gateway's customer config).
         """
         what = f"contract {getattr(row, 'id', None) or '(unsaved)'}"
         try:

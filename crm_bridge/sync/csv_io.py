@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import Company, Contact
+from crm_bridge.registry.models import Contact, Customer
 
 log = logging.getLogger(__name__)
-COMPANY_COLUMNS = ("code", "name", "timezone", "industry", "annual_revenue")
+CUSTOMER_COLUMNS = ("code", "name", "timezone", "industry", "annual_revenue")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -56,8 +56,8 @@ def _rows(text: str, required: tuple[str, ...]) -> tuple[list[tuple[int, dict[st
     return rows, []
 
 
-def import_companies(session: Session, text: str) -> ImportReport:
-    """Create or update companies by `code`; bad rows are listed, good rows are all kept (one transaction)."""
+def import_customers(session: Session, text: str) -> ImportReport:
+    """Create or update customers by `code`; bad rows are listed, good rows are all kept (one transaction)."""
     report = ImportReport()
     rows, missing = _rows(text, ("code", "name"))
     if missing:
@@ -91,47 +91,47 @@ def import_companies(session: Session, text: str) -> ImportReport:
             continue
         seen[code] = line
         values = {"name": name, "timezone": tz, "industry": r.get("industry") or None, "annual_revenue": revenue}
-        company = session.scalar(select(Company).where(Company.code == code))
-        if company is None:
-            session.add(Company(code=code, **values))
+        customer = session.scalar(select(Customer).where(Customer.code == code))
+        if customer is None:
+            session.add(Customer(code=code, **values))
             report.created += 1
-        elif any(getattr(company, k) != v for k, v in values.items()):
+        elif any(getattr(customer, k) != v for k, v in values.items()):
             for k, v in values.items():
-                setattr(company, k, v)
+                setattr(customer, k, v)
             report.updated += 1
         else:
             report.unchanged += 1
     session.commit()
-    log.info("company import: %d created, %d updated, %d rejected", report.created, report.updated,
+    log.info("customer import: %d created, %d updated, %d rejected", report.created, report.updated,
              len(report.errors))
     return report
 
 
 def import_contacts(session: Session, text: str) -> ImportReport:
-    """Create or update contacts, identified by (company_code, e-mail, or name when there is no e-mail)."""
+    """Create or update contacts, identified by (customer_code, e-mail, or name when there is no e-mail)."""
     report = ImportReport()
-    rows, missing = _rows(text, ("company_code", "name"))
+    rows, missing = _rows(text, ("customer_code", "name"))
     if missing:
         report.errors.append(RowError(1, [f"header lacks column(s): {', '.join(missing)}"]))
         return report
     for line, r in rows:
         reasons = []
-        company = session.scalar(select(Company).where(Company.code == r.get("company_code", "")))
-        if company is None:
-            reasons.append(f"company_code {r.get('company_code', '')!r} is not in the registry")
+        customer = session.scalar(select(Customer).where(Customer.code == r.get("customer_code", "")))
+        if customer is None:
+            reasons.append(f"customer_code {r.get('customer_code', '')!r} is not in the registry")
         if not r.get("name"):
             reasons.append("name is empty")
         email = r.get("email") or None
         if email is not None and not _EMAIL.match(email):
             reasons.append(f"email {email!r} is not an address")
-        if reasons or company is None:
+        if reasons or customer is None:
             report.errors.append(RowError(line, reasons))
             continue
         match = Contact.email == email if email else Contact.name == r["name"]
-        contact = session.scalar(select(Contact).where(Contact.company_id == company.id, match))
+        contact = session.scalar(select(Contact).where(Contact.customer_id == customer.id, match))
         values = {"name": r["name"], "email": email, "phone": r.get("phone") or None, "role": r.get("role") or None}
         if contact is None:
-            session.add(Contact(company_id=company.id, **values))
+            session.add(Contact(customer_id=customer.id, **values))
             session.flush()
             report.created += 1
         elif any(getattr(contact, k) != v for k, v in values.items()):
@@ -144,12 +144,12 @@ def import_contacts(session: Session, text: str) -> ImportReport:
     return report
 
 
-def export_companies(session: Session) -> str:
-    """All companies as CSV with the import's columns (re-importing it changes nothing)."""
+def export_customers(session: Session) -> str:
+    """All customers as CSV with the import's columns (re-importing it changes nothing)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(COMPANY_COLUMNS)
-    for c in session.scalars(select(Company).order_by(Company.code)):
+    w.writerow(CUSTOMER_COLUMNS)
+    for c in session.scalars(select(Customer).order_by(Customer.code)):
         w.writerow([c.code, c.name, c.timezone, c.industry or "",
                     "" if c.annual_revenue is None else repr(c.annual_revenue)])
     return out.getvalue()

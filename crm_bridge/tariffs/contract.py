@@ -25,23 +25,13 @@ class BasicChargeMode(StrEnum):
 
     @classmethod
     def parse(cls, text: str | BasicChargeMode) -> BasicChargeMode:
-        """The mode of `text`, also in the older spellings (max_demand, contract_demand, ...); ServiceError if none."""
+        """The mode named `text` (capacity, demand or contract); ServiceError naming the three if it is none of them."""
         if isinstance(text, BasicChargeMode):
             return text
-        key = str(text).strip().lower().replace("-", "_").replace(" ", "_")
-        mode = _ALIASES.get(key)
-        if mode is None:
-            raise ServiceError(f"basic charge mode {text!r} is not one of capacity, demand, contract (or the older "
-                             "max_demand, contract_demand)")
-        return mode
-
-
-_ALIASES = {
-    "capacity": BasicChargeMode.CAPACITY, "transformer_capacity": BasicChargeMode.CAPACITY,
-    "demand": BasicChargeMode.DEMAND, "max_demand": BasicChargeMode.DEMAND, "actual_demand": BasicChargeMode.DEMAND,
-    "actual_max_demand": BasicChargeMode.DEMAND,
-    "contract": BasicChargeMode.CONTRACT, "contract_demand": BasicChargeMode.CONTRACT,
-}
+        try:
+            return cls(str(text).strip().lower())
+        except ValueError:
+            raise ServiceError(f"basic charge mode {text!r} is not one of capacity, demand, contract") from None
 
 
 def _rule(version: TariffVersion | None, name: str) -> float:

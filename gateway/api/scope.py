@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 from sqlalchemy import select
 
-from crm_bridge.registry.models import Alert, Company, Ticket
+from crm_bridge.registry.models import Alert, Customer, Ticket
 from gateway.api.deps import CurrentPrincipal, get_auth, get_gw
 from gateway.api.errors import not_found
 from gateway.auth import AuthService, Principal
@@ -78,7 +78,7 @@ def _device(device: Annotated[str, Path(pattern=_ID, description="Device name")]
 def _alert(alert_id: Annotated[int, Path(ge=1, le=2**62, description="Alert id")], access: AccessDep,
            gw: GatewayDep) -> int:
     with gw.db() as s:
-        owner = s.scalar(select(Alert.company_code).where(Alert.id == alert_id))
+        owner = s.scalar(select(Alert.customer_code).where(Alert.id == alert_id))
     if owner is None or not access.sees(owner):
         raise not_found("alert", alert_id)
     return alert_id
@@ -87,7 +87,7 @@ def _alert(alert_id: Annotated[int, Path(ge=1, le=2**62, description="Alert id")
 def _ticket(ticket_id: Annotated[int, Path(ge=1, le=2**62, description="Ticket id")], access: AccessDep,
             gw: GatewayDep) -> int:
     with gw.db() as s:
-        owner = s.scalar(select(Company.code).join(Ticket, Ticket.company_id == Company.id)
+        owner = s.scalar(select(Customer.code).join(Ticket, Ticket.customer_id == Customer.id)
                          .where(Ticket.id == ticket_id))
     if owner is None or not access.sees(owner):
         raise not_found("ticket", ticket_id)

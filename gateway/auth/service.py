@@ -14,7 +14,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_bridge.registry.models import AccountManager, Company, ManagerAssignment
+from crm_bridge.registry.models import AccountManager, Customer, ManagerAssignment
 from gateway.auth.limits import AttemptRefused, LoginLimiter
 from gateway.auth.models import AuditEvent, AuthBase, User
 from gateway.auth.sessions import SessionEnded, SessionStore
@@ -92,7 +92,7 @@ class AuthService:
             if role == "customer":
                 if not customer:
                     raise AuthError("a customer user needs --customer (the customer id it may see)")
-                if s.scalar(select(Company.id).where(Company.code == customer)) is None:
+                if s.scalar(select(Customer.id).where(Customer.code == customer)) is None:
                     raise AuthError(f"unknown customer {customer!r}")
             elif customer:
                 raise AuthError(f"only customer users are bound to a customer, not {role}")
@@ -271,7 +271,8 @@ class AuthService:
         if p.role == "customer":
             return frozenset([p.customer]) if p.customer else frozenset()
         with self.db() as s:
-            codes = s.scalars(select(Company.code).join(ManagerAssignment, ManagerAssignment.company_id == Company.id)
+            codes = s.scalars(select(Customer.code)
+                              .join(ManagerAssignment, ManagerAssignment.customer_id == Customer.id)
                               .join(AccountManager, AccountManager.id == ManagerAssignment.manager_id)
                               .where(AccountManager.code == p.manager))
             return frozenset(codes)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from crm_bridge.registry.models import AccountManager, Company, Contract, ManagerAssignment
+from crm_bridge.registry.models import AccountManager, Contract, Customer, ManagerAssignment
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -33,13 +33,13 @@ def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
     with gw.db() as session:
         for c in customers:
             terms = DEMO_CONTRACTS.get(c["id"])
-            company = session.scalar(select(Company).where(Company.code == c["id"]))
-            if terms is None or company is None:
+            customer = session.scalar(select(Customer).where(Customer.code == c["id"]))
+            if terms is None or customer is None:
                 continue
-            if session.scalar(select(Contract).where(Contract.company_id == company.id)) is None:
-                session.add(Contract(company=company, transformer_kva=terms["transformer_kva"],
+            if session.scalar(select(Contract).where(Contract.customer_id == customer.id)) is None:
+                session.add(Contract(customer=customer, transformer_kva=terms["transformer_kva"],
                                      contract_demand_kw=terms["contract_demand_kw"],
-                                     basic_charge_mode="contract_demand", pf_standard=terms["pf_standard"],
+                                     basic_charge_mode="contract", pf_standard=terms["pf_standard"],
                                      bill_threshold=terms["bill_threshold"], tariff_id="guangdong-1-10kv"))
             code, name = DEMO_MANAGERS[c["id"]]
             manager = session.scalar(select(AccountManager).where(AccountManager.code == code))
@@ -48,8 +48,8 @@ def seed(gw: Gateway, customers: list[dict[str, str]]) -> dict[str, Any]:
                 session.add(manager)
                 session.flush()
             if session.scalar(select(ManagerAssignment).where(ManagerAssignment.manager_id == manager.id,
-                                                              ManagerAssignment.company_id == company.id)) is None:
-                session.add(ManagerAssignment(manager=manager, company=company))
+                                                              ManagerAssignment.customer_id == customer.id)) is None:
+                session.add(ManagerAssignment(manager=manager, customer=customer))
         session.commit()
     opened = alerts_job(gw)
     tiers = tiering_job(gw)

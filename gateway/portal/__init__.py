@@ -29,8 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_bridge.alerts import AlertError, acknowledge
 from crm_bridge.desk import TicketError, create_ticket, transition
-from crm_bridge.registry.models import Alert, Company, Ticket
-from crm_bridge.registry.repo import managers_of_company
+from crm_bridge.registry.models import Alert, Customer, Ticket
+from crm_bridge.registry.repo import managers_of_customer
 from crm_bridge.tariffs.model import next_month
 from gateway.api.deps import SESSION_COOKIE, UseCasesDep, client_of, get_auth, is_https, optional_principal
 from gateway.api.errors import ApiError, not_found
@@ -124,7 +124,6 @@ async def check_csrf(request: Request, p: Annotated[Principal | None, Depends(op
 Csrf = Depends(check_csrf)
 
 
-ViewsDep = UseCasesDep
 router = APIRouter(include_in_schema=False)
 
 
@@ -242,7 +241,7 @@ def _nav(gw: Gateway, customer: str) -> dict[str, Any]:
 
 
 @router.get("/portal/c/{customer_id}/day", dependencies=[needs(Capability.METERED_DATA)])
-def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
+def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, p: User,
              day: Annotated[str | None, Query(alias="date", max_length=10)] = None) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
     d = parse_day(day, tz)
@@ -271,7 +270,7 @@ def _month_reason(reason: UseCaseError | None, first: date, today: date) -> dict
 
 
 @router.get("/portal/c/{customer_id}/month", dependencies=[needs(Capability.METERED_DATA)])
-def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User,
+def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, p: User,
                month: Annotated[str | None, Query(max_length=7)] = None) -> HTMLResponse:
     tz = ZoneInfo(customer_config(gw, customer_id).timezone)
     first = parse_month(month, tz)
@@ -290,7 +289,7 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vie
 
 
 @router.get("/portal/c/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
-def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: ViewsDep, p: User) -> HTMLResponse:
+def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, p: User) -> HTMLResponse:
     from gateway.usecases.services import advice_for
 
     items = advice_for(v, customer_id)
@@ -300,7 +299,7 @@ def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Vi
 @router.get("/portal/c/{customer_id}/alerts", dependencies=[needs(Capability.METERED_DATA)])
 def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
     with gw.db() as s:
-        rows = list(s.scalars(select(Alert).where(Alert.company_code == customer_id)
+        rows = list(s.scalars(select(Alert).where(Alert.customer_code == customer_id)
                               .order_by(Alert.opened_at.desc()).limit(200)))
     return _render(request, gw, "alerts.html.j2", p, page="alerts", alerts=rows, tz=ZoneInfo(
         customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
@@ -312,7 +311,7 @@ def alert_ack(request: Request, customer_id: CustomerId, alert_id: AlertId, gw: 
               auth: AuthDep) -> RedirectResponse:
     with gw.db() as s:
         alert = s.get(Alert, alert_id)
-        if alert is None or alert.company_code != customer_id:
+        if alert is None or alert.customer_code != customer_id:
             raise ApiError(404, f"alert {alert_id} not found")
         try:
             acknowledge(s, alert_id, datetime.now(UTC))
@@ -324,11 +323,11 @@ def alert_ack(request: Request, customer_id: CustomerId, alert_id: AlertId, gw: 
 
 
 def _tickets(gw: Gateway, customer: str | None, codes: frozenset[str] | None) -> list[dict[str, Any]]:
-    q = select(Ticket, Company.code).join(Company, Company.id == Ticket.company_id)
+    q = select(Ticket, Customer.code).join(Customer, Customer.id == Ticket.customer_id)
     if customer is not None:
-        q = q.where(Company.code == customer)
+        q = q.where(Customer.code == customer)
     elif codes is not None:
-        q = q.where(Company.code.in_(sorted(codes)))
+        q = q.where(Customer.code.in_(sorted(codes)))
     with gw.db() as s:
         return [{"ticket": t, "customer": code} for t, code in s.execute(q.order_by(Ticket.id.desc()).limit(500))]
 
@@ -345,7 +344,7 @@ def open_request(request: Request, customer_id: CustomerId, gw: GatewayDep, p: U
                  category: Annotated[str, Form(min_length=1, max_length=60)],
                  title: Annotated[str, Form(min_length=1, max_length=300)]) -> RedirectResponse:
     with gw.db() as s:
-        owners = managers_of_company(s, customer_id)
+        owners = managers_of_customer(s, customer_id)
         try:
             t = create_ticket(s, customer_id, kind, category, title, datetime.now(UTC),
                               owner_code=owners[0].code if owners else None)
@@ -360,7 +359,7 @@ def open_request(request: Request, customer_id: CustomerId, gw: GatewayDep, p: U
 def _ticket_in(gw: Gateway, ticket_id: int, customer_id: str) -> Ticket:
     with gw.db() as s:
         t = s.get(Ticket, ticket_id)
-        if t is None or s.get(Company, t.company_id).code != customer_id:  # type: ignore[union-attr]
+        if t is None or s.get(Customer, t.customer_id).code != customer_id:  # type: ignore[union-attr]
             raise ApiError(404, f"ticket {ticket_id} not found")
         _ = list(t.transitions)
         return t

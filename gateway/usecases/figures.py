@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_bridge.errors import CrmError, TariffError, TariffNotInForce
 from crm_bridge.errors import NoData as CrmNoData
-from crm_bridge.registry.models import Company, Contract
+from crm_bridge.registry.models import Contract, Customer
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
 from crm_bridge.tariffs.bill import month_bounds
@@ -153,8 +153,8 @@ def parse_month(value: str | None, tz: ZoneInfo) -> date:
 
 def contract_of(gw: Sources, customer: str) -> Contract | None:
     with gw.db() as s:
-        return s.scalar(select(Contract).join(Company, Company.id == Contract.company_id)
-                        .where(Company.code == customer))
+        return s.scalar(select(Contract).join(Customer, Customer.id == Contract.customer_id)
+                        .where(Customer.code == customer))
 
 
 def tariff_of(contract: Contract | None) -> Tariff | None:

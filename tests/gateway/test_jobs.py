@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import list_alerts
-from crm_bridge.registry.models import Company, Contract, MeterAssignment
+from crm_bridge.registry.models import Contract, Customer, MeterAssignment
 from gateway import jobs as jobs_module
 from gateway.config import load_config
 from gateway.demo.backfill import history_readings
@@ -73,14 +73,14 @@ def _gateway(tmp_path, text=CFG):
 def test_registry_follows_the_config(tmp_path):
     gw = _gateway(tmp_path)
     with gw.db() as s:
-        assert sorted(s.scalars(select(Company.code))) == ["acme", "beta"]
+        assert sorted(s.scalars(select(Customer.code))) == ["acme", "beta"]
         (a,) = s.scalars(select(MeterAssignment).join(MeterAssignment.meter).where(MeterAssignment.valid_to.is_(None))
                          .where(MeterAssignment.meter.has(code="m1")))
         assert a.valid_from == date.today()
     # A second start with the same config duplicates nothing.
     gw2 = _gateway(tmp_path)
     with gw2.db() as s:
-        assert len(list(s.scalars(select(Company)))) == 2
+        assert len(list(s.scalars(select(Customer)))) == 2
 
 
 def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
@@ -91,9 +91,9 @@ def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
         gw.store.write(history_readings(LoadModel(peak_kw=peak, seed=peak), dev, (cust, site, meter),
                                         int(start.value), int(now.value), 0))
     with gw.db() as s:
-        acme = s.scalar(select(Company).where(Company.code == "acme"))
+        acme = s.scalar(select(Customer).where(Customer.code == "acme"))
         # Contract demand far below the plant's peak: the demand watch must fire.
-        s.add(Contract(company=acme, transformer_kva=2000, contract_demand_kw=1000, basic_charge_mode="contract_demand",
+        s.add(Contract(customer=acme, transformer_kva=2000, contract_demand_kw=1000, basic_charge_mode="contract",
                        pf_standard=0.95, bill_threshold=None, tariff_id="t"))
         s.commit()
     first = alerts_job(gw)
@@ -101,7 +101,7 @@ def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
     again = alerts_job(gw)
     assert again == []  # nothing is raised twice while open
     with gw.db() as s:
-        alerts = list_alerts(s, company_code="acme", status="open")
+        alerts = list_alerts(s, customer_code="acme", status="open")
         assert len(alerts) == len(first)
         assert any(a.type.startswith("demand") for a in alerts)
     tiers = tiering_job(gw)

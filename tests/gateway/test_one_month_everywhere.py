@@ -144,12 +144,12 @@ def test_the_served_capacity_upgrade_advice_reads_the_earlier_months_from_the_st
     """Three months running above 80 % of the transformer's kVA: the advice the API serves says upgrade."""
     from sqlalchemy import select
 
-    from crm_bridge.registry.models import Company, Contract
+    from crm_bridge.registry.models import Contract, Customer
 
     _, world = month_world
     with world.gw.db() as s:
-        contract = s.scalar(select(Contract).join(Company, Company.id == Contract.company_id)
-                            .where(Company.code == "gamma"))
+        contract = s.scalar(select(Contract).join(Customer, Customer.id == Contract.customer_id)
+                            .where(Customer.code == "gamma"))
         contract.transformer_kva = 3000.0  # gamma's load peaks near 3,000 kW: above 0.8 x 3,000 every month
         s.commit()
     client = TestClient(create_app(world.gw))

@@ -1,4 +1,4 @@
-"""The customer file for account managers: company, contacts, major equipment with inspections, interactions."""
+"""The customer file for account managers: customer, contacts, major equipment with inspections, interactions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from crm_bridge.registry.models import Contact, Equipment, Interaction, TierRecord
-from crm_bridge.registry.repo import RegistryLookupError, company_by_code
+from crm_bridge.registry.repo import RegistryLookupError, customer_by_code
 from gateway.api.deps import client_of, get_auth
 from gateway.api.errors import not_found
 from gateway.api.roles import Capability, needs
@@ -35,13 +35,13 @@ def customer_file(customer_id: CustomerId, gw: GatewayDep) -> CustomerFile:
     """Everything the utility knows of the account: tier, contacts, equipment and its inspections, interactions."""
     with gw.db() as s:
         try:
-            c = company_by_code(s, customer_id)
+            c = customer_by_code(s, customer_id)
         except RegistryLookupError:
             return CustomerFile(customer=customer_id, registered=False)
         tier = s.get(TierRecord, c.id)
-        equipment = s.scalars(select(Equipment).where(Equipment.company_id == c.id).order_by(Equipment.id)).all()
-        contacts = s.scalars(select(Contact).where(Contact.company_id == c.id).order_by(Contact.id)).all()
-        interactions = s.scalars(select(Interaction).where(Interaction.company_id == c.id)
+        equipment = s.scalars(select(Equipment).where(Equipment.customer_id == c.id).order_by(Equipment.id)).all()
+        contacts = s.scalars(select(Contact).where(Contact.customer_id == c.id).order_by(Contact.id)).all()
+        interactions = s.scalars(select(Interaction).where(Interaction.customer_id == c.id)
                                  .order_by(Interaction.at.desc()).limit(100)).all()
         return CustomerFile(
             customer=customer_id, registered=True, name=c.name, industry=c.industry, annual_revenue=c.annual_revenue,
@@ -70,10 +70,10 @@ def add_interaction(customer_id: CustomerId, body: NewInteraction, gw: GatewayDe
     now = datetime.now(UTC)
     with gw.db() as s:
         try:
-            c = company_by_code(s, customer_id)
+            c = customer_by_code(s, customer_id)
         except RegistryLookupError:
             raise not_found("customer", customer_id) from None
-        s.add(Interaction(company_id=c.id, at=now, channel=body.channel, summary=body.summary))
+        s.add(Interaction(customer_id=c.id, at=now, channel=body.channel, summary=body.summary))
         s.commit()
     auth.audit(access.principal.username, "interaction.add", f"customer:{customer_id}", body.channel,
                client_of(request))

@@ -22,7 +22,7 @@ AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
 def alert_public(a: Alert) -> AlertPublic:
-    return AlertPublic(id=a.id, type=a.type, severity=a.severity, customer=a.company_code, meter=a.meter_code,
+    return AlertPublic(id=a.id, type=a.type, severity=a.severity, customer=a.customer_code, meter=a.meter_code,
                        window_start=a.window_start.isoformat(), window_end=a.window_end.isoformat(),
                        message=a.message, status=a.status, opened_at=a.opened_at.isoformat(),
                        acknowledged_at=a.acknowledged_at.isoformat() if a.acknowledged_at else None,
@@ -36,9 +36,9 @@ def list_alerts(gw: GatewayDep, access: AccessDep, page: PageParams,
     """Alerts of the customers the caller may see, newest first."""
     q = select(Alert)
     if customer is not None:
-        q = q.where(Alert.company_code == customer_in_scope(access, gw, customer))
+        q = q.where(Alert.customer_code == customer_in_scope(access, gw, customer))
     elif access.customers is not None:
-        q = q.where(Alert.company_code.in_(sorted(access.customers)))
+        q = q.where(Alert.customer_code.in_(sorted(access.customers)))
     if status is not None:
         q = q.where(Alert.status == status)
     from sqlalchemy import func

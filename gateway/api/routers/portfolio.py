@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from crm_bridge.registry.models import Alert, Ticket, TierRecord
-from crm_bridge.registry.repo import RegistryLookupError, company_by_code
+from crm_bridge.registry.repo import RegistryLookupError, customer_by_code
 from gateway.api.deps import Page, PageParams, page_of
 from gateway.api.roles import Capability, needs
 from gateway.api.schemas.accounts import PortfolioEntry
@@ -23,15 +23,15 @@ def portfolio(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[Portf
     with gw.db() as s:
         for cid in ids:
             try:
-                company = company_by_code(s, cid)
+                customer = customer_by_code(s, cid)
             except RegistryLookupError:
                 continue  # configured but not in the CRM yet
-            tier = s.get(TierRecord, company.id)
+            tier = s.get(TierRecord, customer.id)
             items.append(PortfolioEntry(
-                customer=cid, name=company.name, tier=(tier.override or tier.computed) if tier else None,
-                open_alerts=s.scalar(select(func.count(Alert.id)).where(Alert.company_code == cid,
+                customer=cid, name=customer.name, tier=(tier.override or tier.computed) if tier else None,
+                open_alerts=s.scalar(select(func.count(Alert.id)).where(Alert.customer_code == cid,
                                                                         Alert.status != "resolved")) or 0,
-                open_tickets=s.scalar(select(func.count(Ticket.id)).where(Ticket.company_id == company.id,
+                open_tickets=s.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == customer.id,
                                                                           Ticket.status != "closed")) or 0,
             ))
     return page_of(items, page)

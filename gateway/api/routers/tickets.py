@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from crm_bridge.desk import TicketError, create_ticket, transition
-from crm_bridge.registry.models import AccountManager, Company, Ticket
-from crm_bridge.registry.repo import managers_of_company
+from crm_bridge.registry.models import AccountManager, Customer, Ticket
+from crm_bridge.registry.repo import managers_of_customer
 from gateway.api.deps import Page, PageParams, client_of, get_auth
 from gateway.api.errors import ApiError, forbidden
 from gateway.api.roles import Capability, allowed, needs
@@ -51,7 +51,8 @@ def ticket_public(t: Ticket, customer: str, owner: str | None) -> TicketPublic:
 
 def _load(gw: GatewayDep, ticket_id: int) -> TicketPublic:
     with gw.db() as s:
-        row = s.execute(select(Ticket, Company.code, AccountManager.code).join(Company, Company.id == Ticket.company_id)
+        row = s.execute(select(Ticket, Customer.code, AccountManager.code)
+                        .join(Customer, Customer.id == Ticket.customer_id)
                         .outerjoin(AccountManager, AccountManager.id == Ticket.owner_id)
                         .where(Ticket.id == ticket_id)).one()
         return ticket_public(row[0], row[1], row[2])
@@ -63,11 +64,11 @@ def list_tickets(gw: GatewayDep, access: AccessDep, page: PageParams,
                                    Query()] = None,
                  customer: Annotated[str | None, Query(max_length=128)] = None) -> Page[TicketPublic]:
     """Tickets of the customers the caller may see: a manager's queue, a customer's own requests."""
-    q = select(Ticket.id).join(Company, Company.id == Ticket.company_id)
+    q = select(Ticket.id).join(Customer, Customer.id == Ticket.customer_id)
     if customer is not None:
-        q = q.where(Company.code == customer_in_scope(access, gw, customer))
+        q = q.where(Customer.code == customer_in_scope(access, gw, customer))
     elif access.customers is not None:
-        q = q.where(Company.code.in_(sorted(access.customers)))
+        q = q.where(Customer.code.in_(sorted(access.customers)))
     if status is not None:
         q = q.where(Ticket.status == status)
     with gw.db() as s:
@@ -85,7 +86,7 @@ def open_ticket(body: NewTicket, gw: GatewayDep, access: AccessDep, auth: AuthDe
         raise ApiError(422, "customer: required for your role")
     customer_in_scope(access, gw, customer)
     with gw.db() as s:
-        owners = managers_of_company(s, customer)
+        owners = managers_of_customer(s, customer)
         try:
             t = create_ticket(s, customer, body.kind, body.category, body.title, datetime.now(UTC),
                               owner_code=owners[0].code if owners else None)

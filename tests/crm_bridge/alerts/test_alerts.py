@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.alerts import AlertError, AlertSettings, acknowledge, evaluate_alerts, list_alerts, open_ticket, resolve
 from crm_bridge.alerts.rules import demand_watch
 from crm_bridge.registry import make_engine, migrate
-from crm_bridge.registry.models import Alert, Company, Contract, Meter, Site, TariffVersion, TierRecord
+from crm_bridge.registry.models import Alert, Contract, Customer, Meter, Site, TariffVersion, TierRecord
 from crm_bridge.registry.repo import assign_meter
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -70,10 +70,10 @@ def session(db_url: str) -> Iterator[Session]:
     migrate(db_url)
     engine = make_engine(db_url)
     with Session(engine) as s:
-        c = Company(code="C1", name="Plant", timezone="Europe/Berlin")
+        c = Customer(code="C1", name="Plant", timezone="Europe/Berlin")
         c.contract = Contract(transformer_kva=3200, contract_demand_kw=2000, basic_charge_mode="demand",
                               pf_standard=0.9, bill_threshold=None, tariff_id="T")
-        site, meter = Site(company=c, name="s"), Meter(code="M1")
+        site, meter = Site(customer=c, code="s"), Meter(code="M1")
         s.add_all([c, site, meter, TariffVersion(tariff_id="T", valid_from=date(2026, 1, 1),
                                                  document={"average_price_per_kwh": 0.1})])
         s.flush()
@@ -111,7 +111,7 @@ def test_demand_100_percent_is_critical(session: Session) -> None:
 def test_open_condition_unique_in_database(session: Session) -> None:
     evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
     [a] = list_alerts(session)
-    session.add(Alert(type="x", severity="info", company_code="C1", window_start=NOW, window_end=NOW, message="dup",
+    session.add(Alert(type="x", severity="info", customer_code="C1", window_start=NOW, window_end=NOW, message="dup",
                       open_key=a.open_key, opened_at=NOW))
     with pytest.raises(IntegrityError):
         session.commit()
@@ -155,7 +155,7 @@ def test_base_load_rise(session: Session) -> None:
 
 
 def _with_bill_threshold(session: Session) -> None:
-    c = session.query(Company).one()
+    c = session.query(Customer).one()
     assert c.contract is not None
     c.contract.bill_threshold = 50_000.0  # 1000 kW flat: ~74,400 kWh x 0.1 = ~7,440/month... raise the load
     session.commit()
@@ -199,10 +199,10 @@ def test_lifecycle_errors_and_ticket(session: Session) -> None:
 
 
 def test_one_bad_customer_does_not_stop_others(session: Session) -> None:
-    session.add(Company(code="BAD", name="bad tz", timezone="Not/AZone"))
+    session.add(Customer(code="BAD", name="bad tz", timezone="Not/AZone"))
     session.commit()
     evaluate_alerts(session, FnSource(with_peak(1000, PEAK_AT, 2100)), NOW)
-    assert [a.company_code for a in list_alerts(session)] == ["C1"]
+    assert [a.customer_code for a in list_alerts(session)] == ["C1"]
 
 
 def test_meter_offline(session: Session) -> None:
@@ -218,8 +218,8 @@ def test_meter_offline(session: Session) -> None:
 
 
 def test_key_account_drop_against_last_year(session: Session) -> None:
-    c = session.query(Company).one()
-    session.add(TierRecord(company_id=c.id, score=0.9, computed="A", updated_at=NOW))
+    c = session.query(Customer).one()
+    session.add(TierRecord(customer_id=c.id, score=0.9, computed="A", updated_at=NOW))
     session.commit()
     cut = datetime(2026, 1, 1, tzinfo=TZ)
     src = FnSource(lambda idx: np.where(idx >= pd.Timestamp(cut), 500.0, 1000.0))  # halved since new year
@@ -236,7 +236,7 @@ def test_non_key_account_gets_no_change_alert(session: Session) -> None:
 
 
 def test_bill_forecast_prices_by_tou_when_the_contract_names_a_shipped_tariff(session: Session) -> None:
-    c = session.query(Company).one()
+    c = session.query(Customer).one()
     assert c.contract is not None
     c.contract.tariff_id = "sichuan-2023"  # relative prices, flat = 1: ~744 MWh/month costs ~744,000 + basic
     c.contract.bill_threshold = 700_000.0  # the registry's 0.1/kWh estimate (~74,400) would never reach it
@@ -248,7 +248,7 @@ def test_bill_forecast_prices_by_tou_when_the_contract_names_a_shipped_tariff(se
 
 
 def _contract(session: Session, **terms: object) -> None:
-    c = session.query(Company).one()
+    c = session.query(Customer).one()
     assert c.contract is not None
     for k, v in terms.items():
         setattr(c.contract, k, v)
@@ -294,7 +294,7 @@ def test_bill_forecast_alert_prices_on_the_customers_clock(session: Session) -> 
     src = FnSource(lambda idx: np.where(idx.hour < 8, 200.0, 1500.0))  # a load that follows the Berlin clock
     evaluate_alerts(session, src, NOW)
     [bill] = [a for a in list_alerts(session) if a.type == "bill_forecast"]
-    row = session.query(Company).one().contract
+    row = session.query(Customer).one().contract
     month = datetime(2026, 3, 1, tzinfo=TZ)
     end = NOW.replace(minute=0)
     frame = src.customer_intervals("C1", month, end)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.desk import InvalidTransitionError, TicketError, create_ticket, desk_stats, list_tickets, transition
 from crm_bridge.registry import make_engine, migrate
-from crm_bridge.registry.models import AccountManager, Company, TierRecord
+from crm_bridge.registry.models import AccountManager, Customer, TierRecord
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -20,11 +20,11 @@ def session(db_url: str) -> Iterator[Session]:
     migrate(db_url)
     engine = make_engine(db_url)
     with Session(engine) as s:
-        a = Company(code="KA", name="Key account")
-        c = Company(code="SM", name="Small")
+        a = Customer(code="KA", name="Key account")
+        c = Customer(code="SM", name="Small")
         s.add_all([a, c, AccountManager(code="ann", name="Ann"), AccountManager(code="bob", name="Bob")])
         s.flush()
-        s.add(TierRecord(company_id=a.id, score=0.9, computed="A", updated_at=T0))
+        s.add(TierRecord(customer_id=a.id, score=0.9, computed="A", updated_at=T0))
         s.commit()
         yield s
     engine.dispose()
@@ -50,7 +50,7 @@ def test_full_lifecycle_records_every_transition(session: Session) -> None:
     assert t.satisfaction == 4
 
 
-def test_default_tier_targets_for_unscored_company(session: Session) -> None:
+def test_default_tier_targets_for_unscored_customer(session: Session) -> None:
     t = create_ticket(session, "SM", "request", "meter", "new meter", T0)
     assert (t.ack_target_min, t.resolve_target_min) == (480, 4320)
 
@@ -126,4 +126,4 @@ def test_stats_per_category_and_manager(session: Session) -> None:
     assert later["category"]["billing"].resolve_breaches == 2
     assert [t.title for t in list_tickets(session, owner_code="ann")] == ["a", "b"]
     assert [t.title for t in list_tickets(session, status="closed")] == ["a", "c"]
-    assert [t.title for t in list_tickets(session, company_code="SM")] == ["c"]
+    assert [t.title for t in list_tickets(session, customer_code="SM")] == ["c"]

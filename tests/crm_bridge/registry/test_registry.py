@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from crm_bridge.registry import make_engine, migrate
 from crm_bridge.registry.models import (
     AccountManager,
-    Company,
     Contract,
+    Customer,
     Equipment,
     Inspection,
     ManagerAssignment,
@@ -24,10 +24,10 @@ from crm_bridge.registry.models import (
 from crm_bridge.registry.repo import (
     RegistryLookupError,
     assign_meter,
-    company_by_code,
+    customer_by_code,
     manager_portfolio,
-    managers_of_company,
-    meters_of_company,
+    managers_of_customer,
+    meters_of_customer,
 )
 
 
@@ -39,27 +39,27 @@ def test_migrate_creates_schema_and_is_idempotent(db_url: str) -> None:
         names = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert {"company", "meter_assignment", "alert", "ticket", "alembic_version", "tier_change"} <= names
+    assert {"customer", "meter_assignment", "alert", "ticket", "alembic_version", "tier_change"} <= names
 
 
-def test_company_round_trip_with_contract_equipment_and_tariff(session: Session) -> None:
-    c = Company(code="C001", name="Acme Steel", timezone="Europe/Berlin", industry="steel")
+def test_customer_round_trip_with_contract_equipment_and_tariff(session: Session) -> None:
+    c = Customer(code="C001", name="Acme Steel", timezone="Europe/Berlin", industry="steel")
     c.contract = Contract(
         transformer_kva=2500, hv_motors_kw=800, contract_demand_kw=1800, basic_charge_mode="demand",
         pf_standard=0.9, bill_threshold=120000.0, tariff_id="HV-TOU",
     )
-    site = Site(company=c, name="Works 1")
-    eq = Equipment(company=c, kind="transformer", name="T1", rating=2500, rating_unit="kVA")
+    site = Site(customer=c, code="works-1", name="Works 1")
+    eq = Equipment(customer=c, kind="transformer", name="T1", rating=2500, rating_unit="kVA")
     eq.inspections.append(Inspection(kind="inspection", at=datetime(2026, 3, 1, 9, tzinfo=UTC), result="ok"))
     doc = {"id": "HV-TOU", "energy": {"peak": 0.21, "offpeak": 0.11}}
     session.add_all([c, site, eq, TariffVersion(tariff_id="HV-TOU", valid_from=date(2026, 1, 1), document=doc)])
     session.commit()
     session.expunge_all()
 
-    got = company_by_code(session, "C001")
+    got = customer_by_code(session, "C001")
     assert got.contract is not None
     assert got.contract.contract_demand_kw == 1800
-    assert [s.name for s in got.sites] == ["Works 1"]
+    assert [(s.code, s.name) for s in got.sites] == [("works-1", "Works 1")]
     tv = session.query(TariffVersion).one()
     assert tv.document == doc
     insp = session.query(Inspection).one()
@@ -67,29 +67,29 @@ def test_company_round_trip_with_contract_equipment_and_tariff(session: Session)
     assert insp.result == "ok"
 
 
-def test_company_code_unique(session: Session) -> None:
-    session.add(Company(code="C1", name="a"))
+def test_customer_code_unique(session: Session) -> None:
+    session.add(Customer(code="C1", name="a"))
     session.commit()
-    session.add(Company(code="C1", name="b"))
+    session.add(Customer(code="C1", name="b"))
     with pytest.raises(IntegrityError):
         session.commit()
 
 
 def test_meter_assignment_validity_dates(session: Session) -> None:
-    a = Company(code="A", name="A")
-    b = Company(code="B", name="B")
-    sa, sb = Site(company=a, name="sa"), Site(company=b, name="sb")
+    a = Customer(code="A", name="A")
+    b = Customer(code="B", name="B")
+    sa, sb = Site(customer=a, code="sa"), Site(customer=b, code="sb")
     m = Meter(code="M1")
     session.add_all([a, b, sa, sb, m])
     session.flush()
     assign_meter(session, m, sa, date(2026, 1, 1))
     assign_meter(session, m, sb, date(2026, 6, 1))  # moved: closes A's assignment on 1 June
     session.commit()
-    assert [x.code for x in meters_of_company(session, "A", date(2026, 5, 31))] == ["M1"]
-    assert meters_of_company(session, "A", date(2026, 6, 1)) == []
-    assert [x.code for x in meters_of_company(session, "B", date(2026, 6, 1))] == ["M1"]
-    assert meters_of_company(session, "B", date(2026, 5, 31)) == []
-    assert meters_of_company(session, "A", date(2025, 12, 31)) == []
+    assert [x.code for x in meters_of_customer(session, "A", date(2026, 5, 31))] == ["M1"]
+    assert meters_of_customer(session, "A", date(2026, 6, 1)) == []
+    assert [x.code for x in meters_of_customer(session, "B", date(2026, 6, 1))] == ["M1"]
+    assert meters_of_customer(session, "B", date(2026, 5, 31)) == []
+    assert meters_of_customer(session, "A", date(2025, 12, 31)) == []
     with pytest.raises(ValueError, match="M1"):
         assign_meter(session, m, sa, date(2026, 3, 1))
 
@@ -97,20 +97,20 @@ def test_meter_assignment_validity_dates(session: Session) -> None:
 def test_manager_portfolio(session: Session) -> None:
     m1 = AccountManager(code="mgr1", name="Ann")
     m2 = AccountManager(code="mgr2", name="Bob")
-    cs = [Company(code=f"K{i}", name=f"K{i}") for i in range(3)]
+    cs = [Customer(code=f"K{i}", name=f"K{i}") for i in range(3)]
     session.add_all([m1, m2, *cs])
     session.flush()
     session.add_all([
-        ManagerAssignment(manager=m1, company=cs[0]), ManagerAssignment(manager=m1, company=cs[2]),
-        ManagerAssignment(manager=m2, company=cs[1]), ManagerAssignment(manager=m2, company=cs[2]),
+        ManagerAssignment(manager=m1, customer=cs[0]), ManagerAssignment(manager=m1, customer=cs[2]),
+        ManagerAssignment(manager=m2, customer=cs[1]), ManagerAssignment(manager=m2, customer=cs[2]),
     ])
     session.commit()
     assert [c.code for c in manager_portfolio(session, "mgr1")] == ["K0", "K2"]
-    assert [m.code for m in managers_of_company(session, "K2")] == ["mgr1", "mgr2"]
+    assert [m.code for m in managers_of_customer(session, "K2")] == ["mgr1", "mgr2"]
     with pytest.raises(RegistryLookupError, match="nobody"):
         manager_portfolio(session, "nobody")
     with pytest.raises(RegistryLookupError, match="ZZ"):
-        company_by_code(session, "ZZ")
+        customer_by_code(session, "ZZ")
 
 
 def test_migrated_schema_matches_models(db_url: str) -> None:

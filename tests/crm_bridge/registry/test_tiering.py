@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import Company
+from crm_bridge.registry.models import Customer
 from crm_bridge.tiering import AccountMetrics, abc_classes, classify_accounts, set_override, tier_history
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -23,7 +23,7 @@ def test_abc_classes_pareto() -> None:
 
 
 def test_job_keeps_override_and_records_history(session: Session) -> None:
-    session.add_all([Company(code=c, name=c) for c in ("BIG", "MID", "SMALL")])
+    session.add_all([Customer(code=c, name=c) for c in ("BIG", "MID", "SMALL")])
     session.commit()
     m = {
         "BIG": AccountMetrics(8e6, 8e5, 2000), "MID": AccountMetrics(1.5e6, 1.5e5, 400),

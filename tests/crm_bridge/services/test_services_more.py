@@ -39,7 +39,7 @@ def frame(start: str, days: float, kwh: float | np.ndarray = 100.0, pf: float = 
 
 
 def contract(**kw: object) -> ContractInputs:
-    terms = {"transformer_kva": 3200.0, "contract_demand_kw": 2300.0, "basic_charge_mode": "contract_demand",
+    terms = {"transformer_kva": 3200.0, "contract_demand_kw": 2300.0, "basic_charge_mode": "contract",
              "tariff_id": "guangdong-1-10kv", **kw}
     return ContractInputs(**terms)  # type: ignore[arg-type]
 

@@ -1,1 +1,1 @@
-"""Tests of the CRM sync: CSV import and export of companies and contacts."""
+"""Tests of the CRM sync: CSV import and export of customers and contacts."""

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from crm_bridge.registry import make_engine, migrate
-from crm_bridge.registry.models import Company, Contact
-from crm_bridge.sync import export_companies, import_companies, import_contacts
+from crm_bridge.registry.models import Contact, Customer
+from crm_bridge.sync import export_customers, import_contacts, import_customers
 
-COMPANIES = """code,name,timezone,industry,annual_revenue
+CUSTOMERS = """code,name,timezone,industry,annual_revenue
 C1,Acme Steel,Europe/Berlin,steel,"1,200,000"
 ,No Code,Europe/Berlin,x,1
 C2,Bolt Works,Mars/Olympus,metal,10
@@ -32,7 +32,7 @@ def session(db_url: str) -> Iterator[Session]:
 
 
 def test_bad_rows_reported_good_rows_kept(session: Session) -> None:
-    rep = import_companies(session, COMPANIES)
+    rep = import_customers(session, CUSTOMERS)
     assert (rep.created, rep.updated) == (2, 0)
     errs = {e.line: e.reasons for e in rep.errors}
     assert sorted(errs) == [3, 4, 5, 7, 8]
@@ -41,31 +41,31 @@ def test_bad_rows_reported_good_rows_kept(session: Session) -> None:
     assert errs[5] == ["annual_revenue 'abc' is not a number"]
     assert errs[7] == ["code 'C1' repeats line 2"]
     assert errs[8] == ["name is empty"]
-    assert sorted(c.code for c in session.query(Company)) == ["C1", "C4"]
-    assert session.query(Company).filter_by(code="C1").one().annual_revenue == 1_200_000
+    assert sorted(c.code for c in session.query(Customer)) == ["C1", "C4"]
+    assert session.query(Customer).filter_by(code="C1").one().annual_revenue == 1_200_000
 
 
 def test_reimport_is_idempotent_and_updates_by_code(session: Session) -> None:
-    import_companies(session, COMPANIES)
-    again = import_companies(session, COMPANIES)
+    import_customers(session, CUSTOMERS)
+    again = import_customers(session, CUSTOMERS)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
-    changed = import_companies(session, "code,name\nC4,Dairy North\n")
+    changed = import_customers(session, "code,name\nC4,Dairy North\n")
     assert (changed.created, changed.updated) == (0, 1)
-    assert session.query(Company).count() == 2
-    assert session.query(Company).filter_by(code="C4").one().name == "Dairy North"
+    assert session.query(Customer).count() == 2
+    assert session.query(Customer).filter_by(code="C4").one().name == "Dairy North"
 
 
 def test_missing_header_column_is_named(session: Session) -> None:
-    rep = import_companies(session, "id,name\n1,x\n")
+    rep = import_customers(session, "id,name\n1,x\n")
     assert rep.errors[0].line == 1
     assert "code" in rep.errors[0].reasons[0]
-    assert session.query(Company).count() == 0
+    assert session.query(Customer).count() == 0
 
 
 def test_contacts_import(session: Session) -> None:
-    import_companies(session, COMPANIES)
+    import_customers(session, CUSTOMERS)
     text = (
-        "company_code,name,email,phone,role\n"
+        "customer_code,name,email,phone,role\n"
         "C1,Ann Smith,ann@acme.example,+49 1,energy manager\n"
         "C9,Nobody,n@x.example,,\n"
         "C1,Bad Mail,not-an-address,,\n"
@@ -74,7 +74,7 @@ def test_contacts_import(session: Session) -> None:
     rep = import_contacts(session, text)
     assert rep.created == 2
     assert [(e.line, e.reasons) for e in rep.errors] == [
-        (3, ["company_code 'C9' is not in the registry"]), (4, ["email 'not-an-address' is not an address"]),
+        (3, ["customer_code 'C9' is not in the registry"]), (4, ["email 'not-an-address' is not an address"]),
     ]
     again = import_contacts(session, text.replace("energy manager", "CEO"))
     assert (again.created, again.updated, again.unchanged) == (0, 1, 1)
@@ -82,8 +82,8 @@ def test_contacts_import(session: Session) -> None:
 
 
 def test_export_round_trip(session: Session) -> None:
-    import_companies(session, COMPANIES)
-    out = export_companies(session)
+    import_customers(session, CUSTOMERS)
+    out = export_customers(session)
     assert out.splitlines()[0] == "code,name,timezone,industry,annual_revenue"
-    rep = import_companies(session, out)
+    rep = import_customers(session, out)
     assert (rep.created, rep.updated, rep.unchanged, rep.errors) == (0, 0, 2, [])

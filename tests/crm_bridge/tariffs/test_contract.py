@@ -65,12 +65,10 @@ def test_a_version_may_state_its_own_floor_and_threshold() -> None:
 
 
 @pytest.mark.parametrize(("text", "mode"), [
-    ("capacity", BasicChargeMode.CAPACITY), ("demand", BasicChargeMode.DEMAND),
-    ("max_demand", BasicChargeMode.DEMAND), ("Max-Demand", BasicChargeMode.DEMAND),
-    ("contract", BasicChargeMode.CONTRACT), ("contract_demand", BasicChargeMode.CONTRACT),
-    (BasicChargeMode.CONTRACT, BasicChargeMode.CONTRACT),
+    ("capacity", BasicChargeMode.CAPACITY), ("demand", BasicChargeMode.DEMAND), (" Demand ", BasicChargeMode.DEMAND),
+    ("contract", BasicChargeMode.CONTRACT), (BasicChargeMode.CONTRACT, BasicChargeMode.CONTRACT),
 ])
-def test_one_enum_reads_every_spelling_in_use(text: str, mode: BasicChargeMode) -> None:
+def test_one_enum_one_spelling(text: str, mode: BasicChargeMode) -> None:
     assert BasicChargeMode.parse(text) is mode
     assert mode == mode.value  # a str enum: JSON and the registry column keep the plain word
 
@@ -78,6 +76,8 @@ def test_one_enum_reads_every_spelling_in_use(text: str, mode: BasicChargeMode) 
 def test_an_unknown_mode_or_impossible_terms_are_crm_errors() -> None:
     with pytest.raises(CrmError, match="basic charge mode 'weekly' is not one of capacity, demand, contract"):
         BasicChargeMode.parse("weekly")
+    with pytest.raises(CrmError, match="basic charge mode 'max_demand' is not one of"):
+        BasicChargeMode.parse("max_demand")  # the older spellings are rewritten by registry migration 0002
     with pytest.raises(TariffError, match="contract demand must be positive"):
         effective_contract_kw(0, 3200)
     with pytest.raises(TariffError, match="transformer_kva must be positive"):

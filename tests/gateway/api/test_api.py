@@ -197,15 +197,15 @@ def test_services_and_advice_from_the_query_layer_and_the_contract(client, world
 
 
 def test_customer_file_and_interaction_log(client, world):
-    from crm_bridge.registry.models import Company, Equipment, Inspection
+    from crm_bridge.registry.models import Customer, Equipment, Inspection
 
     with world.gw.db() as s:
         from datetime import UTC, datetime
 
         from sqlalchemy import select
 
-        company = s.scalar(select(Company).where(Company.code == "beta"))
-        eq = Equipment(company_id=company.id, kind="transformer", name="T1 10/0.4 kV", rating=4000,
+        customer = s.scalar(select(Customer).where(Customer.code == "beta"))
+        eq = Equipment(customer_id=customer.id, kind="transformer", name="T1 10/0.4 kV", rating=4000,
                        rating_unit="kVA")
         eq.inspections.append(Inspection(kind="inspection", at=datetime(2026, 5, 1, tzinfo=UTC), result="ok"))
         s.add(eq)

@@ -30,7 +30,7 @@ class Objects:
 def objects(world: World) -> Objects:
     now = datetime.now(UTC)
     with world.gw.db() as s:
-        a = raise_alert(s, key="roles:acme", type="threshold", severity="warning", company_code="acme",
+        a = raise_alert(s, key="roles:acme", type="threshold", severity="warning", customer_code="acme",
                         meter_code="acme-m1", window_start=now - timedelta(hours=1), window_end=now,
                         message="roles test", now=now)
         assert a is not None
@@ -147,7 +147,7 @@ def test_pages_show_only_links_and_forms_the_role_may_use(client, world, objects
     assert 'id="dl-csv"' in downloads
     with world.gw.db() as s:
         now = datetime.now(UTC)
-        a = raise_alert(s, key=f"roles:form:{username}", type="threshold", severity="warning", company_code="acme",
+        a = raise_alert(s, key=f"roles:form:{username}", type="threshold", severity="warning", customer_code="acme",
                         meter_code="acme-m1", window_start=now - timedelta(hours=1), window_end=now,
                         message="an open alert", now=now)
         assert a is not None

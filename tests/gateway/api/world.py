@@ -22,7 +22,7 @@ from sqlalchemy import select
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import raise_alert
 from crm_bridge.desk import create_ticket
-from crm_bridge.registry.models import AccountManager, Company, Contract, ManagerAssignment
+from crm_bridge.registry.models import AccountManager, Contract, Customer, ManagerAssignment
 from gateway.config import load_config
 from gateway.demo.backfill import history_readings
 from gateway.runtime import Gateway
@@ -76,14 +76,14 @@ def build_world(tmp: Path) -> World:
             s.add(m)
             s.flush()
             for cid in customers:
-                company = s.scalar(select(Company).where(Company.code == cid))
-                s.add(ManagerAssignment(manager=m, company=company))
-                s.add(Contract(company=company, transformer_kva=4000.0, contract_demand_kw=2500.0,
-                               basic_charge_mode="contract_demand", pf_standard=0.9, bill_threshold=500_000.0,
+                customer = s.scalar(select(Customer).where(Customer.code == cid))
+                s.add(ManagerAssignment(manager=m, customer=customer))
+                s.add(Contract(customer=customer, transformer_kva=4000.0, contract_demand_kw=2500.0,
+                               basic_charge_mode="contract", pf_standard=0.9, bill_threshold=500_000.0,
                                tariff_id="guangdong-1-10kv"))
         s.flush()
         for cid in CUSTOMERS:
-            a = raise_alert(s, key=f"test:{cid}", type="threshold", severity="warning", company_code=cid,
+            a = raise_alert(s, key=f"test:{cid}", type="threshold", severity="warning", customer_code=cid,
                             meter_code=f"{cid}-m1", window_start=now - timedelta(hours=1), window_end=now,
                             message=f"test alert for {cid}", now=now)
             assert a is not None

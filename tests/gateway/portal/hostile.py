@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import raise_alert
 from crm_bridge.desk import create_ticket, transition
-from crm_bridge.registry.models import AccountManager, Company, Contract, ManagerAssignment, Ticket
+from crm_bridge.registry.models import AccountManager, Contract, Customer, ManagerAssignment, Ticket
 from gateway.config import load_config
 from gateway.demo.backfill import history_readings
 from gateway.runtime import Gateway
@@ -79,15 +79,15 @@ def build_hostile_world(tmp: Path) -> HostileWorld:
         s.add(m)
         s.flush()
         for cid in CUSTOMERS:
-            company = s.scalar(select(Company).where(Company.code == cid))
-            s.add(ManagerAssignment(manager=m, company=company))
-            # beta's contract carries a hostile basic-charge mode (shown on the month page).
-            s.add(Contract(company=company, transformer_kva=4000.0, contract_demand_kw=2500.0,
-                           basic_charge_mode="contract_demand" if cid == "acme" else HOSTILE, pf_standard=0.9,
+            customer = s.scalar(select(Customer).where(Customer.code == cid))
+            s.add(ManagerAssignment(manager=m, customer=customer))
+            # The registry refuses a hostile basic-charge mode (tests/crm_bridge/tariffs/test_contract.py).
+            s.add(Contract(customer=customer, transformer_kva=4000.0, contract_demand_kw=2500.0,
+                           basic_charge_mode="contract", pf_standard=0.9,
                            bill_threshold=500_000.0, tariff_id="guangdong-1-10kv"))
         s.flush()
         for cid in CUSTOMERS:
-            raise_alert(s, key=f"hostile:{cid}", type="threshold", severity="warning", company_code=cid,
+            raise_alert(s, key=f"hostile:{cid}", type="threshold", severity="warning", customer_code=cid,
                         meter_code=f"{cid}-m1", window_start=now - timedelta(hours=1), window_end=now,
                         message=HOSTILE, now=now)
             t = create_ticket(s, cid, "request", HOSTILE, HOSTILE, now, owner_code="am-x")

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from crm_bridge.registry.models import Company, Contract
+from crm_bridge.registry.models import Contract, Customer
 from crm_bridge.tariffs import load_tariff
 from tests.gateway.api.world import CUSTOMERS, RunningApi
 from tests.gateway.portal.gaps import GapWorld, build_gap_world
@@ -26,7 +26,7 @@ def gaps(tmp_path_factory: pytest.TempPathFactory) -> GapWorld:
     os.environ.setdefault("GATEWAY_SECRET_KEY", "test-secret-key-0123456789abcdef")
     g = build_gap_world(tmp_path_factory.mktemp("gapworld"))
     with g.world.gw.db() as s:  # acme's contract set below the 40 % floor, for the month page's basic charge
-        contract = s.scalar(select(Contract).join(Company).where(Company.code == "acme"))
+        contract = s.scalar(select(Contract).join(Customer).where(Customer.code == "acme"))
         assert contract is not None
         contract.contract_demand_kw = RAISED_CONTRACT_KW
         s.commit()
