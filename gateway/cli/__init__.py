@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 SUBAPPS: dict[str, tuple[str, str]] = {
     "forecast": ("gateway.cli.forecast", "Load forecasting: backtests."),
     "modbus": ("gateway.cli.modbus", "Modbus tools: probe a device's registers."),
-    "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server."),
+    "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server, in a terminal or a desktop window."),
     "users": ("gateway.cli.users", "Manage logins: add, list, disable."),
     "report": ("gateway.cli.report", "Customer and portfolio reports."),
     "export": ("gateway.cli.export", "Exports such as Green Button XML."),
