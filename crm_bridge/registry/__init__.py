@@ -12,8 +12,13 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for a registry URL (sqlite:///..., postgresql+psycopg://...), with SQLite foreign keys on."""
-    engine = create_engine(url)
+    """Engine for a registry URL (sqlite:///..., postgresql+psycopg://...), with SQLite foreign keys on.
+
+    SQLite writers wait up to 30 s for each other (Python's default is 5 s): thirty logins at once on a loaded
+    machine queue on the login counters rather than fail with "database is locked".
+    """
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
     if engine.dialect.name == "sqlite":
         from sqlalchemy import event
 

@@ -12,7 +12,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.usecases.errors import BadInput, BeforeTariff, NoContract, NoData, NotFound, UseCaseError
+from gateway.usecases.errors import (
+    BadInput,
+    BeforeTariff,
+    Conflict,
+    Forbidden,
+    NoContract,
+    NoData,
+    NotFound,
+    UseCaseError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +113,8 @@ def _respond(request: Request, status: int, message: str, code: str | None = Non
 USECASE_STATUS: dict[type[UseCaseError], tuple[int, str]] = {
     BadInput: (422, "invalid_request"),
     NotFound: (404, "not_found"),
+    Forbidden: (403, "forbidden"),
+    Conflict: (409, "conflict"),
     NoData: (404, "no_data"),
     NoContract: (404, "no_contract"),
     BeforeTariff: (422, "before_tariff"),

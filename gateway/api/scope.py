@@ -8,17 +8,20 @@ caller learns nothing about other customers. Routes never check ownership themse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm_bridge.registry.models import Alert, Customer, Ticket
-from gateway.api.deps import CurrentPrincipal, get_auth, get_gw
+from gateway.api.deps import CurrentPrincipal, client_of, get_auth, get_gw
 from gateway.api.errors import not_found
 from gateway.auth import AuthService, Principal
 from gateway.runtime import Gateway
+from gateway.usecases.desk import Actor, Desk
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
@@ -43,6 +46,31 @@ def get_access(p: CurrentPrincipal, auth: Annotated[AuthService, Depends(get_aut
 
 AccessDep = Annotated[Access, Depends(get_access)]
 GatewayDep = Annotated[Gateway, Depends(get_gw)]
+
+
+def get_session(gw: GatewayDep) -> Iterator[Session]:
+    """One registry session per request, closed when the response is sent (use cases commit what they change)."""
+    with gw.db() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_actor(access: AccessDep, request: Request) -> Actor:
+    """The caller as the use cases know it: name, role, own account, the accounts it sees, its address."""
+    p = access.principal
+    return Actor(p.username, p.role, p.customer, access.customers, client_of(request))
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def get_desk(session: SessionDep, auth: Annotated[AuthService, Depends(get_auth)]) -> Desk:
+    return Desk(session, auth.audit)
+
+
+DeskDep = Annotated[Desk, Depends(get_desk)]
 
 
 def _customer(customer_id: Annotated[str, Path(pattern=_ID, description="Customer id")], access: AccessDep,

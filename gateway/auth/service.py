@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_bridge.registry.models import AccountManager, Customer, ManagerAssignment
 from gateway.auth.limits import AttemptRefused, LoginLimiter
 from gateway.auth.models import AuditEvent, AuthBase, User
+from gateway.auth.roles import Role
 from gateway.auth.sessions import SessionEnded, SessionStore
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "engineer", "account_manager", "customer")
+ROLES = tuple(r.value for r in Role)  # one list of roles: gateway/auth/roles.py
 TOKEN_TTL_S = 8 * 3600
 SESSION_TTL_S = 12 * 3600
 

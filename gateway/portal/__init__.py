@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import tomllib
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,23 +23,19 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from sqlalchemy import select
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_bridge.alerts import AlertError, acknowledge
-from crm_bridge.desk import TicketError, create_ticket, transition
-from crm_bridge.registry.models import Alert, Customer, Ticket
-from crm_bridge.registry.repo import managers_of_customer
 from crm_bridge.tariffs.model import next_month
 from gateway.api.deps import SESSION_COOKIE, UseCasesDep, client_of, get_auth, is_https, optional_principal
 from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
-from gateway.api.scope import AccessDep, AlertId, CustomerId, GatewayDep, TicketId
+from gateway.api.scope import AccessDep, ActorDep, AlertId, CustomerId, DeskDep, GatewayDep, TicketId
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
 from gateway.portal.charts import day_chart
 from gateway.runtime import Gateway
 from gateway.usecases import BeforeTariff, NoContract, NoData, UseCaseError, parse_day, parse_month, without_money
+from gateway.usecases.desk import NEXT_ON_DESK
 from gateway.usecases.figures import customer_config
 
 LANG_COOKIE = "eg_lang"
@@ -47,6 +43,14 @@ LOGIN_CSRF_COOKIE = "eg_login_csrf"
 _HERE = Path(__file__).parent
 # Starlette's default escapes only templates named *.html/*.htm/*.xml; ours are *.html.j2, so escape all of them.
 templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True))
+
+
+def _local(iso: str | None, zone: str) -> str:
+    """Template filter: an ISO time from the use cases, on the customer's clock, to the minute."""
+    return "" if not iso else datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local"] = _local
 STATIC = {"portal.js": "text/javascript; charset=utf-8", "portal.css": "text/css; charset=utf-8"}
 # plotly.js sets inline styles on the elements it draws, so inline *style* is allowed; inline script never is.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -297,93 +301,47 @@ def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Us
 
 
 @router.get("/portal/c/{customer_id}/alerts", dependencies=[needs(Capability.METERED_DATA)])
-def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
-    with gw.db() as s:
-        rows = list(s.scalars(select(Alert).where(Alert.customer_code == customer_id)
-                              .order_by(Alert.opened_at.desc()).limit(200)))
-    return _render(request, gw, "alerts.html.j2", p, page="alerts", alerts=rows, tz=ZoneInfo(
-        customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
+def alerts_page(request: Request, customer_id: CustomerId, gw: GatewayDep, desk: DeskDep, actor: ActorDep,
+                p: User) -> HTMLResponse:
+    alerts, _ = desk.alerts(actor, customer_id, limit=200)
+    return _render(request, gw, "alerts.html.j2", p, page="alerts", alerts=alerts, **_nav(gw, customer_id))
 
 
 @router.post("/portal/c/{customer_id}/alerts/{alert_id}/ack",
              dependencies=[Csrf, needs(Capability.ALERT_ACKNOWLEDGE)])
-def alert_ack(request: Request, customer_id: CustomerId, alert_id: AlertId, gw: GatewayDep, p: User,
-              auth: AuthDep) -> RedirectResponse:
-    with gw.db() as s:
-        alert = s.get(Alert, alert_id)
-        if alert is None or alert.customer_code != customer_id:
-            raise ApiError(404, f"alert {alert_id} not found")
-        try:
-            acknowledge(s, alert_id, datetime.now(UTC))
-        except AlertError as exc:
-            raise ApiError(409, str(exc)) from None
-        s.commit()
-    auth.audit(p.username, "alert.acknowledge", f"alert:{alert_id}", None, client_of(request))
+def alert_ack(customer_id: CustomerId, alert_id: AlertId, desk: DeskDep, actor: ActorDep) -> RedirectResponse:
+    desk.change_alert(actor, alert_id, "acknowledge", customer=customer_id)
     return RedirectResponse(f"/portal/c/{customer_id}/alerts", status_code=303)
 
 
-def _tickets(gw: Gateway, customer: str | None, codes: frozenset[str] | None) -> list[dict[str, Any]]:
-    q = select(Ticket, Customer.code).join(Customer, Customer.id == Ticket.customer_id)
-    if customer is not None:
-        q = q.where(Customer.code == customer)
-    elif codes is not None:
-        q = q.where(Customer.code.in_(sorted(codes)))
-    with gw.db() as s:
-        return [{"ticket": t, "customer": code} for t, code in s.execute(q.order_by(Ticket.id.desc()).limit(500))]
-
-
 @router.get("/portal/c/{customer_id}/requests", dependencies=[needs(Capability.TICKETS)])
-def requests_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
-    return _render(request, gw, "requests.html.j2", p, page="requests", tickets=_tickets(gw, customer_id, None),
-                   **_nav(gw, customer_id))
+def requests_page(request: Request, customer_id: CustomerId, gw: GatewayDep, desk: DeskDep, actor: ActorDep,
+                  p: User) -> HTMLResponse:
+    tickets, _ = desk.tickets(actor, customer_id, limit=500)
+    return _render(request, gw, "requests.html.j2", p, page="requests", tickets=tickets, **_nav(gw, customer_id))
 
 
 @router.post("/portal/c/{customer_id}/requests", dependencies=[Csrf, needs(Capability.TICKETS)])
-def open_request(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User, auth: AuthDep,
+def open_request(customer_id: CustomerId, desk: DeskDep, actor: ActorDep,
                  kind: Annotated[str, Form(pattern="^(request|complaint)$")],
                  category: Annotated[str, Form(min_length=1, max_length=60)],
                  title: Annotated[str, Form(min_length=1, max_length=300)]) -> RedirectResponse:
-    with gw.db() as s:
-        owners = managers_of_customer(s, customer_id)
-        try:
-            t = create_ticket(s, customer_id, kind, category, title, datetime.now(UTC),
-                              owner_code=owners[0].code if owners else None)
-        except TicketError as exc:
-            raise ApiError(422, str(exc)) from None
-        s.commit()
-        tid = t.id
-    auth.audit(p.username, "ticket.open", f"ticket:{tid}", f"{customer_id} {kind} {category}", client_of(request))
-    return RedirectResponse(f"/portal/c/{customer_id}/requests/{tid}", status_code=303)
-
-
-def _ticket_in(gw: Gateway, ticket_id: int, customer_id: str) -> Ticket:
-    with gw.db() as s:
-        t = s.get(Ticket, ticket_id)
-        if t is None or s.get(Customer, t.customer_id).code != customer_id:  # type: ignore[union-attr]
-            raise ApiError(404, f"ticket {ticket_id} not found")
-        _ = list(t.transitions)
-        return t
+    t = desk.open_ticket(actor, customer_id, kind, category, title)
+    return RedirectResponse(f"/portal/c/{customer_id}/requests/{t.id}", status_code=303)
 
 
 @router.get("/portal/c/{customer_id}/requests/{ticket_id}", dependencies=[needs(Capability.TICKETS)])
-def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep,
+def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep, desk: DeskDep,
                  p: User) -> HTMLResponse:
-    t = _ticket_in(gw, ticket_id, customer_id)
-    return _render(request, gw, "request.html.j2", p, page="requests", ticket=t,
-                   tz=ZoneInfo(customer_config(gw, customer_id).timezone), **_nav(gw, customer_id))
+    return _render(request, gw, "request.html.j2", p, page="requests", ticket=desk.ticket_of(ticket_id, customer_id),
+                   **_nav(gw, customer_id))
 
 
 @router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf, needs(Capability.TICKETS)])
-def rate_request(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep, p: User,
-                 auth: AuthDep, satisfaction: Annotated[int, Form(ge=1, le=5)]) -> RedirectResponse:
-    _ticket_in(gw, ticket_id, customer_id)
-    with gw.db() as s:
-        try:
-            transition(s, ticket_id, "closed", datetime.now(UTC), satisfaction=satisfaction)
-        except TicketError as exc:
-            raise ApiError(409, str(exc)) from None
-        s.commit()
-    auth.audit(p.username, "ticket.rate", f"ticket:{ticket_id}", str(satisfaction), client_of(request))
+def rate_request(customer_id: CustomerId, ticket_id: TicketId, desk: DeskDep, actor: ActorDep,
+                 satisfaction: Annotated[int, Form(ge=1, le=5)]) -> RedirectResponse:
+    desk.ticket_of(ticket_id, customer_id)
+    desk.move_ticket(actor, ticket_id, "closed", satisfaction=satisfaction)
     return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
 
 
@@ -403,21 +361,15 @@ def accounts_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLRe
 
 
 @router.get("/portal/queue", dependencies=[needs(Capability.TICKET_DESK)])
-def queue_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
-    return _render(request, gw, "queue.html.j2", access.principal, page="queue",
-                   tickets=_tickets(gw, None, access.customers))
+def queue_page(request: Request, gw: GatewayDep, desk: DeskDep, actor: ActorDep, p: User) -> HTMLResponse:
+    tickets, _ = desk.tickets(actor, limit=500)
+    return _render(request, gw, "queue.html.j2", p, page="queue", tickets=tickets, next_status=NEXT_ON_DESK)
 
 
 @router.post("/portal/queue/{ticket_id}/move", dependencies=[Csrf, needs(Capability.TICKET_DESK)])
-def queue_move(request: Request, ticket_id: TicketId, gw: GatewayDep, access: AccessDep, auth: AuthDep,
+def queue_move(ticket_id: TicketId, desk: DeskDep, actor: ActorDep,
                to: Annotated[str, Form(pattern="^(acknowledged|in_progress|resolved)$")]) -> RedirectResponse:
-    with gw.db() as s:
-        try:
-            transition(s, ticket_id, to, datetime.now(UTC))
-        except TicketError as exc:
-            raise ApiError(409, str(exc)) from None
-        s.commit()
-    auth.audit(access.principal.username, "ticket.transition", f"ticket:{ticket_id}", to, client_of(request))
+    desk.move_ticket(actor, ticket_id, to)
     return RedirectResponse("/portal/queue", status_code=303)
 
 

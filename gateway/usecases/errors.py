@@ -21,6 +21,14 @@ class NotFound(UseCaseError):
     """An id that does not exist (the API answers the same for one the caller may not see)."""
 
 
+class Forbidden(UseCaseError):
+    """The caller's role may not do this (which customers it sees is checked before: those are NotFound)."""
+
+
+class Conflict(UseCaseError):
+    """A change the current state does not allow: a ticket moved out of order, an alert already resolved."""
+
+
 class NoData(UseCaseError):
     """Nothing measured for what was asked: a month not begun, a meter silent for the whole range."""
 

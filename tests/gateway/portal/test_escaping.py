@@ -70,7 +70,13 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileWorld:
 def app(hostile: HostileWorld) -> Any:
     from gateway.web import create_app
 
-    return create_app(hostile.gw)
+    app = create_app(hostile.gw)
+    # Starlette's gzip drops the debug message that tells a test client which template rendered a response, even
+    # for an uncompressed answer; this test needs it, and gzip is tested in tests/gateway/test_web_ops.py.
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not GZipMiddleware]
+    return app
 
 
 def logged_in(app: Any, username: str) -> TestClient:
