@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import Alert, Customer, Ticket
 from gateway.api.deps import CurrentPrincipal, client_of, get_auth, get_gw
 from gateway.api.errors import not_found
 from gateway.auth import AuthService, Principal
 from gateway.runtime import Gateway
+from gateway.usecases.accounts import Accounts
 from gateway.usecases.desk import Actor, Desk
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -73,6 +72,13 @@ def get_desk(session: SessionDep, auth: Annotated[AuthService, Depends(get_auth)
 DeskDep = Annotated[Desk, Depends(get_desk)]
 
 
+def get_accounts(session: SessionDep, auth: Annotated[AuthService, Depends(get_auth)]) -> Accounts:
+    return Accounts(session, auth.audit)
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
 def _customer(customer_id: Annotated[str, Path(pattern=_ID, description="Customer id")], access: AccessDep,
               gw: GatewayDep) -> str:
     if customer_id not in gw.directory.customers or not access.sees(customer_id):
@@ -104,20 +110,15 @@ def _device(device: Annotated[str, Path(pattern=_ID, description="Device name")]
 
 
 def _alert(alert_id: Annotated[int, Path(ge=1, le=2**62, description="Alert id")], access: AccessDep,
-           gw: GatewayDep) -> int:
-    with gw.db() as s:
-        owner = s.scalar(select(Alert.customer_code).where(Alert.id == alert_id))
-    if owner is None or not access.sees(owner):
+           desk: DeskDep) -> int:
+    if not access.sees(desk.owner_of_alert(alert_id)):
         raise not_found("alert", alert_id)
     return alert_id
 
 
 def _ticket(ticket_id: Annotated[int, Path(ge=1, le=2**62, description="Ticket id")], access: AccessDep,
-            gw: GatewayDep) -> int:
-    with gw.db() as s:
-        owner = s.scalar(select(Customer.code).join(Ticket, Ticket.customer_id == Customer.id)
-                         .where(Ticket.id == ticket_id))
-    if owner is None or not access.sees(owner):
+            desk: DeskDep) -> int:
+    if not access.sees(desk.owner_of_ticket(ticket_id)):
         raise not_found("ticket", ticket_id)
     return ticket_id
 

@@ -86,6 +86,15 @@ class Desk:
         self._audit = audit
         self._now = now
 
+    def owner_of_alert(self, alert_id: int) -> str | None:
+        """The customer an alert belongs to; None when there is no such alert."""
+        return self.s.scalar(select(Alert.customer_code).where(Alert.id == alert_id))
+
+    def owner_of_ticket(self, ticket_id: int) -> str | None:
+        """The customer a ticket belongs to; None when there is no such ticket."""
+        return self.s.scalar(select(Customer.code).join(Ticket, Ticket.customer_id == Customer.id)
+                             .where(Ticket.id == ticket_id))
+
     # -- tickets ------------------------------------------------------------------------------------------------
 
     def ticket(self, ticket_id: int) -> TicketPublic:

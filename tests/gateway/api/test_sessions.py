@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner
 
+from crm_bridge.registry import make_engine
 from gateway.auth import AuditEvent, AuthError, AuthService, LoginRateLimited
 from gateway.auth.models import LoginCounter
 from gateway.auth.sessions import SessionEnded, SessionStore
@@ -38,7 +39,8 @@ class CountingHasher:
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_forty_concurrent_wrong_logins_get_at_most_five_password_checks(db_url, processes):
-    engines = [create_engine(db_url) for _ in range(processes)]  # one engine each: separate API processes
+    # One engine each, made as the gateway makes it: separate API processes.
+    engines = [make_engine(db_url) for _ in range(processes)]
     AuthService.create_tables(engines[0])
     services = [AuthService(sessionmaker(e, expire_on_commit=False), f"key-of-process-{i}-0123456789")
                 for i, e in enumerate(engines)]
@@ -76,7 +78,7 @@ def test_forty_concurrent_wrong_logins_get_at_most_five_password_checks(db_url, 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_thirty_colleagues_logging_in_at_once_to_one_account_are_not_refused(db_url, processes):
     """Checks in flight fill the window only for a moment: a correct login waits for them instead of a 429."""
-    engines = [create_engine(db_url) for _ in range(processes)]
+    engines = [make_engine(db_url) for _ in range(processes)]
     AuthService.create_tables(engines[0])
     services = [AuthService(sessionmaker(e, expire_on_commit=False), f"key-of-process-{i}-0123456789")
                 for i, e in enumerate(engines)]
