@@ -72,6 +72,8 @@ class GatewaySection(_Strict):
     log_level: LogLevel = "INFO"  # the gateway's own loggers (gateway, collectors, forecasting, ...)
     # Any logger by name, e.g. {asyncua = "INFO"}: the chatty libraries are at WARNING unless named here.
     log_levels: dict[str, LogLevel] = {}
+    # "json": one JSON object per line (for journald/Docker log shippers); "text": one readable line per record.
+    log_format: Literal["text", "json"] = "text"
     environment: Literal["development", "production"] = "production"
 
     _tz = field_validator("timezone")(_check_tz)

@@ -16,7 +16,7 @@ from collectors.reading import Quality
 from collectors.sim.load import LoadModel
 from collectors.sim.opcua_server import OpcUaPlantSimulator, SimOpcUaMeter
 from gateway import logs
-from gateway.config import parse_config
+from gateway.config import ConfigError, parse_config
 from gateway.logs import setup_logging
 from tests.collectors.opcua.conftest import collect_until
 
@@ -122,3 +122,64 @@ async def test_pymodbus_timeouts_do_not_dump_hex_frames(silent_modbus, capfd):
     std = capfd.readouterr()
     assert "0x" not in std.out
     assert "0x" not in std.err
+
+
+def test_json_format_one_object_per_line_with_fields_request_id_and_traceback():
+    buf = io.StringIO()
+    setup_logging(parse_config({"gateway": {"log_format": "json"}}), stream=buf)
+    log = logging.getLogger("gateway.test")
+    log.warning("device %s offline", "m1", extra={"device": "m1", "customer": "acme"})
+    token = logs.request_id.set("req-42")
+    try:
+        log.info("inside a request: 中文 stays readable")
+    finally:
+        logs.request_id.reset(token)
+    try:
+        raise ValueError("broken register map")
+    except ValueError:
+        log.exception("decoding failed")
+    first, second, third = (json.loads(line) for line in buf.getvalue().splitlines())
+    assert first["level"] == "WARNING"
+    assert first["logger"] == "gateway.test"
+    assert first["message"] == "device m1 offline"
+    assert (first["device"], first["customer"]) == ("m1", "acme")
+    assert first["ts"].endswith("+00:00")
+    assert "request_id" not in first
+    assert second["request_id"] == "req-42"
+    assert second["message"] == "inside a request: 中文 stays readable"
+    assert "中文" in buf.getvalue()  # not \u-escaped
+    assert third["exc"].startswith("Traceback")
+    assert "ValueError: broken register map" in third["exc"]
+
+
+def test_text_format_appends_request_id_and_fields_before_the_traceback():
+    buf = io.StringIO()
+    setup_logging(parse_config({}), stream=buf)
+    log = logging.getLogger("gateway.test")
+    log.warning("plain line")
+    token = logs.request_id.set("req-7")
+    try:
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("failed for %s", "acme", extra={"customer": "acme"})
+    finally:
+        logs.request_id.reset(token)
+    lines = buf.getvalue().splitlines()
+    assert lines[0].endswith("WARNING gateway.test: plain line")
+    assert lines[1].endswith("ERROR gateway.test: failed for acme request_id=req-7 customer=acme")
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "RuntimeError: boom"
+
+
+def test_access_lines_are_off_unless_asked_for():
+    setup_logging(parse_config({}), stream=io.StringIO())
+    assert not logging.getLogger("gateway.access").isEnabledFor(logging.INFO)
+    assert logging.getLogger("gateway.web").isEnabledFor(logging.INFO)
+    setup_logging(parse_config({"gateway": {"log_levels": {"gateway.access": "INFO"}}}), stream=io.StringIO())
+    assert logging.getLogger("gateway.access").isEnabledFor(logging.INFO)
+
+
+def test_log_format_is_checked():
+    with pytest.raises(ConfigError, match="log_format"):
+        parse_config({"gateway": {"log_format": "xml"}})
