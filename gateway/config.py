@@ -29,6 +29,7 @@ from collectors.modbus.config import ModbusDeviceConfig, Transport
 from collectors.modbus.plan import point_size
 from collectors.opcua.config import OpcUaDeviceConfig
 from collectors.registry import DeviceConfig as AnyDeviceConfig
+from crm_bridge.notify.config import NotifyConfig
 from gateway.outbox import DropPolicy
 from gateway.store.influx_config import InfluxStoreConfig
 
@@ -237,6 +238,7 @@ class GatewayConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     forecast: ForecastConfig = ForecastConfig()
     query: QueryConfig = QueryConfig()
+    notify: NotifyConfig = NotifyConfig()  # crm_bridge/notify/config.py: channels, role defaults, escalation
     customers: list[CustomerConfig] = []
     sites: list[SiteConfig] = []
     meters: list[MeterConfig] = []

@@ -56,6 +56,29 @@ def register_jobs(gw: Gateway) -> None:
         name="tiering", func=lambda: tiering_job(gw), trigger="cron", trigger_args={"hour": 3, "minute": 10},
         description="Classify key accounts (ABC) by kWh, revenue and peak kW",
     ))
+    register_notification_jobs(gw)
+
+
+def register_notification_jobs(gw: Gateway) -> None:
+    """Put the notifier on the registry's sessions and register its jobs (none while `[notify]` has no channel)."""
+    from gateway import notifications
+
+    if notifications.install_notifications(gw) is None:
+        return
+    gw.scheduler.register(JobSpec(
+        name="notify_send", func=lambda: notifications.send_job(gw), trigger="interval",
+        trigger_args={"seconds": gw.config.notify.send_interval_s},
+        description="Send queued notifications (e-mail, webhooks, WeCom, DingTalk); retry failures with backoff",
+    ))
+    gw.scheduler.register(JobSpec(
+        name="notify_escalate", func=lambda: notifications.escalation_job(gw), trigger="interval",
+        trigger_args={"minutes": 1},
+        description="Escalate alerts and requests not acknowledged in time; warn of requests nearing their deadline",
+    ))
+    gw.scheduler.register(JobSpec(
+        name="notify_digest", func=lambda: notifications.digest_job(gw), trigger="interval",
+        trigger_args={"minutes": 5}, description="Send each user's daily digest when its time has come",
+    ))
 
 
 def load_plan(gw: Gateway, customer: str, tz: str) -> pd.DataFrame | None:

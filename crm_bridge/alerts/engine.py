@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.desk import create_ticket
 from crm_bridge.errors import CrmError
+from crm_bridge.notify.events import EventKind, alert_event, publish
 from crm_bridge.registry.models import Alert, AlertPeriodMark
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def raise_alert(
         log.debug("alert %s already open", key)
         return None
     log.info("alert %s opened for %s: %s", type, customer_code, message)
+    publish(session, alert_event(EventKind.ALERT_OPENED, alert, now))
     return alert
 
 
@@ -79,6 +81,7 @@ def resolve(session: Session, alert_id: int, now: datetime) -> Alert:
         raise AlertError(f"alert {alert_id} is already resolved")
     alert.status, alert.resolved_at, alert.open_key = "resolved", now, None
     session.flush()
+    publish(session, alert_event(EventKind.ALERT_RESOLVED, alert, now))
     return alert
 
 

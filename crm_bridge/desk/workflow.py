@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.errors import CrmError
+from crm_bridge.notify.events import EventKind, publish, ticket_event
 from crm_bridge.registry.models import AccountManager, Ticket, TicketTransition, TierRecord
 from crm_bridge.registry.repo import customer_by_code
 
@@ -70,6 +71,8 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     log.info("ticket %s opened for %s (%s/%s, tier %s)", ticket.id, customer_code, kind, category, tier)
+    due = now + timedelta(minutes=ticket.ack_target_min)
+    publish(session, ticket_event(EventKind.TICKET_OPENED, ticket, customer_code, now, due))
     return ticket
 
 

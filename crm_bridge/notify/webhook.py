@@ -1,4 +1,4 @@
-"""HMAC-SHA256-signed webhooks (httpx) with retries and backoff; a dead letter in the DB after the last failure."""
+"""HMAC-SHA256-signed webhooks (httpx): one signed POST, or in-place retries with backoff and a dead letter."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy.orm import Session
 
+from crm_bridge.notify.mail import NotifyError
 from crm_bridge.registry.models import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,24 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str, now: floa
     return abs(now - ts) <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+def webhook_body(event: str, payload: dict[str, Any]) -> bytes:
+    """The JSON body of a webhook: `{"event", "data"}`, compact."""
+    return json.dumps({"event": event, "data": payload}, separators=(",", ":"), default=str).encode()
+
+
+def post_signed(http: httpx.Client, url: str, secret: bytes, body: bytes) -> None:
+    """One signed POST of `body`; NotifyError on failure, `permanent` for a 4xx other than 408 and 429."""
+    ts = str(int(time.time()))
+    headers = {"Content-Type": "application/json", TS_HEADER: ts, SIG_HEADER: sign(secret, ts, body)}
+    try:
+        resp = http.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise NotifyError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
+    if resp.status_code >= 300:
+        permanent = 400 <= resp.status_code < 500 and resp.status_code not in (408, 429)
+        raise NotifyError(f"webhook {url}: HTTP {resp.status_code}: {resp.text[:200]}", permanent=permanent)
+
+
 def send_webhook(
     session: Session, settings: WebhookSettings, event: str, payload: dict[str, Any],
     client: httpx.Client | None = None,
@@ -56,7 +75,7 @@ def send_webhook(
     Returns True when delivered. After the last failure (or a 4xx that retrying cannot fix) a DeadLetter row is
     committed and False returned; nothing raises, so the caller's job goes on.
     """
-    body = json.dumps({"event": event, "data": payload}, separators=(",", ":"), default=str).encode()
+    body = webhook_body(event, payload)
     secret = settings.secret.get_secret_value().encode()
     own = client is None
     http = client or httpx.Client(timeout=settings.timeout_s)
