@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import ipaddress
 import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Protocol, get_args, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -135,6 +136,59 @@ class Collector(abc.ABC):
     @abc.abstractmethod
     def health(self) -> list[DeviceHealth]:
         """Current health of every device."""
+
+
+def host_key(host: str) -> str:
+    """A host as compared for duplicates: loopback names and addresses are one host; nothing is resolved."""
+    h = host.strip().lower().rstrip(".")
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h == "localhost" or h.endswith(".localhost"):
+        return "loopback"
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return h
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return "loopback" if ip.is_loopback else str(ip)
+
+
+@runtime_checkable
+class Device(Protocol):
+    """What the gateway asks of any `[[devices]]` entry, whatever its protocol (each plugin's model implements it).
+
+    The gateway's config checks, the device API and the status display use only this, so adding a protocol needs
+    no `isinstance` or `getattr` on the gateway's side.
+    """
+
+    name: str
+    interval_s: float
+
+    @property
+    def address(self) -> str:
+        """Where the device is, as an engineer would write it (a URL, host:port and unit, or a serial port)."""
+        ...
+
+    def resolved_points(self) -> Sequence[Any]:
+        """The points the collector reads from the device (each with `name`, or `point`, and `unit`)."""
+        ...
+
+    def secret_envs(self) -> list[tuple[str, str]]:
+        """(key in the entry, environment variable) for every secret the entry names."""
+        ...
+
+    def identity(self) -> tuple[str, str, str | None] | None:
+        """The one physical device this entry reads, when no other entry may read it too.
+
+        (comparison key, as written, host as written); None when entries may share an address (one OPC UA server
+        serves many meters).
+        """
+        ...
+
+    def entry_problems(self) -> list[tuple[str, str]]:
+        """(key path inside the entry, why) for what its model alone cannot check (a point past the last register)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

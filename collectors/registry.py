@@ -9,12 +9,14 @@ from typing import TypeAlias, get_args
 from pydantic import BaseModel
 
 from collectors.base import Collector, CollectorConfigError, CollectorContext, CollectorError, Plugin
-from collectors.modbus.config import ModbusDeviceConfig
-from collectors.opcua.config import OpcUaDeviceConfig
+from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
+from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
 
 # The one line that registers a protocol: its `[[devices]]` model, whose package (collectors/<protocol>/) defines
 # `PLUGIN` (how to build the collector) and holds README.md and sample.toml. Spelled as a type so mypy knows it.
 DeviceConfig: TypeAlias = ModbusDeviceConfig | OpcUaDeviceConfig
+# What `resolved_points()` of each model returns, for the API's schema of a device's points.
+PointConfig: TypeAlias = ModbusPointConfig | OpcUaNodeConfig
 
 
 def plugin_of(model: type[BaseModel]) -> Plugin:

@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,11 +25,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from collectors.modbus.config import ModbusDeviceConfig, Transport
-from collectors.modbus.plan import point_size
-from collectors.opcua.config import OpcUaDeviceConfig
 from collectors.registry import DeviceConfig as AnyDeviceConfig
-from crm_bridge.notify.config import NotifyConfig
+from crm_bridge.notify.config import ChannelConfig, NotifyConfig
 from gateway.outbox import DropPolicy
 from gateway.store.influx_config import InfluxStoreConfig
 
@@ -286,49 +283,34 @@ def _cross_entry_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
             yield f"meters[{idx}].device", f"device {m.device!r} is already meters[{used[m.device]}]"
         else:
             used[m.device] = idx
-    addresses: dict[str, tuple[int, str | None]] = {}
+    identities: dict[str, int] = {}
     for idx, d in enumerate(cfg.devices):
-        if not isinstance(d, ModbusDeviceConfig):
-            continue  # one OPC UA endpoint may serve many meters; the check is for Modbus units
-        key, spelled = _modbus_address(d)
-        if key in addresses:
-            first_idx, first_host = addresses[key]
-            also = f" ({first_host!r} is this machine too)" if first_host not in (None, d.host) else ""
-            yield f"devices[{idx}]", f"same address {spelled} as devices[{first_idx}]{also}"
+        where = f"devices[{idx}] ({d.name!r})"
+        for key, why in d.entry_problems():
+            yield f"{where}.{key}", why
+        if (identity := d.identity()) is None:
+            continue  # entries that may share an address (one OPC UA server serves many meters)
+        key, spelled, host = identity
+        if key in identities:
+            earlier = identities[key]
+            first_host = (cfg.devices[earlier].identity() or ("", "", None))[2]
+            also = f" ({first_host!r} is this machine too)" if first_host not in (None, host) else ""
+            yield f"devices[{idx}]", f"same address {spelled} as devices[{earlier}]{also}"
         else:
-            addresses[key] = (idx, d.host)
-        for p_idx, p in enumerate(d.points):
-            size = point_size(p)
-            if p.address + size > 65536:
-                yield (f"devices[{idx}] ({d.name!r}).points[{p_idx}] ({p.name!r}).address",
-                       f"{p.type} at {p.address} needs {size} registers and runs past the last register 65535")
+            identities[key] = idx
 
 
-def host_key(host: str) -> str:
-    """A host as compared for duplicates: loopback names and addresses are one host; nothing is resolved."""
-    h = host.strip().lower().rstrip(".")
-    if h.startswith("[") and h.endswith("]"):
-        h = h[1:-1]
-    if h == "localhost" or h.endswith(".localhost"):
-        return "loopback"
-    try:
-        ip = ipaddress.ip_address(h)
-    except ValueError:
-        return h
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return "loopback" if ip.is_loopback else str(ip)
+def _union_tags(*unions: Any) -> frozenset[str]:
+    """The `type` tags of the members of discriminated unions (pydantic puts them in error locations)."""
+    tags: set[str] = set()
+    for union in unions:
+        members = get_args(get_args(union)[0]) if get_origin(union) is Annotated else get_args(union)
+        for member in members:
+            tags.update(get_args(member.model_fields["type"].annotation))
+    return frozenset(tags)
 
 
-def _modbus_address(d: ModbusDeviceConfig) -> tuple[str, str]:
-    """(comparison key, as written) of a Modbus unit's address."""
-    if d.transport is Transport.RTU:
-        where = f"{d.serial_port}"
-        return f"{d.transport.value} {where} unit {d.unit}", f"modbus {d.transport.value} {where} unit {d.unit}"
-    host = d.host or ""
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return (f"{d.transport.value} {host_key(host)}:{d.port} unit {d.unit}",
-            f"modbus {d.transport.value} {shown}:{d.port} unit {d.unit}")
+_UNION_TAGS = _union_tags(StoreConfig, DeviceConfig, ChannelConfig)
 
 
 def _loc(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
@@ -342,7 +324,7 @@ def _loc(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
             if isinstance(node, dict) and isinstance(node.get("name") or node.get("id"), str):
                 parts[-1] += f" ({node.get('name') or node.get('id')!r})"
             continue
-        if isinstance(node, dict) and item not in node and item in ("modbus", "opcua", "embedded", "influxdb"):
+        if isinstance(node, dict) and item not in node and item in _UNION_TAGS:
             continue  # discriminated-union tag, not a key the user wrote
         parts.append(str(item))
         node = node.get(item) if isinstance(node, dict) else None
@@ -484,8 +466,8 @@ def secret_problems(cfg: GatewayConfig, environ: Mapping[str, str],
             problems.append(("database.url_env", f"{cfg.database.url_env} holds no usable database URL: {why}"))
     if "devices" in secrets:
         for idx, d in enumerate(cfg.devices):
-            if isinstance(d, OpcUaDeviceConfig) and d.password_env:
-                need(f"devices[{idx}] ({d.name!r}).password_env", d.password_env)
+            for key, var in d.secret_envs():
+                need(f"devices[{idx}] ({d.name!r}).{key}", var)
     return problems
 
 

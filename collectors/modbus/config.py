@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from collectors.base import CollectorConfigError
-from collectors.modbus.datatypes import DataType, RegisterKind, WordOrder
+from collectors.base import CollectorConfigError, host_key
+from collectors.modbus.datatypes import DataType, RegisterKind, WordOrder, register_count
 from collectors.modbus.profiles import available_profiles, profile_points
 
 
@@ -45,6 +45,13 @@ class ModbusPointConfig(_Strict):
                                               DataType.FLOAT64, DataType.INT32, DataType.INT64):
             raise ValueError(f"type {self.type} cannot be an energy counter")
         return self
+
+
+def point_size(p: ModbusPointConfig) -> int:
+    """Registers (or bits) the point spans."""
+    if p.kind.is_bit:
+        return 1
+    return register_count(p.type, p.length)
 
 
 class ModbusDeviceConfig(_Strict):
@@ -94,9 +101,40 @@ class ModbusDeviceConfig(_Strict):
         return f"{self.transport.value}:{self.host}:{self.port}"
 
     def resolved_points(self) -> list[ModbusPointConfig]:
+        """The points read: the entry's own, or its profile's."""
         if self.points:
             return list(self.points)
         return load_profile(self.profile or "")
+
+    # -- collectors.base.Device ----------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        if self.transport is Transport.RTU:
+            return f"{self.serial_port} unit {self.unit}"
+        host = self.host or ""
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{shown}:{self.port} unit {self.unit}"
+
+    def secret_envs(self) -> list[tuple[str, str]]:
+        return []  # Modbus has no login
+
+    def identity(self) -> tuple[str, str, str | None]:
+        """One unit on one bus or host: loopback names and addresses are one host (nothing is resolved)."""
+        spelled = f"modbus {self.transport.value} {self.address}"
+        if self.transport is Transport.RTU:
+            return f"{self.transport.value} {self.serial_port} unit {self.unit}", spelled, None
+        return (f"{self.transport.value} {host_key(self.host or '')}:{self.port} unit {self.unit}", spelled,
+                self.host)
+
+    def entry_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        for idx, p in enumerate(self.points):
+            size = point_size(p)
+            if p.address + size > 65536:
+                problems.append((f"points[{idx}] ({p.name!r}).address",
+                                 f"{p.type} at {p.address} needs {size} registers and runs past the last register "
+                                 "65535"))
+        return problems
 
 
 def load_profile(name: str) -> list[ModbusPointConfig]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collectors.modbus.config import ModbusPointConfig
-from collectors.modbus.datatypes import RegisterKind, register_count
+from collectors.modbus.config import ModbusPointConfig, point_size
+from collectors.modbus.datatypes import RegisterKind
 
 MAX_BITS = 2000  # function 1/2 limit
 
@@ -23,12 +23,6 @@ class ReadBlock:
             return [self]
         mid = len(self.points) // 2
         return [block_of(self.kind, self.points[:mid]), block_of(self.kind, self.points[mid:])]
-
-
-def point_size(p: ModbusPointConfig) -> int:
-    if p.kind.is_bit:
-        return 1
-    return register_count(p.type, p.length)
 
 
 def block_of(kind: RegisterKind, points: tuple[ModbusPointConfig, ...] | list[ModbusPointConfig]) -> ReadBlock:

@@ -109,3 +109,21 @@ class OpcUaDeviceConfig(OpcUaEndpointConfig):
     @property
     def connection_key(self) -> str:
         return f"opcua:{self.url}"
+
+    # -- collectors.base.Device ----------------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return self.url
+
+    def resolved_points(self) -> list[OpcUaNodeConfig]:
+        """The nodes read, each as a canonical point."""
+        return list(self.nodes)
+
+    def secret_envs(self) -> list[tuple[str, str]]:
+        return [("password_env", self.password_env)] if self.password_env else []
+
+    def identity(self) -> None:
+        return None  # one server may serve many meters: entries may share an endpoint
+
+    def entry_problems(self) -> list[tuple[str, str]]:
+        return []

@@ -78,3 +78,35 @@ def test_the_runtime_names_no_protocol():
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert not {m for m in imported if m.startswith(("collectors.modbus", "collectors.opcua"))}
     assert not names & {"ModbusDeviceConfig", "OpcUaDeviceConfig", "ModbusCollector", "OpcUaCollector"}
+
+
+@pytest.mark.parametrize("protocol", list(PLUGINS))
+def test_every_plugins_sample_devices_speak_the_common_device_interface(protocol: str):
+    """The gateway asks any device only through collectors.base.Device: sample entries answer every part of it."""
+    from collectors.base import Device
+
+    import tomllib
+
+    sample = tomllib.loads((ROOT / "collectors" / protocol / "sample.toml").read_text(encoding="utf-8"))
+    devices = [PLUGINS[protocol].config.model_validate(entry) for entry in sample["devices"]]
+    assert devices
+    for d in devices:
+        assert isinstance(d, Device)
+        assert d.address and d.address in (getattr(d, "url", None) or d.address)
+        points = list(d.resolved_points())
+        assert points and all(getattr(p, "name", None) or getattr(p, "point", None) for p in points)
+        assert all(var for _, var in d.secret_envs())
+        assert d.entry_problems() == []
+        identity = d.identity()
+        assert identity is None or (identity[0] and protocol in identity[1])
+
+
+def test_a_modbus_identity_treats_loopback_spellings_as_one_unit():
+    common = {"type": "modbus", "port": 502, "unit": 7, "profile": "generic"}
+    one = ModbusDeviceConfig.model_validate({**common, "name": "a", "host": "localhost"})
+    two = ModbusDeviceConfig.model_validate({**common, "name": "b", "host": "::1"})
+    other_unit = ModbusDeviceConfig.model_validate({**common, "name": "c", "host": "127.0.0.1", "unit": 8})
+    assert one.identity()[0] == two.identity()[0] != other_unit.identity()[0]
+    assert two.address == "[::1]:502 unit 7"
+    assert OpcUaDeviceConfig.model_validate({"type": "opcua", "name": "o", "url": "opc.tcp://h:4840",
+                                             "nodes": [{"node_id": "ns=2;s=P", "point": "p"}]}).identity() is None

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from gateway.config import ConfigError, database_url_problem, host_key, load_config, parse_config
+from collectors.base import host_key
+from gateway.config import ConfigError, database_url_problem, load_config, parse_config
 
 KEY = {"GATEWAY_SECRET_KEY": "k" * 32}
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from collectors.modbus.config import ModbusPointConfig
-from collectors.opcua.config import OpcUaNodeConfig
+from collectors.registry import DeviceConfig as AnyDeviceConfig
+from collectors.registry import PointConfig
 from gateway.api.deps import Page, PageParams, client_of, get_auth, page_of
 from gateway.api.errors import ApiError, device_failed
 from gateway.api.roles import Capability, needs
@@ -47,11 +47,10 @@ def _health(gw: GatewayDep) -> dict[str, CollectorHealth]:
 _HEALTH = set(HealthPublic.model_fields)  # a device's health in its listing: without device, protocol and polls
 
 
-def _device(gw: GatewayDep, d: Any, health: dict[str, CollectorHealth]) -> DevicePublic:
+def _device(gw: GatewayDep, d: AnyDeviceConfig, health: dict[str, CollectorHealth]) -> DevicePublic:
     tags = gw.directory.tags.get(d.name)
-    address = getattr(d, "url", None) or f"{getattr(d, 'host', '')}:{getattr(d, 'port', '')}"
     h = health.get(d.name)
-    return DevicePublic(name=d.name, protocol=d.type, address=address, interval_s=getattr(d, "interval_s", None),
+    return DevicePublic(name=d.name, protocol=d.type, address=d.address, interval_s=d.interval_s,
                         customer=tags[0] if tags else None, site=tags[1] if tags else None,
                         meter=tags[2] if tags else None,
                         health=None if h is None else HealthPublic.model_validate(h.model_dump(include=_HEALTH)))
@@ -76,12 +75,10 @@ def get_device(device: DeviceName, gw: GatewayDep) -> DevicePublic:
 
 
 @router.get("/{device}/points")
-def device_points(device: DeviceName, gw: GatewayDep) -> list[ModbusPointConfig | OpcUaNodeConfig]:
+def device_points(device: DeviceName, gw: GatewayDep) -> list[PointConfig]:
     """The points the collector reads from the device (from its profile or its own list)."""
     d = next(x for x in gw.config.devices if x.name == device)
-    resolved = getattr(d, "resolved_points", None)
-    points: list[ModbusPointConfig | OpcUaNodeConfig] = resolved() if callable(resolved) else getattr(d, "nodes", [])
-    return points
+    return list(d.resolved_points())
 
 
 @router.get("/{device}/live")
