@@ -23,6 +23,10 @@ Pure arithmetic on numpy arrays, no store I/O. The steps, per meter:
    missing > pending > estimated > measured, and have energy only when every part has (measured or estimated): a
    part that is missing makes the total unknowable, one that is pending makes it not known yet, one that is
    estimated makes it estimated.
+
+A 64-bit integer register (an int64/uint64 counter, which the stores give back as Python ints) enters as its
+distance to the first integer of the meter's readings (`register_values`): the differences that make the energy
+are then exact, and only the final figure is a float.
 """
 
 from __future__ import annotations
@@ -82,6 +86,23 @@ class NearReadings:
     def any(self) -> bool:
         """True when any boundary has a reading near it."""
         return bool(np.isfinite(self.before_value).any() or np.isfinite(self.after_value).any())
+
+
+def register_values(values: npt.ArrayLike) -> FloatArray:
+    """Register readings as float64 for the arithmetic here, integers taken relative to the first integer among them.
+
+    Only differences of a register become energy. A 64-bit counter's value (9007199254740993, 2**64 - 1) does not
+    survive a float64, but its distance to another reading of the same counter does: each integer minus the first
+    one is computed on Python ints, exactly, and only that distance becomes a float (exact while below 2**53). A
+    float among integers is taken relative to the same first integer; floats alone pass as they are.
+    """
+    arr = np.asarray(values)
+    if arr.dtype != object:
+        return arr.astype(np.float64)
+    base = next((v for v in arr if v.__class__ is int), None)
+    if base is None:
+        return arr.astype(np.float64)
+    return np.array([float(v - base) if v.__class__ is int else float(v) - base for v in arr], dtype=np.float64)
 
 
 def near_from_windows(k: IntArray, ts: IntArray, values: FloatArray, boundaries: IntArray) -> NearReadings:

@@ -4,11 +4,17 @@ SQLite in WAL mode. Readings are kept in small packed batches (msgpack, one row 
 outbox cost a few SQLite row operations per hundreds of readings instead of three per reading. Rows leave only
 through `ack()` after a confirmed write. The outbox is bounded by reading count and by age; what a bound forces
 out is counted per reason, never dropped silently.
+
+Values keep their type: msgpack carries an int (int64 or uint64, a 64-bit register read exactly) and a float64 as
+they are, so an integer never passes through a float and a float 3.0 comes back a float. A wider int (which no
+register holds, but which must not jam the queue) goes as a msgpack extension holding its decimal digits; the store
+refuses it, and the dead letter keeps it exactly.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import sqlite3
 import threading
 import time
@@ -41,6 +47,23 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 _QUALITIES = {q.value: q for q in Quality}
+_WIDE_INT = 1  # msgpack extension type: an integer beyond 64 bits, as its decimal digits
+
+
+def _pack_other(obj: object) -> object:
+    """What msgpack cannot pack itself: a numpy integer (as an int) and an int beyond 64 bits (an extension)."""
+    if isinstance(obj, numbers.Integral) and not isinstance(obj, bool):
+        n = int(obj)
+        if -(2**63) <= n < 2**64:
+            return n
+        return msgpack.ExtType(_WIDE_INT, str(n).encode())
+    raise TypeError(f"an outbox reading cannot hold a {type(obj).__name__}: {obj!r}")
+
+
+def _unpack_ext(code: int, data: bytes) -> object:
+    if code == _WIDE_INT:
+        return int(data.decode())
+    return msgpack.ExtType(code, data)
 
 
 class DropPolicy(StrEnum):
@@ -59,12 +82,13 @@ def _pack(readings: Sequence[Reading]) -> bytes:
         [(r.device, r.point, r.value, r.unit, r.quality.value if isinstance(r.quality, Quality) else str(r.quality),
           r.source_ts, r.gateway_ts, r.customer, r.site, r.meter) for r in readings],
         use_bin_type=True,
+        default=_pack_other,
     )
     return body
 
 
 def _unpack(body: bytes) -> list[Reading]:
-    rows = msgpack.unpackb(body, raw=False, use_list=False)
+    rows = msgpack.unpackb(body, raw=False, use_list=False, ext_hook=_unpack_ext)
     return [Reading(d, p, v, u, _QUALITIES[q], s, g, c, si, m) for d, p, v, u, q, s, g, c, si, m in rows]
 
 

@@ -60,6 +60,7 @@ from gateway.intervals import (
     power_intervals,
     register_at,
     register_intervals,
+    register_values,
     status_names,
 )
 from gateway.store.base import TimeSeriesStore
@@ -150,11 +151,11 @@ def _split_near(near: pd.DataFrame, meters: Sequence[str], boundaries: IntArray)
     meter = near["meter"].to_numpy(dtype=object)
     k = near["k"].to_numpy(dtype=np.int64)
     ts = near["ts"].to_numpy(dtype=np.int64)
-    value = near["value"].to_numpy(dtype=np.float64)
+    value = near["value"].to_numpy()  # object dtype when a meter's register is a 64-bit integer
     out = {}
     for m in meters:
         mine = meter == m
-        out[m] = near_from_windows(k[mine], ts[mine], value[mine], boundaries)
+        out[m] = near_from_windows(k[mine], ts[mine], register_values(value[mine]), boundaries)
     return out
 
 

@@ -27,10 +27,11 @@ class StoreRejected(StoreError):
     """The store refused the data itself (retrying the same batch will not help)."""
 
 
-def near_frame(rows: Sequence[tuple[str, int, int, float]], limit: int) -> pd.DataFrame:
+def near_frame(rows: Sequence[tuple[str, int, int, float | int]], limit: int) -> pd.DataFrame:
     """The frame `near_boundaries` returns, from (meter, k, ts, value) rows in any order.
 
-    Sorted by meter, k and ts; at most `limit` rows per meter and boundary (the earliest), one per timestamp.
+    Sorted by meter, k and ts; at most `limit` rows per meter and boundary (the earliest), one per timestamp. The
+    value column is float64, or object dtype holding Python ints when an exact integer is among the values.
     """
     if not rows:
         return pd.DataFrame({"meter": np.array([], dtype=object), "k": np.array([], dtype=np.int64),
@@ -39,7 +40,8 @@ def near_frame(rows: Sequence[tuple[str, int, int, float]], limit: int) -> pd.Da
     meter = np.array(cols[0], dtype=object)
     k = np.array(cols[1], dtype=np.int64)
     ts = np.array(cols[2], dtype=np.int64)
-    value = np.array(cols[3], dtype=np.float64)
+    exact = any(v.__class__ is int for v in cols[3])  # a 64-bit register: no digit may pass through a float
+    value = np.array(cols[3], dtype=object if exact else np.float64)
     _, code = np.unique(meter.astype(str), return_inverse=True)
     order = np.lexsort((ts, k, code))
     code, k, ts = code[order], k[order], ts[order]
@@ -65,7 +67,7 @@ def check_near_args(every_s: int, count: int, tolerance_ns: int, limit: int) -> 
 class LatestValue:
     device: str
     point: str
-    value: float | None
+    value: float | int | None  # an int for an integer reading (gateway.store.exact), else a float
     unit: str
     quality: str
     source_ts: int
@@ -75,7 +77,9 @@ class LatestValue:
 class TimeSeriesStore(abc.ABC):
     """Writes are idempotent: the same (device, point, source_ts) written twice is stored once.
 
-    That is what turns the outbox's at-least-once delivery into exactly-once storage.
+    That is what turns the outbox's at-least-once delivery into exactly-once storage. An integer value (an
+    int64/uint64 register) is stored and read back exactly, a float as a float (`gateway.store.exact`); an integer
+    outside [-2**63, 2**64 - 1] is refused with StoreRejected.
     """
 
     @abc.abstractmethod
@@ -95,7 +99,9 @@ class TimeSeriesStore(abc.ABC):
         """Aggregate good-quality values of `point` per meter into UTC buckets aligned to the epoch.
 
         Returns a frame indexed by bucket start (tz-aware UTC), one float column per requested meter, NaN
-        where a bucket holds no good value. Only buckets with start in [start_ns, end_ns) are returned.
+        where a bucket holds no good value. Only buckets with start in [start_ns, end_ns) are returned. `first`
+        and `last` give stored values as they are: a meter's column holding an exact integer (an int64/uint64
+        register, `gateway.store.exact`) is object dtype with Python ints; the other aggregates are floats.
         """
 
     def near_boundaries(
@@ -120,8 +126,9 @@ class TimeSeriesStore(abc.ABC):
         register that steps back within `every_s` after T - tolerance may hide the readings there; the interval
         with the step is lost anyway.)
 
-        Returns a frame with columns meter (str), k (int64), ts (int64 ns), value (float64), sorted by meter, k, ts;
-        nothing for a window without good values. Needs 0 < 2 x tolerance_ns < every_s seconds and limit >= 1.
+        Returns a frame with columns meter (str), k (int64), ts (int64 ns), value (float64; object dtype with
+        Python ints when an exact integer is among them), sorted by meter, k, ts; nothing for a window without
+        good values. Needs 0 < 2 x tolerance_ns < every_s seconds and limit >= 1.
         """
         check_near_args(every_s, count, tolerance_ns, limit)
         if not meters or count == 0:
@@ -136,7 +143,10 @@ class TimeSeriesStore(abc.ABC):
 
     @abc.abstractmethod
     def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:
-        """Every stored value: columns ts (int ns), value, quality; sorted by ts."""
+        """Every stored value: columns ts (int ns), value, quality; sorted by ts.
+
+        value is float64 (NaN without a value), or object dtype with Python ints when an exact integer is among them.
+        """
 
     @abc.abstractmethod
     def latest(self, devices: Sequence[str] | None = None) -> list[LatestValue]:
@@ -144,7 +154,7 @@ class TimeSeriesStore(abc.ABC):
 
     @abc.abstractmethod
     def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
-        """Number of stored values and the sum of their numeric values in [start_ns, end_ns)."""
+        """Number of stored values and the sum of their numeric values in [start_ns, end_ns), as a float."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -1,7 +1,8 @@
 """The InfluxDB time-series store: line-protocol writes over API v1 or v2, InfluxQL reads on /query for both.
 
 Schema: measurement `reading`; tags customer, device, meter, point, site, unit (an empty tag is omitted, which
-InfluxQL's `tag = ''` still matches); fields value (float, omitted when None), quality (string) and gateway_ts
+InfluxQL's `tag = ''` still matches); fields value (float, omitted when None), value_int (integer, only for an
+integer reading: the exact int64/uint64 register, see `gateway.store.exact`), quality (string) and gateway_ts
 (integer); timestamp = source_ts in ns. InfluxDB identifies a point by measurement + tag set + timestamp, so a
 reading written twice is stored once: that is what makes the outbox's at-least-once delivery exactly-once.
 
@@ -35,6 +36,7 @@ from gateway.store.base import (
     TimeSeriesStore,
     near_frame,
 )
+from gateway.store.exact import bucket_frame, check_range, exact_int, from_influx, influx_int, to_influx, value_series
 from gateway.store.influx_config import InfluxStoreConfig
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,13 @@ class LineEncoder:
         value = r.value
         if value is None:
             return f"{self._prefix(r)} {quality},gateway_ts={int(r.gateway_ts)}i {int(ts)}"
-        v = float(value)
+        v = value
+        if v.__class__ is not float:
+            if (n := exact_int(value)) is not None:
+                check_range(n, f"reading {r.device!r}/{r.point!r} at {ts}")
+                return (f"{self._prefix(r)} value={float(n)!r},value_int={to_influx(n)}i,{quality},"
+                        f"gateway_ts={int(r.gateway_ts)}i {int(ts)}")
+            v = float(value)  # a float subclass (numpy) or a bool: written as a plain float
         if not math.isfinite(v):
             raise StoreRejected(f"reading {r.device!r}/{r.point!r} at {ts}: value {v} is not a finite number "
                                 "(a value that is not a number must be sent as None with quality bad)")
@@ -252,6 +260,8 @@ class _InfluxStore(TimeSeriesStore):
         index_ns = np.arange(first, end, every_ns, dtype=np.int64)
         columns = list(meters)
         values = np.full((len(index_ns), len(columns)), np.nan, dtype="float64")
+        # first() and last() select one stored point: its value_int comes along, so an integer reads back exactly
+        extra = ', "value_int"' if agg in ("first", "last") else ""
         if columns and len(index_ns):
             col_of = {m: i for i, m in enumerate(columns)}
             unique = list(col_of)
@@ -259,7 +269,7 @@ class _InfluxStore(TimeSeriesStore):
                 chunk = unique[j : j + _METERS_PER_QUERY]
                 meter_cond = " OR ".join(f'"meter" = {quote_string(m)}' for m in chunk)
                 q = (
-                    f'SELECT {agg}("value") FROM {self._from} WHERE "quality" = \'good\' '  # noqa: S608 - every value goes through quote_string/quote_ident
+                    f'SELECT {agg}("value"){extra} FROM {self._from} WHERE "quality" = \'good\' '  # noqa: S608 - every value goes through quote_string/quote_ident
                     f'AND "point" = {quote_string(point)} AND ({meter_cond}) '
                     f'AND time >= {first} AND time < {end} '
                     f'GROUP BY time({int(every_s)}s), "meter" fill(none)'
@@ -268,13 +278,17 @@ class _InfluxStore(TimeSeriesStore):
                     col = col_of.get(s["tags"].get("meter", ""))
                     if col is None:
                         continue
-                    for t, v in s["values"]:
+                    for t, v, *vi in s["values"]:
                         if v is None:
                             continue
                         row = (int(t) - first) // every_ns
-                        if 0 <= row < len(index_ns):
-                            values[row, col] = float(v)
-        return pd.DataFrame(values, index=pd.to_datetime(index_ns, utc=True), columns=columns)
+                        if not 0 <= row < len(index_ns):
+                            continue
+                        value = from_influx(v, vi[0]) if vi and vi[0] is not None else float(v)
+                        if value.__class__ is int and values.dtype != object:
+                            values = values.astype(object)
+                        values[row, col] = value
+        return bucket_frame(values, pd.to_datetime(index_ns, utc=True), columns)
 
     def _near_boundaries(self, meters: Sequence[str], point: str, first_ns: int, every_s: int, count: int,
                          tolerance_ns: int, limit: int) -> pd.DataFrame:
@@ -285,12 +299,12 @@ class _InfluxStore(TimeSeriesStore):
         # One bucket per boundary, [T - tol, T - tol + every): bottom() gives its first readings for a register and,
         # unlike first(), answers with each reading's own timestamp. The range is read once, as buckets() does; one
         # statement per meter (all in one request) measured cheaper than one with GROUP BY "meter".
-        rows: list[tuple[str, int, int, float]] = []
+        rows: list[tuple[str, int, int, float | int]] = []
         unique = list(dict.fromkeys(meters))
         for j in range(0, len(unique), _METERS_PER_QUERY):
             chunk = unique[j : j + _METERS_PER_QUERY]
             statements = [
-                f'SELECT bottom("value", {int(limit)}) FROM {self._from} WHERE "quality" = \'good\' '  # noqa: S608 - every value goes through quote_string/quote_ident
+                f'SELECT bottom("value", {int(limit)}), "value_int" FROM {self._from} WHERE "quality" = \'good\' '  # noqa: S608 - every value goes through quote_string/quote_ident
                 f'AND "point" = {quote_string(point)} AND "meter" = {quote_string(m)} '
                 f"AND time >= {_clamp(origin)} AND time <= {_clamp(last + tol)} "
                 f"GROUP BY time({every_ns}ns, {origin % every_ns}ns)"
@@ -299,29 +313,30 @@ class _InfluxStore(TimeSeriesStore):
             results = self.query("; ".join(statements))
             for m, series in zip(chunk, results, strict=False):
                 for s in series:
-                    for t, v in s["values"]:
+                    for t, v, *vi in s["values"]:
                         ts = int(t)
                         k = (ts - origin) // every_ns
                         if v is not None and ts <= first + k * every_ns + tol and 0 <= k < count:
-                            rows.append((m, int(k), ts, float(v)))
+                            exact = vi[0] if vi else None
+                            rows.append((m, int(k), ts, float(v) if exact is None else influx_int(v, exact)))
         return near_frame(rows, limit)
 
     def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:
         q = (
-            f'SELECT "value", "quality" FROM {self._from} WHERE "device" = {quote_string(device)} '  # noqa: S608 - every value goes through quote_string/quote_ident
+            f'SELECT "value", "value_int", "quality" FROM {self._from} WHERE "device" = {quote_string(device)} '  # noqa: S608 - every value goes through quote_string/quote_ident
             f'AND "point" = {quote_string(point)} AND time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}'
         )
         rows: list[list[Any]] = []
         for s in self._series(q):
             cols = s["columns"]
             it, iv, iq = cols.index("time"), cols.index("value"), cols.index("quality")
-            rows.extend([r[it], r[iv], r[iq]] for r in s["values"])
+            ii = cols.index("value_int") if "value_int" in cols else None
+            rows.extend([r[it], r[iv], r[iq], None if ii is None else r[ii]] for r in s["values"])
         rows.sort(key=lambda r: int(r[0]))  # one merged series arrives sorted; timsort makes that O(n)
         return pd.DataFrame(
             {
                 "ts": pd.Series([int(r[0]) for r in rows], dtype="int64"),
-                "value": pd.Series([np.nan if r[1] is None or r[2] in _NO_VALUE else float(r[1]) for r in rows],
-                                   dtype="float64"),
+                "value": value_series([None if r[2] in _NO_VALUE else from_influx(r[1], r[3]) for r in rows]),
                 "quality": pd.Series([r[2] for r in rows], dtype="object"),
             }
         )
@@ -333,7 +348,7 @@ class _InfluxStore(TimeSeriesStore):
                 return []
             where += " AND (" + " OR ".join(f'"device" = {quote_string(d)}' for d in dict.fromkeys(devices)) + ")"
         q = (
-            f'SELECT last("quality") AS "quality", "value", "unit", "meter" FROM {self._from} '  # noqa: S608 - every value goes through quote_string/quote_ident
+            f'SELECT last("quality") AS "quality", "value", "value_int", "unit", "meter" FROM {self._from} '  # noqa: S608 - every value goes through quote_string/quote_ident
             f'WHERE {where} GROUP BY "device", "point"'
         )
         out: list[LatestValue] = []
@@ -345,8 +360,8 @@ class _InfluxStore(TimeSeriesStore):
                 LatestValue(
                     device=s["tags"].get("device", ""),
                     point=s["tags"].get("point", ""),
-                    value=None if rec.get("value") is None or rec.get("quality") in _NO_VALUE
-                    else float(rec["value"]),
+                    value=None if rec.get("quality") in _NO_VALUE else from_influx(rec.get("value"),
+                                                                                    rec.get("value_int")),
                     unit=rec.get("unit") or "",
                     quality=str(rec.get("quality")),
                     source_ts=int(rec["time"]),

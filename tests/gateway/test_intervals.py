@@ -17,6 +17,7 @@ from gateway.intervals import (
     power_intervals,
     register_at,
     register_intervals,
+    register_values,
     status_names,
 )
 
@@ -272,3 +273,31 @@ def test_a_total_takes_the_worst_status_and_has_energy_only_when_every_part_has(
     assert status_names(worst).tolist() == ["measured", "estimated", "estimated", "pending", "missing", "missing"]
     np.testing.assert_allclose(total[:3], [3.0, 3.0, 3.0])
     assert np.isnan(total[3:]).all()
+
+
+@pytest.mark.parametrize("start", [2**64 - 1 - 40, 2**63 - 1 - 40, 2**53 + 1, -(2**63)])
+def test_a_64_bit_counter_gives_exact_differences(start: int) -> None:
+    """Integers near 2**64 are 2048 apart as floats; taken relative to the first integer, every step survives."""
+    steps = [7, 1, 0, 3, 11, 2]
+    ints = [start + int(v) for v in np.cumsum([0, *steps])]
+    values = np.array(ints, dtype=object)  # as a store answers for an int64/uint64 register
+    rel = register_values(values)
+    assert rel.dtype == np.float64
+    assert np.diff(rel).tolist() == [float(s) for s in steps]
+    b = T0 + np.arange(len(ints), dtype=np.int64) * IV
+    near = near_readings(b, rel, b, S)
+    energy, status = register_intervals(b, register_at(near, S), int(b[-1]) + IV, 3600 * S, S)
+    assert energy.tolist() == [float(s) for s in steps]  # exact, not approx
+    assert status.tolist() == [Status.MEASURED] * len(steps)
+    # a reading half-way between two boundaries interpolates on the small numbers, not on 1.8e19
+    mid = register_at(near_readings(np.array([b[0] - S // 2, b[0] + S // 2]), register_values(
+        np.array([start, start + 2], dtype=object)), b[:1], S), S)
+    assert mid.tolist() == [1.0]
+
+
+def test_register_values_pass_floats_as_they_are() -> None:
+    floats = np.array([1.5, 2.25, np.nan])
+    np.testing.assert_array_equal(register_values(floats), floats)
+    np.testing.assert_array_equal(register_values(np.array([1.5, 2.25], dtype=object)), [1.5, 2.25])
+    mixed = register_values(np.array([10.0, 2**53 + 1, 2**53 + 3], dtype=object))  # a float among integers
+    assert mixed[1:].tolist() == [0.0, 2.0]
