@@ -17,6 +17,12 @@ need_apt() {
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)            # the OPC UA GUI test draws on a virtual display
     command -v xauth >/dev/null 2>&1 || missing+=(xauth)
+    # PyQt5's X plugin needs these beside Xvfb (a desktop has them; a server may not).
+    ldconfig -p 2>/dev/null | grep -q libxcb-icccm.so.4 || missing+=(libxcb-icccm4)
+    ldconfig -p 2>/dev/null | grep -q libxcb-keysyms.so.1 || missing+=(libxcb-keysyms1)
+    ldconfig -p 2>/dev/null | grep -q libxcb-xinerama.so.0 || missing+=(libxcb-xinerama0)
+    command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)  # the report tests read PDFs back
+    ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0.so.0 || missing+=(libpango-1.0-0 libpangoft2-1.0-0)  # WeasyPrint
     { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } || missing+=(fonts-noto-cjk)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # tests/deploy verifies the units
     # Without their recommends: docker-compose would bring the Docker engine, prometheus a node exporter.

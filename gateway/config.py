@@ -31,8 +31,8 @@ from gateway.outbox import DropPolicy
 from gateway.store.influx_config import InfluxStoreConfig
 
 # What `load_config(..., secrets=...)` checks in the environment: each command asks only for what it uses.
-SecretKind = Literal["api", "store", "database", "devices"]
-ALL_SECRETS: frozenset[SecretKind] = frozenset({"api", "store", "database", "devices"})
+SecretKind = Literal["api", "store", "database", "devices", "notify"]
+ALL_SECRETS: frozenset[SecretKind] = frozenset({"api", "store", "database", "devices", "notify"})
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
@@ -468,6 +468,9 @@ def secret_problems(cfg: GatewayConfig, environ: Mapping[str, str],
         for idx, d in enumerate(cfg.devices):
             for key, var in d.secret_envs():
                 need(f"devices[{idx}] ({d.name!r}).{key}", var)
+    if "notify" in secrets and cfg.notify.enabled:
+        for where, var in cfg.notify.secret_envs():
+            need(where, var)
     return problems
 
 

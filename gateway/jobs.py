@@ -57,6 +57,28 @@ def register_jobs(gw: Gateway) -> None:
         description="Classify key accounts (ABC) by kWh, revenue and peak kW",
     ))
     register_notification_jobs(gw)
+    register_report_jobs(gw)
+
+
+def register_report_jobs(gw: Gateway) -> None:
+    """Customers' monthly reports and daily briefs, handed to the notifier when due (nothing to send with without it).
+
+    The notifier picks the people (the account's managers always, its users by their preferences) and records each
+    message; report_jobs keeps each (report, customer, period) to one hand-over across runs and restarts.
+    """
+    from gateway import notifications
+    from gateway.report_jobs import send_due_reports
+    from gateway.usecases import UseCases
+
+    if notifications.notifier_of(gw.db) is None:
+        return
+    deliver = notifications.report_deliverer(gw)
+    gw.scheduler.register(JobSpec(
+        name="reports", trigger="interval", trigger_args={"minutes": 5},
+        func=lambda: send_due_reports(UseCases(gw), deliver, recipients=lambda customer: [customer],
+                                      managers=lambda _code: []),
+        description="Monthly reports and daily briefs when due on each customer's clock, each handed over once",
+    ))
 
 
 def register_notification_jobs(gw: Gateway) -> None:

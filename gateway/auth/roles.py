@@ -25,7 +25,7 @@ class Capability(StrEnum):
     TARIFFS = "tariffs"  # the published tariff tables
     MONEY = "money"  # TOU costs, basic charge and PF adjustment in the month view; advice and services (money)
     CONTRACTS = "contracts"  # a customer's contract terms
-    REPORTS = "reports"  # the monthly customer report (HTML, XLSX)
+    REPORTS = "reports"  # the monthly report, daily brief and portfolio report (PDF, HTML, XLSX)
     TICKETS = "tickets"  # open, follow, rate or reopen service requests
     TICKET_DESK = "ticket_desk"  # the queue: move any ticket it sees through the workflow, open one for an alert
     ALERT_ACKNOWLEDGE = "alert_acknowledge"

@@ -22,7 +22,8 @@ SUBAPPS: dict[str, tuple[str, str]] = {
     "modbus": ("gateway.cli.modbus", "Modbus tools: probe a device's registers."),
     "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server, in a terminal or a desktop window."),
     "users": ("gateway.cli.users", "Manage logins: add, list, disable."),
-    "report": ("gateway.cli.report", "Customer and portfolio reports."),
+    "report": ("gateway.cli.report",
+               "Reports: a customer's month, its daily brief, a manager's portfolio (PDF, HTML, XLSX)."),
     "export": ("gateway.cli.export", "Exports such as Green Button XML."),
     "outbox": ("gateway.cli.outbox", "The durable outbox: status, dead letters, requeue."),
 }

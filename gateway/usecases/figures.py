@@ -25,6 +25,7 @@ from crm_bridge.errors import CrmError, TariffError, TariffNotInForce
 from crm_bridge.errors import NoData as CrmNoData
 from crm_bridge.registry.models import Contract, Customer
 from crm_bridge.services import ContractInputs
+from crm_bridge.services.inputs import priced_by_band
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
 from crm_bridge.tariffs.bill import month_bounds
 from gateway.config import CustomerConfig, GatewayConfig
@@ -280,18 +281,24 @@ class UseCases:
             raise NoContract(f"month {month:%Y-%m} of {customer}: {exc}") from None
         return usage, bill
 
-    def report(self, customer: str, month: date, fmt: str, money: bool = True) -> bytes:
-        """The monthly customer report, HTML or XLSX, from the one month bill (its money only when `money`)."""
-        from reports.monthly import ReportError, month_figures, render_html, render_xlsx
+    def day_cost(self, customer: str, day: date) -> tuple[float, str] | None:
+        """The day's energy charge (each measured or estimated interval priced by its TOU band) and the currency.
 
-        frame, tz = self.month_frame(customer, month)
-        _, bill = self._month_figures(customer, month, frame, tz)
-        name = customer_config(self.gw, customer).name or customer
+        None without a contract on a shipped tariff, or on a day before the tariff's first version.
+        """
+        tariff = tariff_of(contract_of(self.gw, customer))
+        if tariff is None:
+            return None
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        start, end = day_bounds(str(day), tz)
+        frame = self.gw.query.customer_intervals(customer, start, end)
+        with_energy = frame["status"].isin(("measured", "estimated")) if "status" in frame.columns \
+            else frame["kwh"].notna()
         try:
-            fig = month_figures(frame, customer, name, f"{month:%Y-%m}", bill=bill if money else None)
-        except ReportError as exc:
-            raise NoData(str(exc)) from None
-        return render_xlsx(fig) if fmt == "xlsx" else render_html(fig).encode("utf-8")
+            _, cost = priced_by_band(frame["kwh"].where(with_energy), tariff, tz)
+        except TariffNotInForce:
+            return None
+        return sum(cost.values()), tariff.currency
 
     def greenbutton(self, customer: str, first: date, last: date, money: bool = True,
                     currency: str | None = None) -> bytes:

@@ -83,18 +83,20 @@ def test_the_runtime_names_no_protocol():
 @pytest.mark.parametrize("protocol", list(PLUGINS))
 def test_every_plugins_sample_devices_speak_the_common_device_interface(protocol: str):
     """The gateway asks any device only through collectors.base.Device: sample entries answer every part of it."""
-    from collectors.base import Device
-
     import tomllib
+
+    from collectors.base import Device
 
     sample = tomllib.loads((ROOT / "collectors" / protocol / "sample.toml").read_text(encoding="utf-8"))
     devices = [PLUGINS[protocol].config.model_validate(entry) for entry in sample["devices"]]
     assert devices
     for d in devices:
         assert isinstance(d, Device)
-        assert d.address and d.address in (getattr(d, "url", None) or d.address)
+        assert d.address
+        assert d.address == getattr(d, "url", d.address)
         points = list(d.resolved_points())
-        assert points and all(getattr(p, "name", None) or getattr(p, "point", None) for p in points)
+        assert points
+        assert all(getattr(p, "name", None) or getattr(p, "point", None) for p in points)
         assert all(var for _, var in d.secret_envs())
         assert d.entry_problems() == []
         identity = d.identity()

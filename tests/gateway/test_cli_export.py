@@ -90,12 +90,12 @@ def test_report_customer_html_and_xlsx(tmp_path):
     cfg = _setup(tmp_path)
     runner = CliRunner()
     r = runner.invoke(app, ["report", "customer", "-c", str(cfg), "--customer", "acme", "--month", "2026-11",
-                            "--out", str(tmp_path / "r.html")])
+                            "--out", str(tmp_path / "r.html"), "--lang", "en"])
     assert r.exit_code == 0, r.output
     assert "2026-11" in r.stdout
     html = (tmp_path / "r.html").read_text()
     assert "Acme Steel" in html
-    assert "of 2880 15-minute intervals have no data" in html  # 3 of 30 days were measured: the rest is missing
+    assert "of 2,880 15-minute intervals have no data" in html  # 3 of 30 days were measured: the rest is missing
     r = runner.invoke(app, ["report", "customer", "-c", str(cfg), "--customer", "acme", "--month", "2026-13",
                             "--out", str(tmp_path / "r.html")])
     assert r.exit_code == 2

@@ -32,6 +32,7 @@ INFLUX_V2 = ('[store]\ntype = "influxdb"\nurl = "http://db:8086"\napi = "v2"\nor
 OPCUA = ('[[devices]]\ntype = "opcua"\nname = "ua"\nurl = "opc.tcp://10.0.0.9:4840"\nusername = "reader"\n'
          'password_env = "T_UA_PW"\nnodes = [{ point = "p", node_id = "ns=2;s=P" }]\n')
 DB_ENV = '[database]\nurl_env = "T_DB_URL"\n'
+NOTIFY = ('[notify.channels.ops]\ntype = "dingtalk"\naccess_token_env = "T_DING_TOKEN"\n')
 
 
 @pytest.mark.parametrize(("text", "where", "variable"), [
@@ -39,6 +40,7 @@ DB_ENV = '[database]\nurl_env = "T_DB_URL"\n'
     (INFLUX_V2, "store.token_env", "T_INFLUX_TOKEN"),
     (OPCUA, "devices[0] ('ua').password_env", "T_UA_PW"),
     (DB_ENV, "database.url_env", "T_DB_URL"),
+    (NOTIFY, "notify.channels.ops.access_token_env", "T_DING_TOKEN"),
 ])
 def test_every_named_secret_must_be_in_the_given_environment(tmp_path, text, where, variable):
     assert _problems(tmp_path, text) == [(where, f"environment variable {variable} is not set")]

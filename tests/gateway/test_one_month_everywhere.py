@@ -1,5 +1,6 @@
-"""One month, every surface: the API month view, the portal month page, the monthly report (API and CLI), the
-services' bill forecast and the Green Button summary all show crm_bridge's one month bill, to the last digit."""
+"""One month, every surface: the API month view, the portal month page, the monthly report (API and CLI; XLSX and
+PDF, in both languages), the services' bill forecast and the Green Button summary all show crm_bridge's one month
+bill, to the last digit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.numbers import format_currency
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from typer.testing import CliRunner
@@ -21,6 +23,7 @@ from gateway.usecases.services import services_for
 from gateway.web import create_app
 from tests.gateway.api.world import PASSWORD, token_for
 from tests.reports.espi import validate
+from tests.reports.pdf import pdf_text
 
 ESPI = "{http://naesb.org/espi}"
 
@@ -42,7 +45,7 @@ def _last_month(tz: str) -> date:
 
 
 def _summary(xlsx: bytes) -> dict[str, object]:
-    sheet = load_workbook(io.BytesIO(xlsx))["summary"]
+    sheet = load_workbook(io.BytesIO(xlsx)).worksheets[0]  # "Summary" in English, "概况" in Chinese
     return {row[0].value: row[1].value for row in sheet.iter_rows(min_row=2)}
 
 
@@ -78,12 +81,12 @@ def test_one_month_is_the_same_on_every_surface(month_world):
     assert re.search(r'id="bill-total">' + re.escape(f"{bill.total:,.2f}"), page)
 
     # the monthly report through the API, and through the CLI on the same data directory
-    api_report = client.get(f"/api/v1/customers/acme/report?month={label}&format=xlsx",
+    api_report = client.get(f"/api/v1/customers/acme/report?month={label}&format=xlsx&lang=en",
                             headers=token_for(client, "cust-acme"))
     assert api_report.status_code == 200, api_report.text
     out = tmp / "report.xlsx"
     r = CliRunner().invoke(cli, ["report", "customer", "-c", str(tmp / "gateway.toml"), "--customer", "acme",
-                                 "--month", label, "--out", str(out)])
+                                 "--month", label, "--out", str(out), "--lang", "en"])
     assert r.exit_code == 0, r.output
     assert f"{bill.energy_kwh:,.0f} kWh" in r.output
     assert f"total {bill.total:,.2f} CNY" in r.output
@@ -94,6 +97,26 @@ def test_one_month_is_the_same_on_every_surface(month_world):
         assert summary["Load factor"] == pytest.approx(bill.load_factor, **same)
         assert summary["Power factor"] == bill.pf
         assert summary["Total (CNY)"] == pytest.approx(bill.total, **same)
+
+    # the report in the customer's language (Chinese for acme) as PDF and XLSX, through the API and the CLI
+    zh_total = format_currency(round(bill.total, 2), "CNY", locale="zh_CN")
+    en_total = format_currency(round(bill.total, 2), "CNY", locale="en_US")
+    api_pdf = client.get(f"/api/v1/customers/acme/report?month={label}&format=pdf",
+                         headers=token_for(client, "cust-acme"))
+    assert api_pdf.status_code == 200, api_pdf.text
+    assert zh_total in pdf_text(api_pdf.content)
+    api_pdf_en = client.get(f"/api/v1/customers/acme/report?month={label}&format=pdf&lang=en",
+                            headers=token_for(client, "cust-acme"))
+    assert en_total in pdf_text(api_pdf_en.content)
+    cli_pdf = tmp / "report.pdf"
+    r = CliRunner().invoke(cli, ["report", "customer", "-c", str(tmp / "gateway.toml"), "--customer", "acme",
+                                 "--month", label, "--out", str(cli_pdf)])
+    assert r.exit_code == 0, r.output
+    assert zh_total in pdf_text(cli_pdf.read_bytes())
+    zh_xlsx = client.get(f"/api/v1/customers/acme/report?month={label}&format=xlsx",
+                         headers=token_for(client, "cust-acme"))
+    assert _summary(zh_xlsx.content)["合计（CNY）"] == pytest.approx(bill.total, **same)
+    assert _summary(zh_xlsx.content)["电量（千瓦时）"] == pytest.approx(bill.energy_kwh, **same)
 
     # the services' bill forecast of a month that is over is the month bill
     forecast = services_for(UseCases(world.gw), "acme", month)["bill"]

@@ -1,0 +1,270 @@
+"""The reports' contents gathered in one place: the customer's month, its daily brief and a manager's portfolio.
+
+Every figure comes from the use cases (`UseCases.month_bill`, `day_curve`, `services_for`) and the registry; the
+renderers in reports/ only format them. Money goes into a report only when `money` is true (the caller's role may
+see money) and the customer has a contract on a shipped tariff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import func, select
+
+from crm_bridge.registry.models import (
+    AccountManager,
+    Alert,
+    Customer,
+    ManagerAssignment,
+    Ticket,
+    TierChange,
+    TierRecord,
+)
+from crm_bridge.tariffs.bill import month_bounds
+from forecasting.metrics import point_metrics
+from gateway.query import day_bounds
+from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
+from gateway.usecases.figures import UseCases, customer_config
+from reports.i18n import Lang, language
+from reports.model import (
+    AlertRow,
+    CustomerMonthReport,
+    DailyBrief,
+    DeskFigures,
+    ForecastCheck,
+    Month,
+    PortfolioReport,
+    PortfolioRow,
+    RequestRow,
+    TierChangeRow,
+)
+
+TREND_MONTHS = 3  # the portfolio's trend: this month and the two before
+
+
+def report_language(uc: UseCases, customer: str | None, lang: str | None) -> Lang:
+    """The language asked for; else the customer's (its `language` in the config); else Chinese."""
+    default: Lang = customer_config(uc.gw, customer).language if customer else "zh"
+    try:
+        return language(lang, default)
+    except ValueError as exc:
+        raise BadInput(str(exc), "lang") from None
+
+
+def _month_before(first: date, months: int = 1) -> date:
+    for _ in range(months):
+        first = (first - timedelta(days=1)).replace(day=1)
+    return first
+
+
+def month_or_none(uc: UseCases, customer: str, first: date, money: bool) -> Month | None:
+    """A month's figures from the one month bill; None when the month has no data (or is before the tariff)."""
+    try:
+        usage, bill = uc.month_bill(customer, first)
+    except UseCaseError:
+        return None
+    return Month(first, usage, bill if money else None)
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+
+
+def alerts_between(uc: UseCases, customer: str, start: datetime, end: datetime) -> list[AlertRow]:
+    """The customer's alerts whose window touches [start, end), oldest first."""
+    with uc.gw.db() as s:
+        rows = s.scalars(select(Alert).where(Alert.customer_code == customer, Alert.window_start < end,
+                                             Alert.window_end >= start).order_by(Alert.opened_at, Alert.id))
+        return [AlertRow(_utc(a.opened_at), a.severity, a.type, a.status, a.message) for a in rows]
+
+
+def open_requests(uc: UseCases, customer: str) -> list[RequestRow]:
+    """The customer's service requests not yet closed, oldest first."""
+    with uc.gw.db() as s:
+        rows = s.scalars(select(Ticket).join(Customer, Customer.id == Ticket.customer_id)
+                         .where(Customer.code == customer, Ticket.status != "closed").order_by(Ticket.id))
+        return [RequestRow(t.id, t.title, t.kind, t.category, t.status, _utc(t.created_at)) for t in rows]
+
+
+def forecast_check(actual_kwh: np.ndarray, forecast_kwh: np.ndarray) -> ForecastCheck | None:
+    """Forecast against actual over the intervals that have both; None when no interval has a forecast."""
+    both = ~(np.isnan(actual_kwh) | np.isnan(forecast_kwh))
+    if not both.any():
+        return None
+    m = point_metrics(actual_kwh, forecast_kwh, mase_scale=1.0, mape_floor=0.0)
+    wape = m["wape"]
+    return ForecastCheck(actual_kwh=float(actual_kwh[both].sum()), forecast_kwh=float(forecast_kwh[both].sum()),
+                         intervals=int(both.sum()), accuracy=None if wape is None else 1.0 - wape)
+
+
+def _month_forecast(uc: UseCases, customer: str, first: date) -> ForecastCheck | None:
+    tz = ZoneInfo(customer_config(uc.gw, customer).timezone)
+    start, end = month_bounds(first, tz)
+    forecast = uc.gw.query.forecast(customer, start, end)
+    if forecast["forecast"].notna().sum() == 0:
+        return None
+    frame, _ = uc.month_frame(customer, first)
+    with_energy = frame["status"].isin(("measured", "estimated")) if "status" in frame.columns else frame["kwh"].notna()
+    actual = frame["kwh"].where(with_energy).to_numpy(dtype=float)
+    return forecast_check(actual, forecast["forecast"].reindex(frame.index).to_numpy(dtype=float))
+
+
+def customer_month(uc: UseCases, customer: str, first: date, lang: str | None = None,
+                   money: bool = True) -> CustomerMonthReport:
+    """The monthly customer report's contents.
+
+    The month bill, the months to compare, the charts' data, alerts, advice, open requests and data quality. Raises
+    the use cases' errors (NoData for a month without data).
+    """
+    from gateway.usecases.services import services_for
+
+    c = customer_config(uc.gw, customer)
+    tz = ZoneInfo(c.timezone)
+    first = first.replace(day=1)
+    usage, bill = uc.month_bill(customer, first)
+    month = Month(first, usage, bill if money else None)
+    start, end = month_bounds(first, tz)
+    advice: list[dict[str, Any]] | None = None
+    if month.bill is not None:
+        try:
+            advice = list(services_for(uc, customer, first)["advice"])
+        except UseCaseError:
+            advice = []
+    peak_day = uc.day_curve(customer, usage.peak_at.astimezone(tz).date()) if usage.peak_kw else None
+    return CustomerMonthReport(
+        customer=customer, name=c.name or customer, lang=report_language(uc, customer, lang), timezone=c.timezone,
+        made_at=datetime.now(tz), month=month, before=month_or_none(uc, customer, _month_before(first), money),
+        last_year=month_or_none(uc, customer, first.replace(year=first.year - 1), money), peak_day=peak_day,
+        forecast=_month_forecast(uc, customer, first), alerts=alerts_between(uc, customer, start, end),
+        advice=advice, requests=open_requests(uc, customer))
+
+
+def daily_brief(uc: UseCases, customer: str, day: date, lang: str | None = None, money: bool = True) -> DailyBrief:
+    """One local day against its forecast and the same weekday a week before, its energy cost and its alerts."""
+    c = customer_config(uc.gw, customer)
+    tz = ZoneInfo(c.timezone)
+    curve = uc.day_curve(customer, day)
+    if curve["summary"]["kwh"] is None:
+        raise NoData(f"no data for {customer} on {day}")
+    before = uc.day_curve(customer, day - timedelta(days=7))["summary"]
+    pts = curve["points"]
+    check = forecast_check(np.array([np.nan if p["actual_kw"] is None or p["status"] not in ("measured", "estimated")
+                                     else p["actual_kw"] / 4 for p in pts], dtype=float),
+                           np.array([np.nan if p["forecast_kw"] is None else p["forecast_kw"] / 4 for p in pts],
+                                    dtype=float))
+    cost = uc.day_cost(customer, day) if money else None
+    start, end = day_bounds(str(day), tz)
+    return DailyBrief(customer=customer, name=c.name or customer, lang=report_language(uc, customer, lang),
+                      timezone=c.timezone, made_at=datetime.now(tz), day=day, curve=curve,
+                      last_week=before if before["kwh"] is not None else None, forecast=check,
+                      cost=cost[0] if cost else None, currency=cost[1] if cost else "CNY",
+                      alerts=alerts_between(uc, customer, start, end))
+
+
+@dataclass(frozen=True)
+class ManagerInfo:
+    code: str
+    name: str
+    email: str | None
+    customers: list[str]  # configured customer ids assigned to the manager, in config order
+
+
+def manager_info(uc: UseCases, code: str) -> ManagerInfo:
+    """The account manager with this code and its configured accounts; NotFound when there is none."""
+    with uc.gw.db() as s:
+        m = s.scalar(select(AccountManager).where(AccountManager.code == code))
+        if m is None:
+            raise NotFound(f"no account manager {code!r}", "manager")
+        codes = set(s.scalars(select(Customer.code)
+                              .join(ManagerAssignment, ManagerAssignment.customer_id == Customer.id)
+                              .where(ManagerAssignment.manager_id == m.id)))
+        info = ManagerInfo(m.code, m.name, m.email, [c.id for c in uc.gw.config.customers if c.id in codes])
+    return info
+
+
+def _open_advice(uc: UseCases, customer: str, first: date) -> float | None:
+    from gateway.usecases.services import services_for
+
+    try:
+        advice = services_for(uc, customer, first)["advice"]
+    except UseCaseError:
+        return None
+    return float(sum(a["money_per_month"] for a in advice))
+
+
+def portfolio(uc: UseCases, manager: str, first: date, lang: str | None = None) -> PortfolioReport:
+    """An account manager's accounts for one month.
+
+    Tiers and their changes, kWh and bill over TREND_MONTHS months, the largest changes, money in open advice, open
+    alerts and requests, request response times against target, satisfaction.
+    """
+    from crm_bridge.desk.workflow import desk_stats
+
+    info = manager_info(uc, manager)
+    tz = ZoneInfo(uc.gw.config.gateway.timezone)
+    first = first.replace(day=1)
+    firsts = [_month_before(first, k) for k in range(TREND_MONTHS - 1, -1, -1)]
+    start, end = month_bounds(first, tz)
+    rows: list[PortfolioRow] = []
+    changes: list[TierChangeRow] = []
+    currency = "CNY"
+    with uc.gw.db() as s:
+        ids = {c.code: c.id for c in s.scalars(select(Customer).where(Customer.code.in_(info.customers)))}
+        for cid in info.customers:
+            months = [month_or_none(uc, cid, m, money=True) for m in firsts]
+            bills = [m.bill for m in months if m is not None and m.bill is not None]
+            currency = bills[-1].currency if bills else currency
+            tier = s.get(TierRecord, ids[cid]) if cid in ids else None
+            rows.append(PortfolioRow(
+                customer=cid, name=customer_config(uc.gw, cid).name or cid,
+                tier=(tier.override or tier.computed) if tier else None, months=months,
+                open_advice_per_month=_open_advice(uc, cid, first),
+                open_alerts=s.scalar(select(func.count(Alert.id)).where(Alert.customer_code == cid,
+                                                                        Alert.status != "resolved")) or 0,
+                open_requests=s.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == ids.get(cid, -1),
+                                                                           Ticket.status != "closed")) or 0))
+        by_id = {v: k for k, v in ids.items()}
+        for ch in s.scalars(select(TierChange).where(TierChange.customer_id.in_(list(by_id)),
+                                                     TierChange.at >= start, TierChange.at < end)
+                            .order_by(TierChange.at)):
+            changes.append(TierChangeRow(by_id[ch.customer_id], ch.old_tier, ch.new_tier, ch.reason, _utc(ch.at)))
+        stats = desk_stats(s, datetime.now(UTC))["manager"].get(manager)
+    desk = None if stats is None else DeskFigures(
+        count=stats.count, acknowledged=stats.acknowledged, resolved=stats.resolved,
+        mean_ack_min=stats.mean_ack_min, mean_resolve_min=stats.mean_resolve_min,
+        ack_breaches=int(stats.ack_breaches), resolve_breaches=int(stats.resolve_breaches),
+        mean_satisfaction=stats.mean_satisfaction)
+    return PortfolioReport(manager=info.code, manager_name=info.name, lang=report_language(uc, None, lang),
+                           timezone=str(tz), made_at=datetime.now(tz), month=first, month_firsts=firsts, rows=rows,
+                           tier_changes=changes, desk=desk, currency=currency)
+
+
+def render_report(report: Any, fmt: str) -> bytes:
+    """The report as html, pdf or xlsx bytes; BadInput for another format."""
+    from reports.render import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise BadInput(f"format {fmt!r}: use one of {', '.join(FORMATS)}", "format")
+    return render(report, fmt)
+
+
+def customer_report(uc: UseCases, customer: str, first: date, fmt: str, lang: str | None = None,
+                    money: bool = True) -> bytes:
+    """The monthly customer report as html, pdf or xlsx."""
+    return render_report(customer_month(uc, customer, first, lang, money), fmt)
+
+
+def brief_report(uc: UseCases, customer: str, day: date, fmt: str, lang: str | None = None,
+                 money: bool = True) -> bytes:
+    """The daily brief as html, pdf or xlsx."""
+    return render_report(daily_brief(uc, customer, day, lang, money), fmt)
+
+
+def portfolio_report(uc: UseCases, manager: str, first: date, fmt: str, lang: str | None = None) -> bytes:
+    """The account manager's portfolio report as html, pdf or xlsx."""
+    return render_report(portfolio(uc, manager, first, lang), fmt)
+
