@@ -129,6 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UseCaseError)
     async def _usecase(request: Request, exc: UseCaseError) -> Response:
         status, code = USECASE_STATUS.get(type(exc), (422, "invalid_request"))
+        code = exc.code or code
         detail: Any = {"where": exc.where} if exc.where else None
         if isinstance(exc, BeforeTariff):
             detail = {"where": exc.where, "tariff": exc.tariff_id, "first_date": exc.first_date.isoformat()}

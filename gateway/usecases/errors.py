@@ -6,11 +6,12 @@ from datetime import date
 
 
 class UseCaseError(Exception):
-    """Root of the use cases' errors; `where` names the input at fault when there is one."""
+    """Root of the use cases' errors; `where` names the input at fault, `code` a finer reason than the class's."""
 
-    def __init__(self, message: str, where: str | None = None) -> None:
+    def __init__(self, message: str, where: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.where = where
+        self.code = code
 
 
 class BadInput(UseCaseError):

@@ -5,6 +5,7 @@ The replay goes to a real webhook receiver that fails, then recovers; other role
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +81,9 @@ def api(tmp_path: Path) -> Iterator[Api]:
     # The receiver refuses the first two deliveries (both attempts), then takes everything.
     with HttpReceiver("webhook", SECRET, script=[(503, None), (503, None)]) as rx:
         (tmp_path / "gateway.toml").write_text(_config(tmp_path / "state", rx.url))
-        gw = Gateway.from_config(load_config(tmp_path / "gateway.toml"))
-        install_notifications(gw, environ={"CRM_SECRET": SECRET})
+        environ = {**os.environ, "CRM_SECRET": SECRET}  # check-config refuses a channel whose secret is not set
+        gw = Gateway.from_config(load_config(tmp_path / "gateway.toml", environ=environ))
+        install_notifications(gw, environ=environ)
         register_jobs(gw)
         from gateway.api.routers import notifications
         from gateway.web import auth_service, create_app
