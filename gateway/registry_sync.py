@@ -1,12 +1,16 @@
-"""Keeps the CRM registry's customers, sites and meter assignments in step with gateway.toml.
+"""Seeds the CRM registry from gateway.toml's topology and checks it, never overwriting what was entered there.
 
 gateway.toml says which device measures which meter at which site for which customer (collection needs that at
-start-up); the registry keeps the business file around it. A meter moved to another site in the config closes its
-old assignment today and opens a new one, so history keeps its validity dates.
+start-up); the registry keeps the business file around it and is where people change it (the registry API, the
+import, the portal). A customer, site, meter or meter assignment the registry does not have is created from the
+config; one it has is compared, and each difference is logged as a warning naming the row, the field and both
+values, and left as the registry has it (docs/registry.md says which facts live where).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
@@ -16,31 +20,55 @@ from crm_bridge.registry.models import Customer, Meter, MeterAssignment, Site
 from crm_bridge.registry.repo import assign_meter
 from gateway.config import GatewayConfig
 
+log = logging.getLogger(__name__)
 
-def sync_registry(session: Session, cfg: GatewayConfig, today: date) -> dict[str, int]:
-    """Create or update customers, sites and meters from the config; returns counts of what was created."""
-    created = {"customers": 0, "sites": 0, "meters": 0, "assignments": 0}
-    by_code: dict[str, Customer] = {}
+
+@dataclass
+class SyncReport:
+    """What a sync created, and every difference between the config and the registry that it left alone."""
+
+    created: dict[str, int] = field(default_factory=lambda: {"customers": 0, "sites": 0, "meters": 0,
+                                                             "assignments": 0})
+    differences: list[str] = field(default_factory=list)
+
+    def differ(self, what: str, key: str, registry: object, config: object) -> None:
+        message = (f"registry and gateway.toml differ on {what} {key}: the registry has {registry!r}, "
+                   f"gateway.toml {config!r}; the registry's is kept (change it there, or correct gateway.toml)")
+        self.differences.append(message)
+        log.warning(message, extra={"registry_row": what, "key": key})
+
+
+def sync_registry(session: Session, cfg: GatewayConfig, today: date) -> SyncReport:
+    """Create what the registry lacks from the config, and report (not change) what differs; commits."""
+    report = SyncReport()
+    customers: dict[str, Customer] = {}
     for c in cfg.customers:
         customer = session.scalar(select(Customer).where(Customer.code == c.id))
         if customer is None:
             customer = Customer(code=c.id, name=c.name or c.id, timezone=c.timezone)
             session.add(customer)
-            created["customers"] += 1
+            report.created["customers"] += 1
         else:
-            customer.timezone = c.timezone
-            if c.name:
-                customer.name = c.name
-        by_code[c.id] = customer
+            if customer.timezone != c.timezone:
+                report.differ("customer", f"{c.id}.timezone", customer.timezone, c.timezone)
+            if c.name and customer.name != c.name:
+                report.differ("customer", f"{c.id}.name", customer.name, c.name)
+            if customer.retired_on is not None:
+                report.differ("customer", f"{c.id}.retired_on", customer.retired_on.isoformat(), "in service")
+        customers[c.id] = customer
     session.flush()
     sites: dict[str, Site] = {}
     for s in cfg.sites:
-        customer = by_code[s.customer]
         site = session.scalar(select(Site).where(Site.code == s.id))
         if site is None:
-            site = Site(customer=customer, code=s.id, name=s.name or None)
+            site = Site(customer=customers[s.customer], code=s.id, name=s.name or None)
             session.add(site)
-            created["sites"] += 1
+            report.created["sites"] += 1
+        else:
+            if site.customer.code != s.customer:
+                report.differ("site", f"{s.id}.customer", site.customer.code, s.customer)
+            if s.name and site.name != s.name:
+                report.differ("site", f"{s.id}.name", site.name, s.name)
         sites[s.id] = site
     session.flush()
     for m in cfg.meters:
@@ -49,13 +77,17 @@ def sync_registry(session: Session, cfg: GatewayConfig, today: date) -> dict[str
             meter = Meter(code=m.id, description=m.name or m.device)
             session.add(meter)
             session.flush()
-            created["meters"] += 1
+            report.created["meters"] += 1
         current = session.scalar(
             select(MeterAssignment).where(MeterAssignment.meter_id == meter.id, MeterAssignment.valid_to.is_(None))
         )
         site = sites[m.site]
-        if current is None or (current.site_id != site.id and current.valid_from < today):
+        if meter.retired_on is not None:
+            report.differ("meter", f"{m.id}.retired_on", meter.retired_on.isoformat(), "in service")
+        elif current is None:
             assign_meter(session, meter, site, today)
-            created["assignments"] += 1
+            report.created["assignments"] += 1
+        elif current.site_id != site.id:
+            report.differ("meter", f"{m.id}.site", current.site.code, m.site)
     session.commit()
-    return created
+    return report

@@ -38,6 +38,8 @@ from gateway.api.routers import (
     meters,
     notifications,
     portfolio,
+    registry,
+    registry_file,
     reports,
     sites,
     tariffs,
@@ -272,7 +274,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, tickets, portfolio, reports, tariffs, devices,
-                   users, notifications):
+                   users, notifications, registry, registry_file):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)

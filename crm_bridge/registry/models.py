@@ -60,10 +60,28 @@ class Customer(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
     industry: Mapped[str | None] = mapped_column(String(100))
     annual_revenue: Mapped[float | None] = mapped_column(Float)
+    retired_on: Mapped[date | None] = mapped_column(Date)
 
     sites: Mapped[list[Site]] = relationship(back_populates="customer", cascade="all, delete-orphan")
     contacts: Mapped[list[Contact]] = relationship(back_populates="customer", cascade="all, delete-orphan")
-    contract: Mapped[Contract | None] = relationship(back_populates="customer", uselist=False)
+    contracts: Mapped[list[Contract]] = relationship(back_populates="customer", cascade="all, delete-orphan",
+                                                     order_by="Contract.valid_from")
+
+    @property
+    def contract(self) -> Contract | None:
+        """The current contract: the open-ended version, else the newest (None without any).
+
+        Months are billed by the version in force for each month (`crm_bridge.services.inputs.contract_in_force`).
+        """
+        if not self.contracts:
+            return None
+        return next((c for c in reversed(self.contracts) if c.valid_to is None), self.contracts[-1])
+
+    @contract.setter
+    def contract(self, value: Contract | None) -> None:
+        """Add `value` as a version (the registry API closes the previous one; this setter only adds)."""
+        if value is not None and value not in self.contracts:
+            self.contracts.append(value)
 
 
 class Site(Base):
@@ -75,6 +93,7 @@ class Site(Base):
     code: Mapped[str] = mapped_column(String(200), index=True, unique=True)  # widths as migration 0002 renamed them
     name: Mapped[str | None] = mapped_column(String(300))
     address: Mapped[str | None] = mapped_column(String(300))
+    retired_on: Mapped[date | None] = mapped_column(Date)
     customer: Mapped[Customer] = relationship(back_populates="sites")
 
 
@@ -85,6 +104,7 @@ class Meter(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(String(200))
+    retired_on: Mapped[date | None] = mapped_column(Date)
 
 
 class MeterAssignment(Base):
@@ -110,6 +130,7 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(50))
     role: Mapped[str | None] = mapped_column(String(100))
+    retired_on: Mapped[date | None] = mapped_column(Date)
     customer: Mapped[Customer] = relationship(back_populates="contacts")
 
 
@@ -121,6 +142,7 @@ class AccountManager(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(200))
+    retired_on: Mapped[date | None] = mapped_column(Date)
 
 
 class ManagerAssignment(Base):
@@ -164,12 +186,23 @@ class TierChange(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# The start of a contract entered without one, and of every contract carried over from before contract history:
+# earlier than any data the gateway holds, so such a contract bills every month.
+CONTRACT_EPOCH = date(2000, 1, 1)
+
+
 class Contract(Base):
-    """Supply contract terms of a customer."""
+    """One version of a customer's supply contract, in force over [valid_from, valid_to); valid_to None: still open.
+
+    A customer's versions never overlap: a new version closes the previous one on its own start date.
+    """
 
     __tablename__ = "contract"
+    __table_args__ = (UniqueConstraint("customer_id", "valid_from"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    valid_from: Mapped[date] = mapped_column(Date, default=CONTRACT_EPOCH)
+    valid_to: Mapped[date | None] = mapped_column(Date)
     transformer_kva: Mapped[float] = mapped_column(Float)
     hv_motors_kw: Mapped[float] = mapped_column(Float, default=0.0)
     contract_demand_kw: Mapped[float] = mapped_column(Float)
@@ -177,7 +210,7 @@ class Contract(Base):
     pf_standard: Mapped[float] = mapped_column(Float, default=0.9)
     bill_threshold: Mapped[float | None] = mapped_column(Float)
     tariff_id: Mapped[str] = mapped_column(String(64))
-    customer: Mapped[Customer] = relationship(back_populates="contract")
+    customer: Mapped[Customer] = relationship(back_populates="contracts")
 
     @validates("basic_charge_mode")
     def _one_spelling(self, _key: str, value: str) -> str:
@@ -208,6 +241,7 @@ class Equipment(Base):
     name: Mapped[str] = mapped_column(String(200))
     rating: Mapped[float | None] = mapped_column(Float)
     rating_unit: Mapped[str | None] = mapped_column(String(20))
+    retired_on: Mapped[date | None] = mapped_column(Date)
     customer: Mapped[Customer] = relationship()
     inspections: Mapped[list[Inspection]] = relationship(back_populates="equipment", cascade="all, delete-orphan")
 
@@ -222,6 +256,7 @@ class Inspection(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     result: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
+    next_due: Mapped[date | None] = mapped_column(Date)
     equipment: Mapped[Equipment] = relationship(back_populates="inspections")
 
 

@@ -1,4 +1,4 @@
-"""Repository queries other parts need: customer by code, meters at a date, portfolios, tariff versions."""
+"""Repository queries other parts need: customer by code, meters at a date, portfolios, contract and tariff versions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.errors import CrmError
 from crm_bridge.registry.models import (
     AccountManager,
+    Contract,
     Customer,
     ManagerAssignment,
     Meter,
@@ -131,3 +132,28 @@ def tariff_at(session: Session, tariff_id: str, on: date) -> TariffVersion:
     if row is None:
         raise RegistryLookupError(f"no version of tariff {tariff_id!r} in force on {on}")
     return row
+
+
+def contract_versions(session: Session, code: str) -> list[Contract]:
+    """Every contract version of customer `code`, oldest first (empty for a customer not in the registry)."""
+    stmt = (select(Contract).join(Customer, Customer.id == Contract.customer_id).where(Customer.code == code)
+            .order_by(Contract.valid_from))
+    return list(session.scalars(stmt))
+
+
+def add_contract_version(session: Session, customer: Customer, contract: Contract) -> Contract:
+    """Add `contract` (its valid_from set) as the customer's newest version, closing the open one on that date.
+
+    Refuses a version that does not start after the newest one: versions never overlap and history is not rewritten.
+    """
+    latest = session.scalar(select(Contract).where(Contract.customer_id == customer.id)
+                            .order_by(Contract.valid_from.desc()))
+    if latest is not None:
+        if latest.valid_from >= contract.valid_from:
+            raise ValueError(f"customer {customer.code!r}: a contract from {contract.valid_from} does not follow "
+                             f"the one from {latest.valid_from}")
+        if latest.valid_to is None or latest.valid_to > contract.valid_from:
+            latest.valid_to = contract.valid_from
+    customer.contracts.append(contract)
+    session.flush()
+    return contract

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import date, datetime, tzinfo
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,22 @@ from crm_bridge.tariffs.model import zone_of
 from crm_bridge.tariffs.power_factor import pf_standards
 
 # ServiceError lives in crm_bridge.errors (the bill raises it too); it is still importable from here.
-__all__ = ["ContractInputs", "Evidence", "ServiceError", "bill_of", "check_frame", "evidence", "kw_of",
-           "missing_mask", "months_covered", "priced_by_band", "settings"]
+__all__ = ["ContractInputs", "Evidence", "ServiceError", "bill_of", "check_frame", "contract_in_force", "evidence",
+           "kw_of", "missing_mask", "months_covered", "priced_by_band", "settings"]
+
+
+
+class Dated(Protocol):
+    """Anything valid over [valid_from, valid_to): a registry Contract row, a version read from a spreadsheet."""
+
+    @property
+    def valid_from(self) -> date: ...
+
+    @property
+    def valid_to(self) -> date | None: ...
+
+
+V = TypeVar("V", bound=Dated)
 
 
 class ContractInputs(BaseModel):
@@ -82,6 +97,24 @@ class ContractInputs(BaseModel):
             err = exc.errors()[0]
             field = ".".join(str(x) for x in err["loc"])
             raise ServiceError(f"{what}: {field} = {err.get('input')!r}: {err['msg']}") from None
+
+
+def contract_in_force(versions: Iterable[V], first: date, end: date | None = None) -> V | None:
+    """The contract version that bills the period [first, end) (a month, or the one day `first` without `end`).
+
+    Versions have `valid_from` and `valid_to` (None: open). The version in force on `first` bills the period; when
+    none is (the account's first contract starts within the period), the first version starting before `end` does.
+    A change within a month therefore takes effect from the next month, as the supply contract's terms are read
+    once per billing month.
+    """
+    end = end or first + timedelta(days=1)
+    starting: list[V] = []
+    for v in versions:
+        if v.valid_from <= first and (v.valid_to is None or v.valid_to > first):
+            return v
+        if first < v.valid_from < end:
+            starting.append(v)
+    return min(starting, key=lambda v: v.valid_from, default=None)
 
 
 class Evidence(BaseModel):

@@ -82,7 +82,14 @@ class AuthService:
 
     # -- users ---------------------------------------------------------------------------------------
     def add_user(self, username: str, password: str, role: str, customer: str | None = None,
-                 manager: str | None = None, language: str | None = None, actor: str = "system") -> User:
+                 manager: str | None = None, language: str | None = None, actor: str = "system",
+                 create_manager: bool = False, manager_name: str | None = None,
+                 manager_email: str | None = None) -> User:
+        """Add a login; an account_manager user is bound to the account manager `manager`.
+
+        With `create_manager`, an unknown `manager` code is created in the registry (named `manager_name`, else its
+        code; `manager_email`), in the same transaction as the user and audited with it; otherwise it is an error.
+        """
         if role not in ROLES:
             raise AuthError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "") \
@@ -100,8 +107,19 @@ class AuthService:
             if role == "account_manager":
                 if not manager:
                     raise AuthError("an account_manager user needs --manager (the account-manager code)")
-                if s.scalar(select(AccountManager.id).where(AccountManager.code == manager)) is None:
+                known = s.scalar(select(AccountManager).where(AccountManager.code == manager))
+                if known is None and not create_manager:
                     raise AuthError(f"unknown account manager {manager!r}")
+                if known is None:
+                    if len(manager) > 64 or not manager.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                        raise AuthError(f"account-manager code {manager!r}: use 1-64 letters, digits, '-', '_', '.'")
+                    s.add(AccountManager(code=manager, name=manager_name or manager, email=manager_email))
+                    self._audit(s, actor, "registry.manager.create", f"manager:{manager}",
+                                f"name={manager_name or manager} email={manager_email}")
+                elif known.retired_on is not None:
+                    raise AuthError(f"account manager {manager!r} was retired on {known.retired_on}")
+            elif manager_name or manager_email:
+                raise AuthError("--name and --email describe a new account manager (role account_manager only)")
             elif manager:
                 raise AuthError(f"only account_manager users are bound to a manager code, not {role}")
             if s.scalar(select(User.id).where(User.username == username)) is not None:

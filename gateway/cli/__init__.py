@@ -22,6 +22,8 @@ SUBAPPS: dict[str, tuple[str, str]] = {
     "modbus": ("gateway.cli.modbus", "Modbus tools: probe a device's registers."),
     "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server, in a terminal or a desktop window."),
     "users": ("gateway.cli.users", "Manage logins: add, list, disable."),
+    "registry": ("gateway.cli.registry", "The registry in bulk: import and export customers, sites, meters, "
+                 "contracts, equipment, contacts, managers (XLSX or CSV)."),
     "report": ("gateway.cli.report",
                "Reports: a customer's month, its daily brief, a manager's portfolio (PDF, HTML, XLSX)."),
     "export": ("gateway.cli.export", "Exports such as Green Button XML."),

@@ -38,17 +38,23 @@ def add(
     username: Annotated[str, typer.Argument(help="login name")],
     role: Annotated[str, typer.Option(help=" | ".join(ROLES))],
     customer: Annotated[str | None, typer.Option(help="customer id (role customer)")] = None,
-    manager: Annotated[str | None, typer.Option(help="account-manager code (role account_manager)")] = None,
+    manager: Annotated[str | None, typer.Option(help="account-manager code (role account_manager); an unknown "
+                                                     "code is created")] = None,
+    name: Annotated[str | None, typer.Option(help="the new account manager's name (default: its code)")] = None,
+    email: Annotated[str | None, typer.Option(help="the new account manager's e-mail")] = None,
     password_env: Annotated[str | None, typer.Option(help="read the password from this environment variable")]
     = None,
 ) -> None:
     """Add a login.
 
-    The password comes from --password-env or a prompt; with neither, one is generated and printed once.
+    The password comes from --password-env or a prompt; with neither, one is generated and printed once. An
+    account_manager login whose --manager code the registry does not know creates that account manager (--name,
+    --email); one it knows is linked as it is.
     """
     password, shown = _new_password(password_env)
     try:
-        _auth(config).add_user(username, password, role, customer=customer, manager=manager, actor="cli")
+        _auth(config).add_user(username, password, role, customer=customer, manager=manager, actor="cli",
+                               create_manager=True, manager_name=name, manager_email=email)
     except AuthError as exc:
         typer.echo(f"users add {username}: {exc}", err=True)
         raise typer.Exit(2) from None

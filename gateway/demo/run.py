@@ -43,12 +43,14 @@ class DemoMeter:
 
 DEMO_CUSTOMERS = [
     {"id": "huaxin-steel", "name": "华新钢铁 Huaxin Steel", "timezone": "Asia/Shanghai", "language": "zh"},
-    {"id": "rhein-chem", "name": "Rhein Chemie Werk Süd", "timezone": "Europe/Berlin", "language": "en"},
+    # A German-owned chemicals plant in Huizhou, Guangdong, whose managers read English: both demo plants are
+    # Guangdong industrial accounts, billed in CNY on the Guangdong 10 kV tariff with China's basic-charge and PF rules.
+    {"id": "rhein-chem", "name": "莱茵化工（惠州）Rhein Chemie Huizhou", "timezone": "Asia/Shanghai", "language": "en"},
 ]
 DEMO_SITES = [
     {"id": "huaxin-rolling", "customer": "huaxin-steel", "name": "轧钢车间 Rolling mill"},
     {"id": "huaxin-melt", "customer": "huaxin-steel", "name": "电炉车间 Melt shop"},
-    {"id": "rhein-main", "customer": "rhein-chem", "name": "Main works"},
+    {"id": "rhein-main", "customer": "rhein-chem", "name": "大亚湾工厂 Daya Bay works"},
 ]
 DEMO_METERS = [
     DemoMeter("huaxin-rolling-in", "huaxin-rolling", "huaxin-steel", "modbus",
@@ -58,9 +60,9 @@ DEMO_METERS = [
     DemoMeter("huaxin-aux", "huaxin-melt", "huaxin-steel", "opcua",
               LoadModel(peak_kw=650, base_frac=0.35, seed=13, timezone="Asia/Shanghai")),
     DemoMeter("rhein-main-in", "rhein-main", "rhein-chem", "opcua",
-              LoadModel(peak_kw=1800, base_frac=0.45, seed=21, timezone="Europe/Berlin", saturday_shift=False)),
+              LoadModel(peak_kw=1800, base_frac=0.45, seed=21, timezone="Asia/Shanghai", saturday_shift=False)),
     DemoMeter("rhein-utility", "rhein-main", "rhein-chem", "modbus",
-              LoadModel(peak_kw=700, base_frac=0.5, seed=22, timezone="Europe/Berlin"), "generic"),
+              LoadModel(peak_kw=700, base_frac=0.5, seed=22, timezone="Asia/Shanghai"), "generic"),
 ]
 
 

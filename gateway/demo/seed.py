@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Contract terms sized so that the simulated plants come near their limits now and then (alerts have something
-# to say): transformer kVA, contract demand C (kW), PF standard, monthly bill threshold (CNY).
+# to say): transformer kVA, contract demand C (kW), PF standard, monthly bill threshold (CNY). Both demo plants are in
+# Guangdong, so both are on the Guangdong 10 kV tariff.
 DEMO_CONTRACTS: dict[str, dict[str, float]] = {
     "huaxin-steel": {"transformer_kva": 8000.0, "contract_demand_kw": 5200.0, "pf_standard": 0.9,
                      "bill_threshold": 2_500_000.0},

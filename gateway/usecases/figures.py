@@ -12,22 +12,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_bridge.errors import CrmError, TariffError, TariffNotInForce
 from crm_bridge.errors import NoData as CrmNoData
-from crm_bridge.registry.models import Contract, Customer
+from crm_bridge.registry.models import Contract
+from crm_bridge.registry.repo import contract_versions
 from crm_bridge.services import ContractInputs
-from crm_bridge.services.inputs import priced_by_band
+from crm_bridge.services.inputs import contract_in_force, priced_by_band
 from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
 from crm_bridge.tariffs.bill import month_bounds
+from crm_bridge.tariffs.model import next_month
 from gateway.config import CustomerConfig, GatewayConfig
 from gateway.directory import Directory, UnknownId
 from gateway.query import Freq, QueryError, QueryService, Scope, day_bounds
@@ -152,10 +153,13 @@ def parse_month(value: str | None, tz: ZoneInfo) -> date:
         raise BadInput(f"month: {value!r} is not a month (YYYY-MM)", "month") from None
 
 
-def contract_of(gw: Sources, customer: str) -> Contract | None:
+def contract_of(gw: Sources, customer: str, on: date | None = None, end: date | None = None) -> Contract | None:
+    """The contract version that bills [on, end) (a month), or the day `on` (default: today, UTC), or None.
+
+    The rule is `crm_bridge.services.inputs.contract_in_force`: the version in force on the first day.
+    """
     with gw.db() as s:
-        return s.scalar(select(Contract).join(Customer, Customer.id == Contract.customer_id)
-                        .where(Customer.code == customer))
+        return contract_in_force(contract_versions(s, customer), on or datetime.now(UTC).date(), end)
 
 
 def tariff_of(contract: Contract | None) -> Tariff | None:
@@ -196,7 +200,7 @@ class UseCases:
         week_start, week_end = day_bounds(str(day - timedelta(days=7)), tz)
         last_week = q.series("customer", customer, week_start, week_end, "15min")
         forecast = q.forecast(customer, start, end)
-        tariff = tariff_of(contract_of(self.gw, customer))
+        tariff = tariff_of(contract_of(self.gw, customer, day))
         bands = (self._bands(tariff, pd.DatetimeIndex(actual.index), tz) if tariff else [None] * len(actual))
         # Last week's curve is laid over today's by position in the day (local wall clock).
         idx = pd.DatetimeIndex(actual.index)
@@ -263,7 +267,7 @@ class UseCases:
 
     def _month_figures(self, customer: str, month: date, frame: pd.DataFrame,
                        tz: ZoneInfo) -> tuple[MonthUsage, MonthBill | None]:
-        contract = contract_of(self.gw, customer)
+        contract = contract_of(self.gw, customer, month, next_month(month))
         tariff = tariff_of(contract)
         bill: MonthBill | None = None
         usage: MonthUsage
@@ -286,7 +290,7 @@ class UseCases:
 
         None without a contract on a shipped tariff, or on a day before the tariff's first version.
         """
-        tariff = tariff_of(contract_of(self.gw, customer))
+        tariff = tariff_of(contract_of(self.gw, customer, day))
         if tariff is None:
             return None
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
@@ -311,7 +315,7 @@ class UseCases:
 
         frame = self.intervals(customer, first, last)
         c = customer_config(self.gw, customer)
-        tariff = tariff_of(contract_of(self.gw, customer)) if money else None
+        tariff = tariff_of(contract_of(self.gw, customer, first)) if money else None
         bills: list[BillSummary] | None = None
         if tariff is not None:
             bills = []

@@ -11,6 +11,7 @@ import pandas as pd
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.services import ContractInputs, run_all
 from crm_bridge.tariffs.bill import month_bounds
+from crm_bridge.tariffs.model import next_month
 from gateway.usecases.errors import BeforeTariff, NoContract, NoData, UseCaseError
 from gateway.usecases.figures import UseCases, contract_of, customer_config
 
@@ -25,7 +26,7 @@ def services_for(v: UseCases, customer: str, month: date) -> dict[str, Any]:
 
 
 def _services(v: UseCases, customer: str, tz: ZoneInfo, start: datetime, end: datetime) -> dict[str, Any]:
-    contract = contract_of(v.gw, customer)
+    contract = contract_of(v.gw, customer, start.date(), next_month(start.date()))
     if contract is None:
         raise NoContract(f"customer {customer!r} has no contract on file: the services need its terms")
     if end <= start:
