@@ -37,7 +37,7 @@ from crm_bridge.registry.models import (  # noqa: E402
     MeterAssignment,
     Site,
 )
-from gateway.cli.registry import KINDS, Rows, import_rows  # noqa: E402
+from gateway.usecases.registry_import import KINDS, Rows, import_rows  # noqa: E402
 
 SITES, METERS, EQUIPMENT, MANAGERS = 3, 10, 5, 20
 START = date(2026, 1, 1)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from crm_bridge.registry.models import AccountManager, Contract, Customer, Equipment, Meter, MeterAssignment
 from gateway.cli import app as cli
-from gateway.cli.registry import COLUMNS
 from gateway.cli.registry import app as registry_cli
+from gateway.usecases.registry_import import COLUMNS
 
 runner = CliRunner()
 
