@@ -67,6 +67,8 @@ class GatewaySection(_Strict):
     timezone: str = "Asia/Shanghai"
     # Exactly one process of a deployment runs the scheduler (forecasts, alerts, tiering); the rest set false.
     run_scheduler: bool = True
+    # False on an API-only process: it knows the meters and devices (for the portal and queries) but polls none.
+    collect: bool = True
     log_level: LogLevel = "INFO"  # the gateway's own loggers (gateway, collectors, forecasting, ...)
     # Any logger by name, e.g. {asyncua = "INFO"}: the chatty libraries are at WARNING unless named here.
     log_levels: dict[str, LogLevel] = {}

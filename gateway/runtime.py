@@ -25,7 +25,7 @@ from collectors.base import Collector, CollectorContext, DeviceHealth
 from collectors.reading import Reading
 from gateway.config import EmbeddedStoreConfig, GatewayConfig
 from gateway.directory import Directory
-from gateway.lifecycle import StopRequested
+from gateway.lifecycle import StopRequested, stop_signals
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.query import QueryService, Topology
@@ -171,7 +171,8 @@ class Gateway:
         pipeline = Pipeline(outbox, store, batch_size=ob.batch_size, commit_interval_s=ob.commit_interval_s)
         db = open_registry(cfg, os.environ if environ is None else environ)
         with _starting("cannot set up the collectors"):
-            collectors = build_collectors(cfg)
+            # `collect = false` (an API-only process): no collector, so no device is polled or reported offline here.
+            collectors = build_collectors(cfg) if cfg.gateway.collect else []
         directory = Directory.from_config(cfg)
         return cls(
             config=cfg,
@@ -181,7 +182,8 @@ class Gateway:
             query=QueryService(store, directory.topology, max_estimate_s=cfg.query.max_estimate_s,
                                min_power_coverage=cfg.query.min_power_coverage),
             collectors=collectors,
-            scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone),
+            scheduler=Scheduler(cfg.gateway.run_scheduler, timezone=cfg.gateway.timezone,
+                                state_path=cfg.gateway.data_dir / "jobs.json"),
             tagger=Tagger(directory.tags),
             db=db,
             directory=directory,
@@ -203,9 +205,17 @@ class Gateway:
         """
         if self.config.api.enabled:
             _check_can_listen(self.config.api.host, self.config.api.port)
+        from gateway.backup import hold_data_dir
+
+        with _starting("cannot take the data folder"):
+            data_dir_lock = hold_data_dir(self.config.gateway.data_dir)  # `restore` refuses while it is held
         self.pipeline.start()
         self.scheduler.start()
-        tasks = [asyncio.create_task(c.run(self.emit, stop), name=f"collector:{c.name}") for c in self.collectors]
+        from gateway.reload import Reloader
+
+        reloader = Reloader(self, stop)  # one task per connection group; SIGHUP reloads devices and meters
+        tasks = reloader.tasks
+        stop_signals.on_reload(reloader.request)
         server = None
         try:
             if self.config.api.enabled:
@@ -220,6 +230,7 @@ class Gateway:
                 on_ready()
             await stop.wait()
         finally:
+            stop_signals.on_reload(None)
             self.stopping.set()
             log.info("stopping: collectors, API, scheduler, then flushing the outbox")
             if server is not None:
@@ -232,6 +243,7 @@ class Gateway:
             else:  # closing a SQLite connection under a running query can crash the process
                 log.warning("the API's warm-up still reads the store; it closes when the process ends")
             self.outbox.close()
+            data_dir_lock.release()
 
     def _api_server(self) -> Any:
         from gateway.web import create_app

@@ -2,14 +2,23 @@
 
 Only one process of a deployment may run jobs: `gateway.run_scheduler` in gateway.toml is that switch. A process
 with the switch off still knows the jobs (so `energy-gateway jobs` can list them) but never starts them.
+
+With a `state_path` (`data_dir/jobs.json`), each job's last run and, while the scheduler runs, its next run are kept
+in that file, so `energy-gateway jobs list` in another process shows them; a run from `jobs run` is recorded there too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
@@ -33,8 +42,9 @@ class JobSpec:
 
 
 class Scheduler:
-    def __init__(self, enabled: bool, timezone: str = "UTC") -> None:
+    def __init__(self, enabled: bool, timezone: str = "UTC", state_path: Path | None = None) -> None:
         self.enabled = enabled
+        self.state_path = state_path
         self._specs: dict[str, JobSpec] = {}
         self._sched = BackgroundScheduler(timezone=timezone, job_defaults={"coalesce": True, "max_instances": 1,
                                                                            "misfire_grace_time": 300})
@@ -57,6 +67,7 @@ class Scheduler:
         for spec in self._specs.values():
             self._sched.add_job(spec.func, spec.trigger, id=spec.name, name=spec.name, **spec.trigger_args)
         self._sched.start()
+        self._save_state()
         log.info("scheduler started with %d jobs", len(self._specs))
 
     def run_now(self, name: str) -> Any:
@@ -66,10 +77,10 @@ class Scheduler:
             result = spec.func()
         except Exception:
             JOB_RUNS.labels(job=name, outcome="error").inc()
-            self.last_run[name] = (time.time(), "error")
+            self._ran(name, "error")
             raise
         JOB_RUNS.labels(job=name, outcome="ok").inc()
-        self.last_run[name] = (time.time(), "ok")
+        self._ran(name, "ok")
         return result
 
     @property
@@ -79,10 +90,78 @@ class Scheduler:
     def shutdown(self) -> None:
         if self._sched.running:
             self._sched.shutdown(wait=True)
+            self._save_state()
+
+    def next_run(self, name: str) -> float | None:
+        """When the running scheduler will next start job `name` (Unix time); None when it is not scheduled here."""
+        job = self._sched.get_job(name) if self._sched.running else None
+        when = getattr(job, "next_run_time", None)
+        return when.timestamp() if when is not None else None
 
     def _on_event(self, event: JobExecutionEvent) -> None:
         outcome = "error" if event.exception else "ok"
         JOB_RUNS.labels(job=event.job_id, outcome=outcome).inc()
-        self.last_run[event.job_id] = (time.time(), outcome)
+        self._ran(event.job_id, outcome)
         if event.exception:
             log.error("job %s failed: %s", event.job_id, event.exception)
+
+    def _ran(self, name: str, outcome: str) -> None:
+        self.last_run[name] = (time.time(), outcome)
+        self._save_state(ran=name)
+
+    def _save_state(self, ran: str | None = None) -> None:
+        """Write the jobs' last and next runs to `state_path`, never failing the job or the scheduler for it.
+
+        A process that only ran one job (`jobs run`) updates that job's last run and leaves the rest as the
+        scheduler process wrote it.
+        """
+        if self.state_path is None:
+            return
+        try:
+            with _locked(self.state_path):
+                state = read_state(self.state_path)
+                jobs: dict[str, Any] = state.setdefault("jobs", {})
+                whole = ran is None or self.running  # the scheduler process speaks for every job
+                for name in list(self._specs) if whole or ran is None else [ran]:
+                    entry = jobs.setdefault(name, {})
+                    if name in self.last_run and self.last_run[name][0] >= entry.get("last_run", 0):
+                        entry["last_run"], entry["outcome"] = self.last_run[name]
+                    if whole:
+                        entry["next_run"] = self.next_run(name)
+                if whole:
+                    state["scheduler"] = {"pid": os.getpid(), "host": socket.gethostname(), "running": self.running}
+                tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+                tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+                os.replace(tmp, self.state_path)
+        except OSError as exc:
+            log.warning("cannot record the jobs' runs in %s: %s", self.state_path, exc)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The jobs' state file as written by `Scheduler` ({} when there is none or it cannot be read)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def scheduler_alive(state: dict[str, Any]) -> bool:
+    """Whether the process that wrote `state` runs the scheduler now (on this machine, by its pid)."""
+    info = state.get("scheduler") or {}
+    if not info.get("running") or info.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path`, so the scheduler and `jobs run` do not undo each other's update."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

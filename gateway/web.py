@@ -228,6 +228,8 @@ def readiness(gw: Gateway) -> tuple[bool, dict[str, dict[str, Any]]]:
         return {"depth": gw.outbox.depth, "oldest_age_s": round(gw.outbox.oldest_age_s(), 1)}
 
     def collectors() -> dict[str, Any]:
+        if not gw.config.gateway.collect:
+            return {"collect": False}  # an API-only process: the plant gateways poll the devices
         health = gw.health()
         waiting = sorted(h.device for h in health if h.polls == 0)
         if waiting:

@@ -22,6 +22,7 @@ SUBAPPS: dict[str, tuple[str, str]] = {
     "modbus": ("gateway.cli.modbus", "Modbus tools: probe a device's registers."),
     "opcua": ("gateway.cli.opcua", "OPC UA tools: browse a server, in a terminal or a desktop window."),
     "users": ("gateway.cli.users", "Manage logins: add, list, disable."),
+    "jobs": ("gateway.cli.jobs", "Scheduled jobs: list them with their last and next runs, run one now."),
     "registry": ("gateway.cli.registry", "The registry in bulk: import and export customers, sites, meters, "
                  "contracts, equipment, contacts, managers (XLSX or CSV)."),
     "report": ("gateway.cli.report",
@@ -85,6 +86,13 @@ app = typer.Typer(
 )
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to gateway.toml")]
+
+# Top-level commands kept in their own module (light: gateway.backup loads only when one runs).
+from gateway.cli.backup import backup as _backup  # noqa: E402
+from gateway.cli.backup import restore as _restore  # noqa: E402
+
+app.command("backup")(_backup)
+app.command("restore")(_restore)
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,8 @@ def test_every_mounted_file_exists_and_the_gateway_configs_pass_check_config(mon
     assert "run_scheduler = false" in collector
     assert "run_scheduler = true" in api
     assert "[[devices]]" in collector
-    assert "[[devices]]" not in api  # the API role polls nothing
+    assert "[[devices]]" in api  # the API role knows the meters and devices ...
+    assert tomllib.loads(api)["gateway"]["collect"] is False  # ... and polls none of them
 
 
 def _dockerfile_stages(text: str) -> list[list[str]]:

@@ -104,13 +104,14 @@ def test_fleet_has_exactly_one_scheduler_and_shares_one_store_and_registry():
     assert {cfg["database"]["url_env"] for cfg in fleet.values()} == {"GATEWAY_DATABASE_URL"}
 
 
-def test_fleet_plants_poll_their_own_devices_and_the_central_site_none():
+def test_fleet_plants_poll_their_own_devices_and_the_central_site_knows_them_all_but_polls_none():
     fleet = _fleet()
     plants = {name: {d["name"] for d in cfg.get("devices", [])} for name, cfg in fleet.items()}
     assert plants["plant-a"]
     assert plants["plant-b"]
     assert not plants["plant-a"] & plants["plant-b"]
-    assert plants["central-scheduler"] == plants["central-api"] == set()
+    assert plants["central-scheduler"] == plants["central-api"] == plants["plant-a"] | plants["plant-b"]
+    assert all(fleet[n]["gateway"]["collect"] is False for n in ("central-scheduler", "central-api"))
     names = {cfg["gateway"]["name"] for cfg in fleet.values()}
     assert len(names) == len(fleet)  # each process tells itself apart in logs and metrics
     central_customers = {c["id"] for c in fleet["central-scheduler"]["customers"]}
