@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.desk import create_ticket
 from crm_bridge.errors import CrmError
 from crm_bridge.notify.events import EventKind, alert_event, publish
-from crm_bridge.registry.models import Alert, AlertPeriodMark
+from crm_bridge.registry.models import Alert, AlertPeriodMark, AlertText
 
 log = logging.getLogger(__name__)
 SEVERITIES = ("info", "warning", "critical")
@@ -24,11 +25,13 @@ class AlertError(CrmError, ValueError):
 
 def raise_alert(
     session: Session, *, key: str, type: str, severity: str, customer_code: str, meter_code: str | None,
-    window_start: datetime, window_end: datetime, message: str, now: datetime,
+    window_start: datetime, window_end: datetime, message: str, now: datetime, text_key: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Alert | None:
     """Open an alert for condition `key`; None if an alert for that key is already open (or acknowledged).
 
     The check is the database's unique index on `open_key`, so concurrent evaluators cannot duplicate it.
+    `text_key` and `params`: the message for the portal's catalogue (JSON values), beside the English `message`.
     """
     if severity not in SEVERITIES:
         raise AlertError(f"alert severity {severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -39,6 +42,9 @@ def raise_alert(
     try:
         with session.begin_nested():
             session.add(alert)
+            if text_key is not None:
+                session.flush()
+                session.add(AlertText(alert_id=alert.id, key=text_key, params=params or {}))
     except IntegrityError:
         log.debug("alert %s already open", key)
         return None

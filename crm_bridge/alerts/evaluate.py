@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_bridge.alerts.engine import mark_period_once, raise_alert
+from crm_bridge.alerts.own_rules import own_limits, rules_of
 from crm_bridge.alerts.rules import (
     Finding,
     base_load_rise,
@@ -24,7 +25,7 @@ from crm_bridge.alerts.rules import (
 )
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.ports import IntervalSource
-from crm_bridge.registry.models import Contract, Customer, TariffVersion, TierRecord
+from crm_bridge.registry.models import Contract, Customer, MeterAssignment, Site, TariffVersion, TierRecord
 from crm_bridge.registry.repo import meters_of_customer
 from crm_bridge.tariffs import Tariff, available_tariffs, effective_contract_kw, load_tariff
 
@@ -106,6 +107,7 @@ def evaluate_alerts(
             alert = raise_alert(
                 session, key=f.key, type=f.type, severity=f.severity, customer_code=customer.code, meter_code=f.meter,
                 window_start=f.window_start, window_end=f.window_end, message=f.message, now=now,
+                text_key=f.text_key, params=f.params,
             )
             if alert is not None:
                 opened.append(alert.id)
@@ -139,6 +141,8 @@ def _evaluate_customer(
                                 contract.hv_motors_kw or 0.0, version)
             out += pf_below_standard(mtd, code, period, contract.pf_standard)
             out += _bill_rule(session, contract, mtd, now_local, period, cfg)
+    if mtd is not None and not mtd.empty:
+        out += _own_rules(session, source, customer, mtd, month, end, now_local)
         if code in cfg.kw_thresholds:
             out += threshold(mtd, code, "kw", cfg.kw_thresholds[code])
         if code in cfg.kwh_thresholds:
@@ -176,6 +180,71 @@ def _bill_rule(
     return [Finding(
         key=f"bill:{code}:{period}", type="bill_forecast", severity="warning",
         window_start=mtd.index[0].to_pydatetime(), window_end=now_local,
+        text_key="alert_bill_forecast", params={"value": forecast, "limit": contract.bill_threshold, "month": period},
         message=(f"{code}: forecast bill {forecast:,.0f} for {period} exceeds the threshold "
                  f"{contract.bill_threshold:,.0f}"),
     )]
+
+
+def _site_intervals(session: Session, source: IntervalSource, site: str, start: datetime, end: datetime,
+                    on_day: date) -> pd.DataFrame | None:
+    """The site's meters summed (an interval is missing when any meter's is); None without a meter."""
+    meters = session.scalars(
+        select(MeterAssignment).join(Site, Site.id == MeterAssignment.site_id)
+        .where(Site.code == site, MeterAssignment.valid_from <= on_day)
+        .where((MeterAssignment.valid_to.is_(None)) | (MeterAssignment.valid_to > on_day))
+    ).all()
+    frames = [source.meter_intervals(a.meter.code, start, end) for a in meters]
+    if not frames:
+        return None
+    total = frames[0].copy()
+    for f in frames[1:]:
+        for col in ("kwh", "kvarh", "kw"):
+            total[col] = total[col] + f[col]
+        total["missing"] = total["missing"] | f["missing"]
+    return total
+
+
+def _cost_to_date(session: Session, contract: Contract | None, frame: pd.DataFrame,
+                  now_local: datetime) -> tuple[float | None, str]:
+    """Month-to-date energy cost of `frame` and its currency, None without a price.
+
+    The shipped tariff's TOU prices when the contract names one, else the registry document's average price.
+    """
+    if contract is None:
+        return None, ""
+    tariff = _shipped_tariff(contract.tariff_id)
+    if tariff is not None and frame["kwh"].notna().any():
+        from crm_bridge.services import ContractInputs, bill_forecast
+
+        try:
+            terms = ContractInputs.from_contract(contract, timezone=str(now_local.tzinfo))
+            return bill_forecast(frame, terms, tariff, now_local).mtd_energy_cost, tariff.currency
+        except CrmError as exc:
+            log.warning("cost to date of %s by tariff %s failed (%s)", contract.customer.code, contract.tariff_id,
+                        exc)
+    tv = session.scalar(
+        select(TariffVersion)
+        .where(TariffVersion.tariff_id == contract.tariff_id, TariffVersion.valid_from <= now_local.date())
+        .order_by(TariffVersion.valid_from.desc())
+    )
+    if tv is None or "average_price_per_kwh" not in tv.document:
+        return None, ""
+    return float(frame["kwh"].sum()) * float(tv.document["average_price_per_kwh"]), str(
+        tv.document.get("currency", "CNY"))
+
+
+def _own_rules(session: Session, source: IntervalSource, customer: Customer, mtd: pd.DataFrame, month: datetime,
+               end: datetime, now_local: datetime) -> list[Finding]:
+    """The customer's own limits (crm_bridge.alerts.own_rules), on the account or on each site it names."""
+    out: list[Finding] = []
+    day_start = now_local.replace(hour=0, minute=0, second=0, microsecond=0)
+    for rule in rules_of(session, customer.code):
+        frame = mtd if rule.site_code is None else _site_intervals(
+            session, source, rule.site_code, month, end, now_local.date())
+        if frame is None or frame.empty:
+            continue
+        cost, currency = (_cost_to_date(session, customer.contract, frame, now_local)
+                          if rule.bill_to_date is not None else (None, ""))
+        out += own_limits(frame, customer.code, rule, day_start, cost, currency)
+    return out

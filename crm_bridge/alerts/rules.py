@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -13,7 +14,11 @@ from crm_bridge.tariffs.contract import excess_threshold
 
 @dataclass(frozen=True)
 class Finding:
-    """A crossed condition: `key` identifies it for de-duplication while open."""
+    """A crossed condition: `key` identifies it for de-duplication while open.
+
+    `message` is the English text (the API's); `text_key` and `params` are the same message for the portal's
+    catalogue, so every reader gets it in their own language.
+    """
 
     key: str
     type: str
@@ -22,6 +27,8 @@ class Finding:
     window_end: datetime
     message: str
     meter: str | None = None
+    text_key: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 _Q = timedelta(minutes=15)
@@ -49,6 +56,9 @@ def demand_watch(frame: pd.DataFrame, customer: str, period: str, contract_kw: f
             out.append(Finding(
                 key=f"demand{int(level * 100)}:{customer}:{period}", type=f"demand_{int(level * 100)}", severity=sev,
                 window_start=start, window_end=start + _Q,
+                text_key="alert_demand_raised" if raised else "alert_demand",
+                params={"value": pmax, "at": start.isoformat(), "share": pmax / limit, "factor": over,
+                        "limit": limit, "contract": contract_kw},
                 message=(f"{customer}: month-to-date demand {pmax:.0f} kW in the 15-min window starting "
                          f"{start:%Y-%m-%d %H:%M} is {pmax / limit:.0%} of {over:g} x contract demand "
                          f"({limit:.0f} kW{raised})"),
@@ -69,6 +79,7 @@ def pf_below_standard(frame: pd.DataFrame, customer: str, period: str, standard:
     return [Finding(
         key=f"pf:{customer}:{period}", type="pf_low", severity="warning",
         window_start=ok.index[0].to_pydatetime(), window_end=ok.index[-1].to_pydatetime() + _Q,
+        text_key="alert_pf_low", params={"value": pf, "limit": standard},
         message=f"{customer}: month-to-date power factor {pf:.2f} is below the standard {standard:.2f}",
     )]
 
@@ -85,6 +96,8 @@ def threshold(frame: pd.DataFrame, customer: str, column: str, limit: float) -> 
     return [Finding(
         key=f"threshold_{column}:{customer}", type=f"threshold_{column}", severity="warning",
         window_start=start, window_end=start + _Q,
+        text_key=f"alert_threshold_{column}", params={"where": customer, "value": value, "limit": limit,
+                                                      "at": start.isoformat()},
         message=f"{customer}: {column} {value:.1f} in the interval starting {start:%Y-%m-%d %H:%M} exceeds {limit:g}",
     )]
 
@@ -103,6 +116,7 @@ def data_gap(frame: pd.DataFrame, meter: str, customer: str, min_missing: int) -
     return [Finding(
         key=f"gap:{meter}", type="data_gap", severity="warning", meter=meter,
         window_start=start, window_end=frame.index[-1].to_pydatetime() + _Q,
+        text_key="alert_data_gap", params={"meter": meter, "n": run, "at": start.isoformat()},
         message=f"{customer}: meter {meter} has no data for {run} intervals since {start:%Y-%m-%d %H:%M}",
     )]
 
@@ -123,6 +137,7 @@ def base_load_rise(frame: pd.DataFrame, customer: str, night_hours: range, rise:
     return [Finding(
         key=f"baseload:{customer}", type="base_load_rise", severity="info",
         window_start=day, window_end=day + timedelta(days=1),
+        text_key="alert_base_load_rise", params={"value": last, "share": last / ref - 1, "limit": ref},
         message=(f"{customer}: night base load {last:.1f} kW is {last / ref - 1:.0%} above its 4-week median "
                  f"{ref:.1f} kW"),
     )]
@@ -140,6 +155,7 @@ def consumption_change(recent_kwh: float, reference_kwh: float, customer: str, c
     return [Finding(
         key=f"change_{kind}:{customer}", type=f"consumption_{kind}", severity="warning" if ratio < 0 else "info",
         window_start=start, window_end=end,
+        text_key="alert_consumption_change", params={"value": recent_kwh, "share": ratio},
         message=f"{customer}: last 7 days {recent_kwh:.0f} kWh, {ratio:+.0%} against the same days last year",
     )]
 
@@ -154,4 +170,6 @@ def meter_offline(meter: str, customer: str, last_seen: datetime | None, now: da
     return [Finding(
         key=f"offline:{meter}", type="meter_offline", severity="critical", meter=meter,
         window_start=since, window_end=now, message=f"{customer}: meter {meter} is offline ({what})",
+        text_key="alert_meter_offline" if last_seen else "alert_meter_never",
+        params={"meter": meter, "at": last_seen.isoformat() if last_seen else None},
     )]

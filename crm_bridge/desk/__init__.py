@@ -2,12 +2,18 @@
 
 from crm_bridge.desk.workflow import (
     NEXT,
+    Due,
+    GroupStats,
     InvalidTransitionError,
     TicketError,
+    add_comment,
+    assign,
     create_ticket,
     desk_stats,
+    due,
     list_tickets,
     transition,
 )
 
-__all__ = ["NEXT", "InvalidTransitionError", "TicketError", "create_ticket", "desk_stats", "list_tickets", "transition"]
+__all__ = ["NEXT", "Due", "GroupStats", "InvalidTransitionError", "TicketError", "add_comment", "assign",
+           "create_ticket", "desk_stats", "due", "list_tickets", "transition"]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from crm_bridge.errors import CrmError
 from crm_bridge.notify.events import EventKind, publish, ticket_event
-from crm_bridge.registry.models import AccountManager, Ticket, TicketTransition, TierRecord
+from crm_bridge.registry.models import AccountManager, Ticket, TicketComment, TicketTransition, TierRecord
 from crm_bridge.registry.repo import customer_by_code
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _targets() -> dict[str, Any]:
 
 def create_ticket(
     session: Session, customer_code: str, kind: str, category: str, title: str, now: datetime,
-    owner_code: str | None = None,
+    owner_code: str | None = None, description: str | None = None, contact: str | None = None,
 ) -> Ticket:
     """Open a ticket for `customer_code`; targets follow the customer's effective tier."""
     if kind not in KINDS:
@@ -58,13 +58,10 @@ def create_ticket(
     tier_rec = session.get(TierRecord, customer.id)
     tier = tier_rec.effective if tier_rec is not None else _DEFAULT_TIER
     target = _targets()[tier][kind]
-    owner = None
-    if owner_code is not None:
-        owner = session.scalar(select(AccountManager).where(AccountManager.code == owner_code))
-        if owner is None:
-            raise TicketError(f"ticket owner {owner_code!r} is not an account manager")
+    owner = _manager(session, owner_code) if owner_code is not None else None
     ticket = Ticket(
         customer_id=customer.id, kind=kind, category=category, title=title, owner_id=owner.id if owner else None,
+        description=description or None, contact=contact or None,
         status="new", created_at=now, ack_target_min=int(target["ack"]), resolve_target_min=int(target["resolve"]),
     )
     ticket.transitions.append(TicketTransition(from_status=None, to_status="new", at=now))
@@ -76,14 +73,69 @@ def create_ticket(
     return ticket
 
 
+def _manager(session: Session, code: str) -> AccountManager:
+    owner = session.scalar(select(AccountManager).where(AccountManager.code == code))
+    if owner is None:
+        raise TicketError(f"ticket owner {code!r} is not an account manager")
+    return owner
+
+
+def ticket_by_id(session: Session, ticket_id: int) -> Ticket:
+    """The ticket `ticket_id` (TicketError when there is none)."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise TicketError(f"no ticket with id {ticket_id}")
+    return ticket
+
+
+def assign(session: Session, ticket_id: int, owner_code: str) -> Ticket:
+    """Give ticket `ticket_id` to the account manager `owner_code` (the assignee the desk and the customer see)."""
+    ticket = ticket_by_id(session, ticket_id)
+    ticket.owner_id = _manager(session, owner_code).id
+    session.flush()
+    return ticket
+
+
+def add_comment(session: Session, ticket_id: int, author: str, author_role: str, body: str, now: datetime,
+                internal: bool = False) -> TicketComment:
+    """Add a comment to the ticket's thread; `internal`: a note for the desk that the customer never sees."""
+    ticket = ticket_by_id(session, ticket_id)
+    text = body.strip()
+    if not text:
+        raise TicketError("comment: empty")
+    comment = TicketComment(author=author, author_role=author_role, body=text, internal=internal, at=now)
+    ticket.comments.append(comment)
+    session.flush()
+    return comment
+
+
+@dataclass(frozen=True)
+class Due:
+    """The deadline a ticket is working to: `ack` while new, `resolve` until resolved; None once resolved."""
+
+    target: str | None
+    at: datetime | None
+    overdue: bool
+
+
+def due(ticket: Ticket, now: datetime) -> Due:
+    """The ticket's next deadline from its tier's targets, and whether `now` is past it."""
+    created = _aware(ticket.created_at)
+    if ticket.status == "new":
+        at = created + timedelta(minutes=ticket.ack_target_min)
+        return Due("ack", at, _aware(now) > at)
+    if ticket.status in ("acknowledged", "in_progress"):
+        at = created + timedelta(minutes=ticket.resolve_target_min)
+        return Due("resolve", at, _aware(now) > at)
+    return Due(None, None, False)
+
+
 def transition(
     session: Session, ticket_id: int, to_status: str, now: datetime, note: str | None = None,
     satisfaction: int | None = None,
 ) -> Ticket:
     """Move ticket `ticket_id` to `to_status`; closing requires a satisfaction score 1-5."""
-    ticket = session.get(Ticket, ticket_id)
-    if ticket is None:
-        raise TicketError(f"no ticket with id {ticket_id}")
+    ticket = ticket_by_id(session, ticket_id)
     if to_status not in NEXT[ticket.status]:
         allowed = ", ".join(NEXT[ticket.status]) or "nothing (closed)"
         raise InvalidTransitionError(
@@ -143,17 +195,26 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def desk_stats(session: Session, now: datetime) -> dict[str, dict[str, GroupStats]]:
-    """{"category": {...}, "manager": {...}}: counts, mean minutes to ack/resolve, breaches, mean satisfaction.
+def desk_stats(session: Session, now: datetime,
+               customers: set[int] | None = None) -> dict[str, dict[str, GroupStats]]:
+    """Per category, manager and tier: counts, mean minutes to ack/resolve, breaches, mean satisfaction.
 
-    An open ticket past its target at `now` counts as a breach too.
+    {"category": {...}, "manager": {...}, "tier": {...}}; a ticket's tier is its customer's effective tier now (C
+    without a record).
+
+    An open ticket past its target at `now` counts as a breach too. `customers`: only these customers' tickets.
     """
-    groups: dict[str, dict[str, list[Ticket]]] = {"category": {}, "manager": {}}
+    groups: dict[str, dict[str, list[Ticket]]] = {"category": {}, "manager": {}, "tier": {}}
     managers = {m.id: m.code for m in session.scalars(select(AccountManager))}
-    for t in session.scalars(select(Ticket)):
+    tiers = {r.customer_id: r.effective for r in session.scalars(select(TierRecord))}
+    stmt = select(Ticket)
+    if customers is not None:
+        stmt = stmt.where(Ticket.customer_id.in_(sorted(customers)))
+    for t in session.scalars(stmt):
         groups["category"].setdefault(t.category, []).append(t)
         groups["manager"].setdefault(managers.get(t.owner_id or -1, "(unassigned)"), []).append(t)
-    out: dict[str, dict[str, GroupStats]] = {"category": {}, "manager": {}}
+        groups["tier"].setdefault(tiers.get(t.customer_id, _DEFAULT_TIER), []).append(t)
+    out: dict[str, dict[str, GroupStats]] = {"category": {}, "manager": {}, "tier": {}}
     for dim, by_key in groups.items():
         for key, tickets in by_key.items():
             st = GroupStats(count=len(tickets))
@@ -178,6 +239,3 @@ def desk_stats(session: Session, now: datetime) -> dict[str, dict[str, GroupStat
             st.mean_ack_min, st.mean_resolve_min, st.mean_satisfaction = _mean(acks), _mean(res), _mean(sats)
             out[dim][key] = st
     return out
-
-
-

@@ -311,6 +311,8 @@ class Ticket(Base):
     kind: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(String(200))  # who to call back: a name, a phone, an address
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("account_manager.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="new")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -319,6 +321,12 @@ class Ticket(Base):
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     transitions: Mapped[list[TicketTransition]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketTransition.id"
+    )
+    comments: Mapped[list[TicketComment]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", order_by="TicketComment.id"
+    )
+    attachments: Mapped[list[TicketAttachment]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", order_by="TicketAttachment.id"
     )
 
 
@@ -405,3 +413,57 @@ class NotificationPreference(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     digest: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TicketComment(Base):
+    """A comment on a ticket: seen by the customer, or an internal note (`internal`) that only the desk sees."""
+
+    __tablename__ = "ticket_comment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    author_role: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ticket: Mapped[Ticket] = relationship(back_populates="comments")
+
+
+class CustomerAlertRule(Base):
+    """A customer's own limits, for the whole account (`site_code` None) or one site; a None limit is not watched."""
+
+    __tablename__ = "customer_alert_rule"
+    __table_args__ = (UniqueConstraint("customer_code", "site_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_code: Mapped[str] = mapped_column(String(64), index=True)
+    site_code: Mapped[str | None] = mapped_column(String(200))
+    kw_demand: Mapped[float | None] = mapped_column(Float)  # 15-min demand, kW
+    daily_kwh: Mapped[float | None] = mapped_column(Float)  # energy of the local day so far
+    pf_floor: Mapped[float | None] = mapped_column(Float)  # month-to-date power factor
+    bill_to_date: Mapped[float | None] = mapped_column(Float)  # month-to-date energy cost, tariff currency
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AlertText(Base):
+    """An alert's message as a message key and its values, so each reader sees it in their own language."""
+
+    __tablename__ = "alert_text"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(60))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TicketAttachment(Base):
+    """A file attached to a ticket, kept in the database (size-limited, its type read from its content)."""
+
+    __tablename__ = "ticket_attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ticket: Mapped[Ticket] = relationship(back_populates="attachments")

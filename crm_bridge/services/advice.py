@@ -28,18 +28,21 @@ class AdviceItem(BaseModel):
     """One thing the customer can do, what it is worth, and what that figure stands on."""
 
     kind: str
-    title: str
+    title: str  # in English; `text_key` and `params` give it in the reader's language
     money_per_month: float
     money_per_year: float
     currency: str
     evidence: Evidence
     assumptions: list[str]
+    text_key: str | None = None
+    params: dict[str, Any] = {}
 
 
-def _item(kind: str, title: str, per_month: float, currency: str, ev: Evidence, extra: list[str]) -> AdviceItem:
+def _item(kind: str, title: str, per_month: float, currency: str, ev: Evidence, extra: list[str],
+          key: str | None = None, **params: Any) -> AdviceItem:
     return AdviceItem(kind=kind, title=title, money_per_month=round(per_month, 2),
                       money_per_year=round(12 * per_month, 2), currency=currency, evidence=ev,
-                      assumptions=[*ev.assumptions, *extra])
+                      assumptions=[*ev.assumptions, *extra], text_key=key or f"advice_{kind}", params=params)
 
 
 def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = None, pf: PfAdvice | None = None,
@@ -55,7 +58,8 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
     if tou is not None and tou.saving > 0:
         items.append(_item("load_shift", f"Move {tou.shift_kwh / per:,.0f} kWh a month from {tou.shift_from} to "
                            f"{tou.shift_to}", tou.saving / per, tou.currency, tou.evidence,
-                           ["next months like this one"]))
+                           ["next months like this one"], kwh=tou.shift_kwh / per, band_from=tou.shift_from,
+                           band_to=tou.shift_to))
     if demand is not None:
         switch, c_star = demand.saving_by_switching, demand.saving_by_recommended_contract
         if switch > 0 and switch >= c_star:
@@ -63,26 +67,30 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
                      ] if c_star > 0 else []
             items.append(_item("basic_charge_mode", f"Bill the basic charge by {demand.cheapest_mode} instead of "
                                f"{demand.current_mode}", switch, demand.currency,
-                               demand.evidence, ["next months peak like this one", *other]))
+                               demand.evidence, ["next months peak like this one", *other],
+                               mode_from=demand.current_mode, mode_to=demand.cheapest_mode))
         elif c_star > 0 and demand.recommended_contract_kw is not None:
             other = [f"alternative: billing by {demand.cheapest_mode} saves {switch:,.0f}"] if switch > 0 else []
             why = ("C* = expected Pmax / 1.05" if demand.recommended_contract_kw > demand.contract_floor_kw
                    else f"the lowest allowed: the floor of {demand.contract_floor_kw:,.0f} kW")
             items.append(_item("contract_demand", f"Bill by a contract demand of {demand.recommended_contract_kw:,.0f}"
                                f" kW ({why})", c_star, demand.currency, demand.evidence,
-                               ["next months peak like this one", *other]))
+                               ["next months peak like this one", *other], kw=demand.recommended_contract_kw))
         if demand.upgrade_advised and demand.upgrade_reason:
             items.append(_item("capacity_upgrade", f"Plan a transformer capacity upgrade: {demand.upgrade_reason}",
-                               0.0, demand.currency, demand.evidence, ["a safety and reliability item, not a saving"]))
+                               0.0, demand.currency, demand.evidence, ["a safety and reliability item, not a saving"],
+                               reason=demand.upgrade_reason))
     if pf is not None and pf.money_per_month > 0:
         q = f"{pf.capacitor_kvar:,.0f} kvar" if pf.capacitor_kvar else "compensation"
         payback = f", payback {pf.payback_months:.1f} months" if pf.payback_months else ""
         items.append(_item("power_factor", f"Install {q} to reach PF {pf.target_pf}{payback}", pf.money_per_month,
-                           pf.currency, pf.evidence, []))
+                           pf.currency, pf.evidence, [],
+                           "advice_power_factor" if pf.capacitor_kvar else "advice_power_factor_any",
+                           kvar=pf.capacitor_kvar, pf=pf.target_pf, payback_months=pf.payback_months))
     if base is not None and base.money_per_month > 0:
         items.append(_item("base_load", f"Cut {base.cut_kw:,.0f} kW of off-hours base load "
                            f"({base.base_kw or 0:,.0f} kW now)", base.money_per_month, base.currency, base.evidence,
-                           []))
+                           [], cut=base.cut_kw, now=base.base_kw or 0.0))
     if energy is not None and energy.valid and price_per_kwh:
         gaps = [(m, g) for m, g in zip(energy.months, energy.savings_kwh, strict=True) if g is not None]
         if gaps and gaps[-1][1] < 0:
@@ -90,7 +98,7 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
             items.append(_item("energy_performance", f"{month} used {-gap:,.0f} kWh more than the ISO 50006 "
                                f"baseline predicts for its output (CUSUM {energy.cusum_kwh[-1] or 0:,.0f} kWh): "
                                "find what changed", -gap * price_per_kwh, energy.currency, energy.evidence,
-                               [f"priced at the average {price_per_kwh:.3f} per kWh"]))
+                               [f"priced at the average {price_per_kwh:.3f} per kWh"], month=month, kwh=-gap))
     return sorted(items, key=lambda i: (-i.money_per_month, i.kind))
 
 

@@ -83,6 +83,7 @@ def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None =
     off_price = float(np.nanmean(prices[off])) if off.any() else 0.0
     cut = float(cfg["cut_share"]) * (base or 0.0)
     off_hours_per_month = off.sum() / 4 / max(1.0, len(idx) / 96) * 30.4
+    shown_spans = ', '.join(f'{a:02d}:00–{b:02d}:00' for a, b in spans)  # 22:00–24:00, 00:00–06:00
     return BaseLoad(
         currency=tariff.currency, base_kw=base, off_hours_kwh=off_kwh,
         off_hours_share=off_kwh / total if total else None, weekly_base_kw=weekly_map, trailing_median_kw=trailing,
@@ -90,7 +91,7 @@ def base_load(frame: pd.DataFrame, tariff: Tariff, operating: pd.Series | None =
         money_per_month=cut * off_hours_per_month * off_price,
         evidence=evidence(frame, "15-min kW outside production hours", [
             "off-hours from the production plan" if operating is not None else
-            f"off-hours from the shift calendar {[list(x) for x in spans]}, weekends {'off' if weekends else 'on'}",
+            f"off-hours from the shift calendar {shown_spans}, weekends {'off' if weekends else 'on'}",
             f"base load = {q:.0%} quantile of off-hours kW", f"a plant can cut {cfg['cut_share']:.0%} of it",
             f"alert above {rise_limit:g} % over the trailing 4-week median"]),
     )

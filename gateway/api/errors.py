@@ -103,10 +103,31 @@ def _respond(request: Request, status: int, message: str, code: str | None = Non
         return body(status, message, code, detail, headers)
     if status == 401:
         return RedirectResponse("/login", status_code=303)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{status}</title></head><body>"
-            f"<h1>{status}</h1><p id='error-message'>{html.escape(message)}</p><p><a href='/'>&larr;</a></p>"
-            "</body></html>")
-    return HTMLResponse(page, status_code=status)
+    return HTMLResponse(_error_page(request, status, message, code, detail), status_code=status, headers=headers)
+
+
+def _error_page(request: Request, status: int, message: str, code: str | None, detail: Any) -> str:
+    """The portal's error page in the reader's language (the `lang` query, the portal's cookie, Accept-Language).
+
+    The use cases' messages are English, so a Chinese page says what happened in Chinese and names only the field
+    (for 422); the English page adds the message itself.
+    """
+    from gateway.portal.i18n import messages, negotiate, text
+
+    chosen = request.query_params.get("lang") or request.cookies.get("eg_lang")
+    lang = chosen if chosen in ("zh", "en") else negotiate(request.headers.get("accept-language"))
+    key = "error_csrf" if code == "csrf" else f"error_{status}" if f"error_{status}" in messages() else "error_other"
+    where = ""
+    if status == 422 and isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        where = str(detail[0].get("where", ""))
+    elif isinstance(detail, dict) and detail.get("where"):
+        where = str(detail["where"])
+    said = message if lang == "en" else where
+    extra = f"<p id='error-detail'>{html.escape(text('error_detail', lang))}: {html.escape(said)}</p>" if said else ""
+    return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{status} · "
+            f"{html.escape(text('error_title', lang))}</title><link rel='stylesheet' href='/static/portal.css'></head>"
+            f"<body><main><h1>{status}</h1><p id='error-message'>{html.escape(text(key, lang))}</p>{extra}"
+            f"<p><a href='/'>{html.escape(text('back_home', lang))}</a></p></main></body></html>")
 
 
 # How each use-case error is answered: HTTP status and the error body's code.

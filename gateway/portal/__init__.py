@@ -10,9 +10,7 @@ that forbids it (SecurityHeaders).
 from __future__ import annotations
 
 import secrets
-import tomllib
-from datetime import date, datetime, timedelta
-from functools import cache
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +30,9 @@ from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import AccessDep, ActorDep, AlertId, CustomerId, DeskDep, GatewayDep, TicketId
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
+from gateway.portal import i18n
 from gateway.portal.charts import day_chart
+from gateway.portal.i18n import messages
 from gateway.runtime import Gateway
 from gateway.usecases import BeforeTariff, NoContract, NoData, UseCaseError, parse_day, parse_month, without_money
 from gateway.usecases.desk import NEXT_ON_DESK
@@ -60,11 +60,6 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 
 
-@cache
-def messages() -> dict[str, dict[str, str]]:
-    return tomllib.loads((_HERE / "messages.toml").read_text("utf-8"))
-
-
 def plotly_js() -> Path:
     return Path(str(resources.files(plotly).joinpath("package_data", "plotly.min.js")))
 
@@ -83,21 +78,38 @@ def _lang(request: Request, principal: Principal | None, gw: Gateway) -> str:
 def _render(request: Request, gw: Gateway, name: str, principal: Principal | None, status: int = 200,
             **ctx: Any) -> HTMLResponse:
     lang = _lang(request, principal, gw)
-    texts = messages()
+    zone = ctx.get("timezone") or gw.config.gateway.timezone
 
-    def t(key: str) -> str:
-        return texts.get(key, {}).get(lang, key)
+    def t(key: str, **values: Any) -> str:
+        return i18n.text(key, lang, **values)
 
     def can(capability: str) -> bool:
         """For templates: show a link or form only when the page or route behind it would be allowed."""
         return principal is not None and allowed(principal.role, Capability(capability))
 
+    helpers = {
+        "label": lambda prefix, value: i18n.label(prefix, value, lang),
+        "num": lambda x, digits=0: i18n.num(x, lang, digits),
+        "money": lambda x, currency, digits=0: i18n.money(x, currency, lang, digits),
+        "when": lambda iso, z=None: i18n.when(iso, z or zone, lang),
+        "countdown": lambda iso: i18n.countdown(iso, datetime.now(UTC), lang),
+        "alert_text": lambda a, z=None: i18n.alert_message(a.message_key, a.message_params, a.message, z or zone, lang),
+        "category": lambda c: _category(c, lang),
+        "advice_title": lambda item: i18n.advice_title(item, lang),
+    }
     response = templates.TemplateResponse(request, name, {
-        "t": t, "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **ctx},
-        status_code=status)
+        "t": t, "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **helpers,
+        **ctx}, status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
     return response
+
+
+def _category(category: str, lang: str) -> str:
+    """A ticket's category in the reader's language; `alert:<type>` names the alert type."""
+    if category.startswith("alert:"):
+        return i18n.text("category_alert", lang, type=i18n.label("alert_type", category[6:], lang))
+    return i18n.label("category", category, lang)
 
 
 def _secure(request: Request) -> bool:
@@ -325,23 +337,29 @@ def requests_page(request: Request, customer_id: CustomerId, gw: GatewayDep, des
 def open_request(customer_id: CustomerId, desk: DeskDep, actor: ActorDep,
                  kind: Annotated[str, Form(pattern="^(request|complaint)$")],
                  category: Annotated[str, Form(min_length=1, max_length=60)],
-                 title: Annotated[str, Form(min_length=1, max_length=300)]) -> RedirectResponse:
-    t = desk.open_ticket(actor, customer_id, kind, category, title)
+                 title: Annotated[str, Form(min_length=1, max_length=300)],
+                 description: Annotated[str, Form(max_length=10_000)] = "",
+                 contact: Annotated[str, Form(max_length=200)] = "") -> RedirectResponse:
+    t = desk.open_ticket(actor, customer_id, kind, category, title, description.strip() or None,
+                         contact.strip() or None)
     return RedirectResponse(f"/portal/c/{customer_id}/requests/{t.id}", status_code=303)
 
 
 @router.get("/portal/c/{customer_id}/requests/{ticket_id}", dependencies=[needs(Capability.TICKETS)])
 def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId, gw: GatewayDep, desk: DeskDep,
-                 p: User) -> HTMLResponse:
-    return _render(request, gw, "request.html.j2", p, page="requests", ticket=desk.ticket_of(ticket_id, customer_id),
-                   **_nav(gw, customer_id))
+                 actor: ActorDep, p: User) -> HTMLResponse:
+    managers = desk.managers_of(customer_id) if allowed(p.role, Capability.TICKET_DESK) else []
+    return _render(request, gw, "request.html.j2", p, page="requests", managers=managers,
+                   ticket=desk.ticket_of(ticket_id, customer_id, actor), **_nav(gw, customer_id))
 
 
 @router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf, needs(Capability.TICKETS)])
 def rate_request(customer_id: CustomerId, ticket_id: TicketId, desk: DeskDep, actor: ActorDep,
-                 satisfaction: Annotated[int, Form(ge=1, le=5)]) -> RedirectResponse:
+                 satisfaction: Annotated[int, Form(ge=1, le=5)],
+                 note: Annotated[str, Form(max_length=2000)] = "") -> RedirectResponse:
+    """Close with the customer's score and, if given, a word on how it went (the short survey)."""
     desk.ticket_of(ticket_id, customer_id)
-    desk.move_ticket(actor, ticket_id, "closed", satisfaction=satisfaction)
+    desk.move_ticket(actor, ticket_id, "closed", note.strip() or None, satisfaction=satisfaction)
     return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
 
 
@@ -401,9 +419,12 @@ class SecurityHeaders:
 
 
 def mount_portal(app: FastAPI) -> None:
+    from gateway.portal.desk_pages import router as desk_router
+
     app.include_router(router)
+    app.include_router(desk_router)
     docs = frozenset(u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u)
     app.add_middleware(SecurityHeaders, exempt=docs)
 
 
-__all__ = ["mount_portal", "plotly_js"]
+__all__ = ["Csrf", "User", "mount_portal", "plotly_js"]

@@ -17,10 +17,22 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from crm_bridge.alerts import AlertError, acknowledge, open_ticket, resolve
-from crm_bridge.desk import NEXT, TicketError, create_ticket, transition
-from crm_bridge.registry.models import AccountManager, Alert, Customer, Ticket
+from crm_bridge.alerts.own_rules import replace_rules, rules_of
+from crm_bridge.desk import NEXT, TicketError, add_comment, assign, create_ticket, desk_stats, due, transition
+from crm_bridge.desk.attachments import attach
+from crm_bridge.registry.models import AccountManager, Alert, AlertText, Customer, Site, Ticket, TicketAttachment
 from crm_bridge.registry.repo import managers_of_customer
-from gateway.api.schemas.desk import AlertPublic, TicketPublic, TransitionPublic
+from gateway.api.schemas.desk import (
+    AlertPublic,
+    AlertRule,
+    AlertRulesPublic,
+    AttachmentPublic,
+    CommentPublic,
+    DeskStats,
+    GroupStatsPublic,
+    TicketPublic,
+    TransitionPublic,
+)
 from gateway.auth.roles import Capability, allowed
 from gateway.usecases.errors import BadInput, Conflict, Forbidden, NotFound
 
@@ -53,21 +65,34 @@ def may_move(role: str, to: str) -> bool:
     return allowed(role, Capability.TICKET_DESK) or (allowed(role, Capability.TICKETS) and to in CUSTOMER_MOVES)
 
 
-def alert_public(a: Alert) -> AlertPublic:
+def alert_public(a: Alert, text: AlertText | None = None) -> AlertPublic:
     return AlertPublic(id=a.id, type=a.type, severity=a.severity, customer=a.customer_code, meter=a.meter_code,
                        window_start=a.window_start.isoformat(), window_end=a.window_end.isoformat(),
-                       message=a.message, status=a.status, opened_at=a.opened_at.isoformat(),
+                       message=a.message, message_key=text.key if text else None,
+                       message_params=dict(text.params) if text else {}, status=a.status,
+                       opened_at=a.opened_at.isoformat(),
                        acknowledged_at=a.acknowledged_at.isoformat() if a.acknowledged_at else None,
                        resolved_at=a.resolved_at.isoformat() if a.resolved_at else None, ticket_id=a.ticket_id)
 
 
-def ticket_public(t: Ticket, customer: str, owner: str | None) -> TicketPublic:
-    return TicketPublic(id=t.id, customer=customer, kind=t.kind, category=t.category, title=t.title,
-                        status=t.status, owner=owner, created_at=t.created_at.isoformat(),
-                        ack_target_min=t.ack_target_min, resolve_target_min=t.resolve_target_min,
-                        satisfaction=t.satisfaction,
+def ticket_public(t: Ticket, customer: Customer, owner: AccountManager | None, now: datetime,
+                  alert_id: int | None = None, internal: bool = False) -> TicketPublic:
+    """The ticket as callers see it; `internal`: with the desk's internal notes."""
+    d = due(t, now)
+    return TicketPublic(id=t.id, customer=customer.code, customer_name=customer.name, kind=t.kind,
+                        category=t.category, title=t.title, description=t.description, contact=t.contact,
+                        status=t.status, owner=owner.code if owner else None, owner_name=owner.name if owner else None,
+                        created_at=t.created_at.isoformat(), ack_target_min=t.ack_target_min,
+                        resolve_target_min=t.resolve_target_min, due_at=d.at.isoformat() if d.at else None,
+                        due_target=d.target, overdue=d.overdue, satisfaction=t.satisfaction, alert_id=alert_id,
                         transitions=[TransitionPublic(from_status=x.from_status, to=x.to_status, at=x.at.isoformat(),
-                                                      note=x.note) for x in t.transitions])
+                                                      note=x.note) for x in t.transitions],
+                        comments=[CommentPublic(id=c.id, author=c.author, author_role=c.author_role, body=c.body,
+                                                internal=c.internal, at=c.at.isoformat())
+                                  for c in t.comments if internal or not c.internal],
+                        attachments=[AttachmentPublic(id=a.id, name=a.name, content_type=a.content_type, size=a.size,
+                                                      uploaded_by=a.uploaded_by, at=a.at.isoformat())
+                                     for a in t.attachments])
 
 
 def _scoped(q: Select[Any], column: QueryableAttribute[str], actor: Actor, customer: str | None) -> Select[Any]:
@@ -97,18 +122,21 @@ class Desk:
 
     # -- tickets ------------------------------------------------------------------------------------------------
 
-    def ticket(self, ticket_id: int) -> TicketPublic:
-        row = self.s.execute(select(Ticket, Customer.code, AccountManager.code)
+    def ticket(self, ticket_id: int, actor: Actor | None = None) -> TicketPublic:
+        """One ticket; internal notes only when `actor` holds the desk (without an actor: none)."""
+        row = self.s.execute(select(Ticket, Customer, AccountManager)
                              .join(Customer, Customer.id == Ticket.customer_id)
                              .outerjoin(AccountManager, AccountManager.id == Ticket.owner_id)
                              .where(Ticket.id == ticket_id)).one_or_none()
         if row is None:
             raise NotFound(f"ticket {ticket_id} not found", where="ticket_id")
-        return ticket_public(row[0], row[1], row[2])
+        alert_id = self.s.scalar(select(Alert.id).where(Alert.ticket_id == ticket_id).order_by(Alert.id).limit(1))
+        internal = actor is not None and allowed(actor.role, Capability.TICKET_DESK)
+        return ticket_public(row[0], row[1], row[2], self._now(), alert_id, internal)
 
-    def ticket_of(self, ticket_id: int, customer: str) -> TicketPublic:
+    def ticket_of(self, ticket_id: int, customer: str, actor: Actor | None = None) -> TicketPublic:
         """The ticket, when it is `customer`'s (NotFound otherwise: a page under one customer shows only its own)."""
-        t = self.ticket(ticket_id)
+        t = self.ticket(ticket_id, actor)
         if t.customer != customer:
             raise NotFound(f"ticket {ticket_id} not found", where="ticket_id")
         return t
@@ -122,9 +150,10 @@ class Desk:
             q = q.where(Ticket.status == status)
         total = self.s.scalar(select(func.count()).select_from(q.subquery())) or 0
         ids: Sequence[int] = self.s.scalars(q.order_by(Ticket.id.desc()).limit(limit).offset(offset)).all()
-        return [self.ticket(i) for i in ids], total
+        return [self.ticket(i, actor) for i in ids], total
 
-    def open_ticket(self, actor: Actor, customer: str | None, kind: str, category: str, title: str) -> TicketPublic:
+    def open_ticket(self, actor: Actor, customer: str | None, kind: str, category: str, title: str,
+                    description: str | None = None, contact: str | None = None) -> TicketPublic:
         """Open a request or complaint; a customer opens for itself; the account's manager owns it."""
         customer = customer or actor.customer
         if customer is None:
@@ -134,12 +163,13 @@ class Desk:
         owners = managers_of_customer(self.s, customer)
         try:
             t = create_ticket(self.s, customer, kind, category, title, self._now(),
-                              owner_code=owners[0].code if owners else None)
+                              owner_code=owners[0].code if owners else None, description=description,
+                              contact=contact)
         except TicketError as exc:
             raise BadInput(str(exc)) from None
         self.s.commit()
         self._audit(actor.username, "ticket.open", f"ticket:{t.id}", f"{customer} {kind} {category}", actor.client)
-        return self.ticket(t.id)
+        return self.ticket(t.id, actor)
 
     def move_ticket(self, actor: Actor, ticket_id: int, to: str, note: str | None = None,
                     satisfaction: int | None = None) -> TicketPublic:
@@ -154,7 +184,110 @@ class Desk:
         action = "ticket.rate" if to == "closed" and satisfaction is not None else "ticket.transition"
         self._audit(actor.username, action, f"ticket:{ticket_id}", str(satisfaction) if action == "ticket.rate"
                     else to, actor.client)
-        return self.ticket(ticket_id)
+        return self.ticket(ticket_id, actor)
+
+    def comment(self, actor: Actor, ticket_id: int, body: str, internal: bool = False) -> TicketPublic:
+        """Add to the ticket's thread; an internal note (the desk's only) is never shown to the customer."""
+        if not allowed(actor.role, Capability.TICKETS):
+            raise Forbidden(f"role {actor.role} may not comment on service requests")
+        if internal and not allowed(actor.role, Capability.TICKET_DESK):
+            raise Forbidden(f"role {actor.role} may not write internal notes")
+        try:
+            add_comment(self.s, ticket_id, actor.username, actor.role, body, self._now(), internal=internal)
+        except TicketError as exc:
+            raise BadInput(str(exc), where="body") from None
+        self.s.commit()
+        self._audit(actor.username, "ticket.note" if internal else "ticket.comment", f"ticket:{ticket_id}", None,
+                    actor.client)
+        return self.ticket(ticket_id, actor)
+
+    def attach(self, actor: Actor, ticket_id: int, name: str, data: bytes) -> TicketPublic:
+        """Attach a file (5 MB at most, its type read from its content); BadInput naming `file` otherwise."""
+        if not allowed(actor.role, Capability.TICKETS):
+            raise Forbidden(f"role {actor.role} may not attach files to service requests")
+        try:
+            a = attach(self.s, ticket_id, name, data, actor.username, self._now())
+        except TicketError as exc:
+            raise BadInput(str(exc), where="file") from None
+        self.s.commit()
+        self._audit(actor.username, "ticket.attach", f"ticket:{ticket_id}", f"{a.name} {a.content_type} {a.size}",
+                    actor.client)
+        return self.ticket(ticket_id, actor)
+
+    def owner_of_attachment(self, attachment_id: int) -> str | None:
+        """The customer whose ticket holds the attachment; None when there is no such attachment."""
+        return self.s.scalar(select(Customer.code).join(Ticket, Ticket.customer_id == Customer.id)
+                             .join(TicketAttachment, TicketAttachment.ticket_id == Ticket.id)
+                             .where(TicketAttachment.id == attachment_id))
+
+    def attachment(self, attachment_id: int) -> tuple[str, str, bytes]:
+        """(name, content type, bytes) of a ticket's file (the surfaces check the caller sees its ticket first)."""
+        a = self.s.get(TicketAttachment, attachment_id)
+        if a is None:
+            raise NotFound(f"attachment {attachment_id} not found", where="attachment_id")
+        return a.name, a.content_type, a.data
+
+    def assign(self, actor: Actor, ticket_id: int, manager: str) -> TicketPublic:
+        """Give the ticket to an account manager of the ticket's customer."""
+        if not allowed(actor.role, Capability.TICKET_DESK):
+            raise Forbidden(f"role {actor.role} may not assign tickets")
+        customer = self.owner_of_ticket(ticket_id)
+        if customer is None:
+            raise NotFound(f"ticket {ticket_id} not found", where="ticket_id")
+        if manager not in {m.code for m in managers_of_customer(self.s, customer)}:
+            raise BadInput(f"manager: {manager!r} is not an account manager of {customer}", where="manager")
+        try:
+            assign(self.s, ticket_id, manager)
+        except TicketError as exc:
+            raise BadInput(str(exc), where="manager") from None
+        self.s.commit()
+        self._audit(actor.username, "ticket.assign", f"ticket:{ticket_id}", manager, actor.client)
+        return self.ticket(ticket_id, actor)
+
+    def managers_of(self, customer: str) -> list[tuple[str, str]]:
+        """(code, name) of the customer's account managers: whom its tickets may be assigned to."""
+        return [(m.code, m.name) for m in managers_of_customer(self.s, customer)]
+
+    def stats(self, actor: Actor) -> DeskStats:
+        """Response and resolution against target, and satisfaction, per manager, category and tier."""
+        if not allowed(actor.role, Capability.TICKET_DESK):
+            raise Forbidden(f"role {actor.role} may not see the desk's statistics")
+        ids = None
+        if actor.customers is not None:
+            ids = set(self.s.scalars(select(Customer.id).where(Customer.code.in_(sorted(actor.customers)))))
+        raw = desk_stats(self.s, self._now(), ids)
+        return DeskStats(**{dim: {k: GroupStatsPublic(**vars(v)) for k, v in groups.items()}
+                            for dim, groups in raw.items()})
+
+    # -- customers' own alert limits ------------------------------------------------------------------------------
+
+    def alert_rules(self, customer: str) -> AlertRulesPublic:
+        rows = rules_of(self.s, customer)
+        last = max(rows, key=lambda r: r.updated_at, default=None)
+        return AlertRulesPublic(
+            customer=customer, updated_at=last.updated_at.isoformat() if last else None,
+            updated_by=last.updated_by if last else None,
+            rules=[AlertRule(site=r.site_code, kw_demand=r.kw_demand, daily_kwh=r.daily_kwh, pf_floor=r.pf_floor,
+                             bill_to_date=r.bill_to_date) for r in rows])
+
+    def set_alert_rules(self, actor: Actor, customer: str, rules: Sequence[AlertRule]) -> AlertRulesPublic:
+        """Replace the customer's limits; each site must be the customer's, and named once."""
+        if not allowed(actor.role, Capability.CONTRACTS):
+            raise Forbidden(f"role {actor.role} may not set a customer's alert limits")
+        sites = set(self.s.scalars(select(Site.code).join(Customer, Customer.id == Site.customer_id)
+                                   .where(Customer.code == customer)))
+        seen: set[str | None] = set()
+        for i, r in enumerate(rules):
+            if r.site is not None and r.site not in sites:
+                raise BadInput(f"rules.{i}.site: {r.site!r} is not a site of {customer}", where=f"rules.{i}.site")
+            if r.site in seen:
+                raise BadInput(f"rules.{i}.site: {r.site or 'the whole account'} is named twice",
+                               where=f"rules.{i}.site")
+            seen.add(r.site)
+        replace_rules(self.s, customer, [r.model_dump() for r in rules], actor.username, self._now())
+        self.s.commit()
+        self._audit(actor.username, "alert_rules.set", f"customer:{customer}", f"{len(rules)} rules", actor.client)
+        return self.alert_rules(customer)
 
     # -- alerts -------------------------------------------------------------------------------------------------
 
@@ -162,7 +295,7 @@ class Desk:
         a = self.s.get(Alert, alert_id)
         if a is None:
             raise NotFound(f"alert {alert_id} not found", where="alert_id")
-        return alert_public(a)
+        return alert_public(a, self.s.get(AlertText, alert_id))
 
     def alerts(self, actor: Actor, customer: str | None = None, status: AlertStatus | None = None,
                limit: int = 50, offset: int = 0) -> tuple[list[AlertPublic], int]:
@@ -188,7 +321,8 @@ class Desk:
             elif action == "resolve":
                 resolve(self.s, alert_id, now)
             else:
-                open_ticket(self.s, alert_id, now)
+                owners = managers_of_customer(self.s, self.alert(alert_id).customer)
+                open_ticket(self.s, alert_id, now, owner_code=owners[0].code if owners else None)
         except AlertError as exc:
             raise Conflict(str(exc)) from None
         self.s.commit()

@@ -303,3 +303,60 @@ def test_bill_forecast_alert_prices_on_the_customers_clock(session: Session) -> 
     assert f"forecast bill {berlin:,.0f} for 2026-03" in bill.message
     shanghai = bill_forecast(frame, ContractInputs.from_contract(row), load_tariff("sichuan-2023"), NOW).total
     assert f"{shanghai:,.0f}" != f"{berlin:,.0f}", "the tariff's own clock would price the same load otherwise"
+
+
+def _own(session: Session, **limits: object) -> None:
+    from crm_bridge.alerts.own_rules import replace_rules
+
+    replace_rules(session, "C1", [limits], "cust-c1", NOW)
+    session.commit()
+
+
+@pytest.mark.parametrize(("limits", "types"), [
+    ({"kw_demand": 900.0}, ["threshold_kw"]),
+    ({"kw_demand": 1100.0}, []),
+    # 1000 kW from 00:00 to 10:00 is 10,000 kWh so far today
+    ({"daily_kwh": 9_000.0}, ["threshold_daily_kwh"]),
+    ({"daily_kwh": 11_000.0}, []),
+    ({"pf_floor": 0.97}, ["threshold_pf"]),
+    ({"pf_floor": 0.93}, []),
+    # 9 days + 10 h at 1000 kW = 226,000 kWh x 0.1 = 22,600 so far this month
+    ({"bill_to_date": 20_000.0}, ["threshold_bill"]),
+    ({"bill_to_date": 25_000.0}, []),
+])
+def test_a_customers_own_limits_alert_when_crossed(session: Session, limits: dict[str, float],
+                                                   types: list[str]) -> None:
+    _own(session, site=None, **limits)
+    evaluate_alerts(session, FnSource(flat(1000), pf=0.95), NOW)
+    assert [a.type for a in list_alerts(session)] == types
+
+
+def test_own_limit_alert_carries_its_message_key_and_is_not_repeated(session: Session) -> None:
+    from crm_bridge.registry.models import AlertText
+
+    _own(session, site="s", kw_demand=900.0)
+    src = FnSource(flat(1000))
+    [aid] = evaluate_alerts(session, src, NOW)
+    a = session.get(Alert, aid)
+    assert a.type == "threshold_kw"
+    assert "900.0 kW" in a.message
+    assert a.message.startswith("s:"), "names the site"
+    text = session.get(AlertText, aid)
+    assert text.key == "alert_threshold_kw"
+    assert text.params["value"] == pytest.approx(1000.0)
+    assert text.params["limit"] == 900.0
+    assert evaluate_alerts(session, src, NOW + timedelta(minutes=15)) == [], "still open: no second alert"
+    from crm_bridge.notify.events import EventKind, alert_event
+
+    event = alert_event(EventKind.ALERT_OPENED, a, NOW)
+    assert event.kind is EventKind.THRESHOLD_CROSSED, "the notifier tells the people the customer names"
+
+
+def test_a_rule_without_limits_is_not_kept_and_replacing_drops_the_old(session: Session) -> None:
+    from crm_bridge.alerts.own_rules import rules_of
+
+    _own(session, site=None, kw_demand=900.0)
+    _own(session, site="s")
+    assert rules_of(session, "C1") == []
+    evaluate_alerts(session, FnSource(flat(1000)), NOW)
+    assert list_alerts(session) == []

@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from crm_bridge.desk import InvalidTransitionError, TicketError, create_ticket, desk_stats, list_tickets, transition
+from crm_bridge.desk import (
+    InvalidTransitionError,
+    TicketError,
+    add_comment,
+    assign,
+    create_ticket,
+    desk_stats,
+    due,
+    list_tickets,
+    transition,
+)
 from crm_bridge.registry import make_engine, migrate
 from crm_bridge.registry.models import AccountManager, Customer, TierRecord
 
@@ -127,3 +137,67 @@ def test_stats_per_category_and_manager(session: Session) -> None:
     assert [t.title for t in list_tickets(session, owner_code="ann")] == ["a", "b"]
     assert [t.title for t in list_tickets(session, status="closed")] == ["a", "c"]
     assert [t.title for t in list_tickets(session, customer_code="SM")] == ["c"]
+    assert st["tier"]["A"].count == 2, "KA is tier A"
+    assert st["tier"]["C"].count == 1, "SM has no tier record: C"
+    assert st["tier"]["C"].mean_satisfaction == pytest.approx(3.0)
+
+
+def test_description_contact_thread_notes_and_assignee(session: Session) -> None:
+    t = create_ticket(session, "KA", "request", "metering", "meter drifts", T0, description="since Monday, +3 %",
+                      contact="Li Wei, 138 0000 0000")
+    add_comment(session, t.id, "cust-ka", "customer", "  photo of the display follows  ", T0 + _m(1))
+    add_comment(session, t.id, "ann", "account_manager", "old CT, check the ratio", T0 + _m(2), internal=True)
+    assign(session, t.id, "bob")
+    session.commit()
+    session.expire_all()
+    assert (t.description, t.contact) == ("since Monday, +3 %", "Li Wei, 138 0000 0000")
+    assert [(c.body, c.internal) for c in t.comments] == [
+        ("photo of the display follows", False), ("old CT, check the ratio", True)]
+    assert t.owner_id == session.query(AccountManager).filter_by(code="bob").one().id
+    with pytest.raises(TicketError, match="empty"):
+        add_comment(session, t.id, "ann", "account_manager", "   ", T0)
+    with pytest.raises(TicketError, match="'zed'"):
+        assign(session, t.id, "zed")
+
+
+def test_due_time_follows_the_status_and_is_overdue_after_it(session: Session) -> None:
+    t = create_ticket(session, "KA", "complaint", "billing", "x", T0)  # tier A complaint: ack 15, resolve 240
+    assert due(t, T0 + _m(14)) == due(t, T0)
+    assert due(t, T0).at == T0 + _m(15)
+    assert (due(t, T0).target, due(t, T0).overdue, due(t, T0 + _m(16)).overdue) == ("ack", False, True)
+    transition(session, t.id, "acknowledged", T0 + _m(20))
+    d = due(t, T0 + _m(241))
+    assert (d.target, d.at, d.overdue) == ("resolve", T0 + _m(240), True)
+    transition(session, t.id, "in_progress", T0 + _m(21))
+    transition(session, t.id, "resolved", T0 + _m(22))
+    assert due(t, T0 + _m(999)).target is None
+    transition(session, t.id, "in_progress", T0 + _m(30))  # reopened: the resolve deadline is back
+    assert due(t, T0 + _m(31)).target == "resolve"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def test_attachments_type_from_content_and_limits(session: Session) -> None:
+    from crm_bridge.desk.attachments import MAX_BYTES, MAX_PER_TICKET, attach, sniff
+
+    t = create_ticket(session, "SM", "request", "metering", "x", T0)
+    a = attach(session, t.id, "C:\\photos\\display.png", PNG, "cust", T0)
+    assert (a.name, a.content_type, a.size) == ("display.png", "image/png", len(PNG))
+    assert sniff(b"%PDF-1.7\n...") == "application/pdf"
+    assert sniff("电表读数 12345\n".encode()) == "text/plain"
+    assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert sniff(b"MZ\x90\x00\x03") is None, "a Windows program"
+    with pytest.raises(TicketError, match="not a PNG"):
+        attach(session, t.id, "photo.png", b"MZ\x90\x00\x03\x00\x00\x00", "cust", T0)  # the name does not matter
+    with pytest.raises(TicketError, match="over the limit"):
+        attach(session, t.id, "big.txt", b"a" * (MAX_BYTES + 1), "cust", T0)
+    with pytest.raises(TicketError, match="empty"):
+        attach(session, t.id, "none.txt", b"", "cust", T0)
+    for i in range(MAX_PER_TICKET - 1):
+        attach(session, t.id, f"{i}.txt", b"note", "cust", T0)
+    with pytest.raises(TicketError, match="already has"):
+        attach(session, t.id, "one-more.txt", b"note", "cust", T0)
+    session.commit()
+    session.expire_all()
+    assert len(t.attachments) == MAX_PER_TICKET

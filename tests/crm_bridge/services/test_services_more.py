@@ -225,7 +225,7 @@ def test_base_load_follows_the_customers_own_shift_calendar() -> None:
     night_only = base_load(f, SICHUAN, off_hours=[(18, 24)], weekend_off=False)
     assert night_only.off_hours_kwh == pytest.approx(14 * 6 * 150.0)
     assert night_only.off_hours_share == pytest.approx(6 * 150 / (8 * 900 + 4 * 400 + 12 * 150))
-    assert any("[[18, 24]], weekends on" in a for a in night_only.evidence.assumptions)
+    assert any("shift calendar 18:00–24:00, weekends on" in a for a in night_only.evidence.assumptions)
     with pytest.raises(ServiceError, match=r"off-hours span \[22, 6\]"):
         base_load(f, SICHUAN, off_hours=[(22, 6)])
 

@@ -18,7 +18,9 @@ from sqlalchemy import select, update
 
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import raise_alert
-from crm_bridge.desk import create_ticket, transition
+from crm_bridge.alerts.own_rules import replace_rules
+from crm_bridge.desk import add_comment, create_ticket, transition
+from crm_bridge.desk.attachments import attach
 from crm_bridge.registry.models import AccountManager, Contract, Customer, ManagerAssignment, Ticket
 from gateway.config import load_config
 from gateway.demo.backfill import history_readings
@@ -90,8 +92,18 @@ def build_hostile_world(tmp: Path) -> HostileWorld:
             raise_alert(s, key=f"hostile:{cid}", type="threshold", severity="warning", customer_code=cid,
                         meter_code=f"{cid}-m1", window_start=now - timedelta(hours=1), window_end=now,
                         message=HOSTILE, now=now)
-            t = create_ticket(s, cid, "request", HOSTILE, HOSTILE, now, owner_code="am-x")
+            # An alert whose message comes from the catalogue, with hostile values in it.
+            raise_alert(s, key=f"hostile-keyed:{cid}", type="threshold_kw", severity="warning", customer_code=cid,
+                        meter_code=None, window_start=now - timedelta(hours=1), window_end=now, message=HOSTILE,
+                        now=now, text_key="alert_threshold_kw",
+                        params={"where": HOSTILE, "value": 1.0, "limit": 0.5, "at": now.isoformat()})
+            t = create_ticket(s, cid, "request", HOSTILE, HOSTILE, now, owner_code="am-x", description=HOSTILE,
+                              contact=HOSTILE)
             s.flush()
+            add_comment(s, t.id, "mgr", "account_manager", HOSTILE, now)
+            attach(s, t.id, HOSTILE, b"plain text", HOSTILE[:64], now)
+            add_comment(s, t.id, "mgr", HOSTILE[:20], HOSTILE, now, internal=True)
+            replace_rules(s, cid, [{"site": None, "kw_demand": 1.0}], HOSTILE[:64], now)
             for step, minutes in (("acknowledged", 1), ("in_progress", 2), ("resolved", 3)):
                 transition(s, t.id, step, now + timedelta(minutes=minutes), note=HOSTILE)
             world.tickets[cid] = t.id

@@ -92,12 +92,13 @@ USER_ONLY_PAGES = ("/portal/password",)  # shows nothing typed by others; the ho
 
 
 def pages(hostile: HostileWorld) -> list[str]:
-    out = ["/portal/accounts", "/portal/queue", "/portal/password"]
+    out = ["/portal/accounts", "/portal/queue", "/portal/password", "/portal/stats"]
     for cid in CUSTOMERS:
         day = hostile.today[cid]
         out += [f"/portal/c/{cid}/day?date={day}", f"/portal/c/{cid}/month?month={day[:7]}",
                 f"/portal/c/{cid}/advice", f"/portal/c/{cid}/alerts", f"/portal/c/{cid}/requests",
-                f"/portal/c/{cid}/requests/{hostile.tickets[cid]}", f"/portal/c/{cid}/downloads"]
+                f"/portal/c/{cid}/requests/{hostile.tickets[cid]}", f"/portal/c/{cid}/downloads",
+                f"/portal/c/{cid}/limits"]
     return out
 
 

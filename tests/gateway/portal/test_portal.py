@@ -60,7 +60,7 @@ def test_a_request_reaches_the_managers_queue_and_logout(page, portal):
     page.fill("#request-title", title)
     page.click("#request-submit")
     page.wait_for_selector("#ticket-status")
-    assert page.inner_text("#ticket-status") == "new"
+    assert page.get_attribute("#ticket-status", "data-status") == "new"
     page.click("#logout")
     page.wait_for_url("**/login")
     page.goto(f"{portal.url}/portal/c/gamma/requests")
@@ -72,12 +72,12 @@ def test_a_request_reaches_the_managers_queue_and_logout(page, portal):
     assert row.count() == 1
     row.locator("button").click()
     page.wait_for_url("**/portal/queue")
-    assert page.locator("#queue tr", has_text=title).locator(".status").inner_text() == "acknowledged"
+    assert page.locator("#queue tr", has_text=title).get_attribute("data-status") == "acknowledged"
 
     for step in ("in_progress", "resolved"):
         page.locator("#queue tr", has_text=title).locator("button").click()
         page.wait_for_url("**/portal/queue")
-        assert page.locator("#queue tr", has_text=title).locator(".status").inner_text() == step
+        assert page.locator("#queue tr", has_text=title).get_attribute("data-status") == step
 
     login(page, portal.url, "mgr-b")
     assert page.locator("#queue tr", has_text=title).count() == 0, "another manager's queue does not show it"
@@ -85,12 +85,14 @@ def test_a_request_reaches_the_managers_queue_and_logout(page, portal):
     login(page, portal.url, "cust-gamma")
     page.goto(f"{portal.url}/portal/c/gamma/requests")
     page.locator("#tickets tr", has_text=title).locator("a").click()
-    assert page.inner_text("#ticket-status") == "resolved"
+    assert page.get_attribute("#ticket-status", "data-status") == "resolved"
     page.select_option("#rate-form select", "5")
+    page.fill("#rate-note", "Quick and friendly.")
     page.click("#rate-form button")
     page.wait_for_selector("#ticket-status")
-    assert page.inner_text("#ticket-status") == "closed"
-    assert "5" in page.inner_text("main p")
+    assert page.get_attribute("#ticket-status", "data-status") == "closed"
+    assert page.inner_text("#ticket-satisfaction") == "5"
+    assert "Quick and friendly." in page.inner_text("#history"), "the survey's word is kept with the close"
 
 
 def test_a_customer_cannot_reach_another_customers_page_by_url(page, portal, portal_world):
@@ -112,7 +114,8 @@ def test_alert_acknowledge_month_and_language(page, portal, portal_world):
     aid = portal_world.alerts["acme"]
     page.locator(f"tr[data-alert='{aid}'] button").click()
     page.wait_for_url("**/portal/c/acme/alerts")
-    assert page.locator(f"tr[data-alert='{aid}'] .status").inner_text() == "acknowledged"
+    assert page.locator(f"tr[data-alert='{aid}']").get_attribute("data-status") == "acknowledged"
+    assert page.locator(f"tr[data-alert='{aid}'] .status").inner_text() == "已确认", "acme reads Chinese"
     page.goto(f"{portal.url}/portal/c/acme/month?month={portal_world.today['acme'][:7]}&lang=zh")
     assert "月度分析" in page.content()
     assert page.locator("#tou tr").count() >= 4
@@ -129,9 +132,13 @@ def test_forms_need_the_csrf_token_and_cookies_are_httponly(portal):
         cookie = r.headers["set-cookie"]
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie or "samesite=lax" in cookie.lower()
-        r = c.post("/portal/c/acme/requests", data={"kind": "request", "category": "other", "title": "x"})
+        r = c.post("/portal/c/acme/requests", data={"kind": "request", "category": "other", "title": "x"},
+                   headers={"Accept-Language": "en-GB,en;q=0.9"})
         assert r.status_code == 403
         assert "CSRF" in r.text
+        r = c.post("/portal/c/acme/requests", data={"kind": "request", "category": "other", "title": "x"})
+        assert r.status_code == 403
+        assert "表单已过期" in r.text, "without a language asked for, the error page is Chinese"
         body = {"category": "billing", "title": "from a forged page"}
         r = c.post("/api/v1/tickets", json=body)
         assert r.status_code == 403, "the session cookie alone cannot change things through the API"
@@ -146,8 +153,13 @@ def test_forms_need_the_csrf_token_and_cookies_are_httponly(portal):
 
 def test_advice_page_shows_money_and_evidence(page, portal):
     login(page, portal.url, "cust-acme")
-    page.goto(f"{portal.url}/portal/c/acme/advice")
+    page.goto(f"{portal.url}/portal/c/acme/advice?lang=en")
     rows = page.locator("#advice tr.item")
     assert rows.count() >= 1
-    assert "CNY" in rows.first.locator(".money").first.inner_text()
+    assert "CN¥" in rows.first.locator(".money").first.inner_text()
     assert "intervals" in rows.first.inner_text()
+    page.goto(f"{portal.url}/portal/c/acme/advice?lang=zh")
+    first = page.locator("#advice tr.item").first
+    assert first.locator(".money").first.inner_text().startswith("¥")
+    assert "个时段" in first.locator(".evidence").inner_text()
+    assert "[[" not in page.content(), "no Python list in the evidence"
