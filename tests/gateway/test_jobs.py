@@ -101,9 +101,10 @@ def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
     again = alerts_job(gw)
     assert again == []  # nothing is raised twice while open
     with gw.db() as s:
-        alerts = list_alerts(s, customer_code="acme", status="open")
-        assert len(alerts) == len(first)
-        assert any(a.type.startswith("demand") for a in alerts)
+        # Every alert the first run opened is open once (beta's base load may rise too, depending on the day).
+        assert sorted(a.id for a in list_alerts(s, status="open")) == sorted(first)
+        acme_alerts = list_alerts(s, customer_code="acme", status="open")
+        assert any(a.type.startswith("demand") for a in acme_alerts)
     tiers = tiering_job(gw)
     assert tiers["acme"] == "A"
     register_jobs(gw)
