@@ -6,6 +6,9 @@ Phases (simulated meters served by `collectors.sim.modbus_server` in another pro
    medians and their ratio (the collector also builds Readings, tracks health and keeps its schedule).
 2. dead device: 20 healthy devices + 1 that never answers, 1 s interval: the healthy devices' p99 lateness.
 3. sustained: 200 devices x 50 points at 1 s (10,000 points/s): readings/s, p99 lateness, overruns.
+4. overload (`--overload-devices N`): N devices at 0.1 s through the real pipeline into the embedded store:
+   collected and stored per second, the outbox depth each second (bounded by back-pressure while the store is up),
+   and the time the flush on stop takes.
 
 Lateness is reported two ways: `poll_start` (how late each poll started against its schedule, from the
 collector) and `emit` (how late each device's readings reached `emit` against an ideal 1 s grid fitted to that
@@ -14,6 +17,7 @@ device, which includes the request's round trip and jitter).
 Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/collect.py [--protocol modbus|opcua|all] [--devices 20] [--duration 5] [--rounds 3]
        [--sustained-devices 200] [--sustained-points 50] [--sustained-duration 30]
+       [--overload-devices 100] [--overload-interval 0.1] [--overload-duration 20] [--high-water 200000]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import json
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from collectors.base import ReadingBatch  # noqa: E402
 from collectors.modbus import ModbusCollector, ModbusDeviceConfig  # noqa: E402
 from collectors.modbus.datatypes import DataType, RegisterKind, WordOrder  # noqa: E402
 from collectors.modbus.plan import plan_reads, point_size  # noqa: E402
@@ -114,15 +119,18 @@ class EmitRecorder:
 
     def __call__(self, readings: Sequence[Reading]) -> None:
         now = time.monotonic()
-        if readings:
-            self.times[readings[0].device].append(now)
-            if readings[0].quality is Quality.COMM_LOST:
-                self.comm_lost[readings[0].device] += len(readings)
+        # The collector hands over a ReadingBatch: read its columns (iterating it would make a Reading each).
+        batch = ReadingBatch.of(readings)
+        if batch:
+            device = batch.device[0]
+            self.times[device].append(now)
+            if batch.quality[0] is Quality.COMM_LOST:
+                self.comm_lost[device] += len(batch)
         if not self.counting:
             return
-        self.count += len(readings)
-        for r in readings:
-            self.by_quality[r.quality.value] += 1
+        self.count += len(batch)
+        for quality, n in Counter(batch.quality).items():
+            self.by_quality[quality.value] += n
 
 
 def emit_lateness(times: Sequence[float], interval_s: float) -> list[float]:
@@ -272,6 +280,58 @@ async def bench_sustained(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def bench_overload(args: argparse.Namespace) -> dict[str, Any]:
+    """More devices at 0.1 s than the store takes, through the real pipeline into the embedded store.
+
+    Reports readings collected and stored per second, the backlog (memory + outbox) each second, the back-pressure
+    factor and how many hand-overs it slowed, and how long the flush on stop took (30 s budget, as SIGTERM's).
+    """
+    import tempfile
+
+    from gateway.outbox import Outbox
+    from gateway.pipeline import Pipeline
+    from gateway.store.sqlite import SqliteStore
+
+    n, points = args.overload_devices, args.sustained_points
+    with SimProcess(n) as sim, tempfile.TemporaryDirectory() as tmp:
+        devices = devices_for(sim.ports, interval_s=args.overload_interval, points=points, timeout_s=2.0)
+        store = SqliteStore(Path(tmp) / "ts.db")
+        pipe = Pipeline(Outbox(Path(tmp) / "outbox.db"), store, high_water=args.high_water)
+        pipe.start()
+        log(f"overload: {n} devices x {points} points at {args.overload_interval} s into the embedded store, "
+            f"{args.overload_duration} s, high-water mark {args.high_water}")
+        col = ModbusCollector(devices)
+        stop = asyncio.Event()
+        task = asyncio.create_task(col.run(pipe.ingest, stop))
+        await asyncio.sleep(2.0)
+        first = pipe.stats()
+        t0 = time.perf_counter()
+        backlog, factors = [], []
+        for _ in range(int(args.overload_duration)):
+            await asyncio.sleep(1.0)
+            st = pipe.stats()
+            backlog.append(int(st["outbox_depth"]))  # type: ignore[call-overload]
+            factors.append(st["backpressure"]["factor"])  # type: ignore[index]
+        elapsed = time.perf_counter() - t0
+        last = pipe.stats()
+        stop.set()
+        await task
+        t = time.perf_counter()
+        pipe.stop(flush=True, timeout=30.0)
+        stop_s = time.perf_counter() - t
+        left = pipe.outbox.depth
+        store.close()
+    collected = int(last["collected"]) - int(first["collected"])  # type: ignore[call-overload]
+    stored = int(last["stored"]) - int(first["stored"])  # type: ignore[call-overload]
+    return {"devices": n, "points_per_device": points, "interval_s": args.overload_interval,
+            "offered_points_per_s": round(n * points / args.overload_interval),
+            "collected_per_s": round(collected / elapsed), "stored_per_s": round(stored / elapsed),
+            "outbox_depth_each_s": backlog, "backpressure_factor_each_s": factors,
+            "slowed_handovers": last["backpressure"]["slowed"],  # type: ignore[index]
+            "dropped": last["dropped"], "stop_flush_s": round(stop_s, 1), "left_in_outbox_after_stop": left,
+            "high_water": args.high_water}
+
+
 def run_opcua(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(__file__).with_name("collect_opcua.py")
     if not path.exists():
@@ -290,6 +350,8 @@ async def run_modbus(args: argparse.Namespace) -> dict[str, Any]:
     out["dead_device"] = await bench_dead_device(args)
     if args.sustained_devices > 0:
         out["sustained"] = await bench_sustained(args)
+    if args.overload_devices > 0:
+        out["overload"] = await bench_overload(args)
     return out
 
 
@@ -303,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--sustained-devices", type=int, default=200, help="0 skips the sustained run")
     ap.add_argument("--sustained-points", type=int, default=50)
     ap.add_argument("--sustained-duration", type=float, default=30.0)
+    ap.add_argument("--overload-devices", type=int, default=0, help="devices of the overload run (0 skips it)")
+    ap.add_argument("--overload-interval", type=float, default=0.1)
+    ap.add_argument("--overload-duration", type=float, default=20.0)
+    ap.add_argument("--high-water", type=int, default=200_000, help="the pipeline's back-pressure mark")
     args, extra = ap.parse_known_args(argv)
     args.extra = extra  # options meant for bench/collect_opcua.py
     result: dict[str, Any] = {"cpus": _cpus(), "python": sys.version.split()[0]}

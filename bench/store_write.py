@@ -23,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from collectors.base import ReadingBatch  # noqa: E402
 from collectors.reading import Quality, Reading  # noqa: E402
 from gateway.outbox import Outbox  # noqa: E402
 from gateway.pipeline import Pipeline  # noqa: E402
@@ -69,13 +70,19 @@ def raw_line_protocol_rate(url: str, db: str, readings: list[Reading], batch: in
     return len(readings) / (time.perf_counter() - t)
 
 
+def polls(readings: list[Reading], size: int = 500) -> list[ReadingBatch]:
+    """The readings as collectors hand them over: one `ReadingBatch` per device poll (made before timing)."""
+    return [ReadingBatch.of(readings[i : i + size]) for i in range(0, len(readings), size)]
+
+
 def pipeline_rate(store: TimeSeriesStore, readings: list[Reading], workdir: Path, batch: int) -> dict[str, float]:
     """Through the whole path: ingest -> durable outbox -> store, timed until the outbox is empty."""
     pipe = Pipeline(Outbox(workdir / f"outbox-{time.time_ns()}.db"), store, batch_size=batch)
     pipe.start()
+    handovers = polls(readings)
     t = time.perf_counter()
-    for i in range(0, len(readings), 500):  # collectors hand over one device poll at a time
-        pipe.ingest(readings[i : i + 500])
+    for poll in handovers:  # collectors hand over one device poll at a time
+        pipe.ingest(poll)
     ok = pipe.flush(600)
     elapsed = time.perf_counter() - t
     stats = pipe.stats()
@@ -83,6 +90,44 @@ def pipeline_rate(store: TimeSeriesStore, readings: list[Reading], workdir: Path
     if not ok or stats["stored"] != len(readings):
         raise RuntimeError(f"pipeline did not deliver everything: {stats}")
     return {"readings_per_s": len(readings) / elapsed, "seconds": elapsed}
+
+
+def stages(readings: list[Reading], workdir: Path, batch: int) -> dict[str, float]:
+    """Microseconds per reading of each step of the outbox path, one thread, nothing overlapping (the profile)."""
+    from gateway.outbox import _pack, _unpack
+
+    out: dict[str, float] = {}
+
+    def timed(name: str, step):  # noqa: ANN001, ANN202 - a bench helper
+        t = time.perf_counter()
+        result = step()
+        out[name] = round((time.perf_counter() - t) / len(readings) * 1e6, 3)
+        return result
+
+    handovers = polls(readings)
+    whole = timed("concat_us", lambda: ReadingBatch.concat(handovers))
+    bodies = timed("pack_us", lambda: [_pack(whole[i : i + 1000]) for i in range(0, len(whole), 1000)])
+    timed("unpack_us", lambda: [_unpack(b) for b in bodies])
+    ob = Outbox(workdir / f"stages-{time.time_ns()}.db")
+    timed("outbox_put_us", lambda: [ob.put(whole[i : i + batch]) for i in range(0, len(whole), batch)])
+
+    def drain() -> list[ReadingBatch]:
+        got = []
+        while (b := ob.peek(batch)) is not None:
+            ob.ack(b.last_id)
+            got.append(b.batch)
+        return got
+
+    got = timed("outbox_peek_ack_us", drain)
+    store = SqliteStore(workdir / f"stages-{time.time_ns()}.ts.db")
+
+    def write() -> int:
+        for b in got:
+            store.write(b)
+        return len(got)
+
+    timed("embedded_write_us", write)
+    return out
 
 
 def year_of_registers(device: str, meter: str, year_start: pd.Timestamp) -> list[Reading]:
@@ -189,14 +234,18 @@ def main() -> None:
         work = Path(tmp)
         log("embedded store ...")
         emb = SqliteStore(work / "ts.db")
+        direct_batches = [ReadingBatch.of(readings[i : i + args.batch]) for i in range(0, len(readings), args.batch)]
         t = time.perf_counter()
-        for i in range(0, len(readings), args.batch):
-            emb.write(readings[i : i + args.batch])
+        for b in direct_batches:
+            emb.write(b)
         direct = len(readings) / (time.perf_counter() - t)
         emb2 = SqliteStore(work / "ts2.db")
         via = pipeline_rate(emb2, readings, work, args.batch)
         emb.write(year)
+        result["outbox_stages_us_per_reading"] = stages(readings[:100_000], work, args.batch)
+        log(f"stages: {result['outbox_stages_us_per_reading']}")
         result["embedded"] = {"direct_write_readings_per_s": direct, "pipeline_readings_per_s": via["readings_per_s"],
+                              "pipeline_vs_direct": via["readings_per_s"] / direct,
                               "day_curve_query": day_curve_latency(emb, args.queries),
                               "day_query_store_only": store_day_query_latency(emb, args.queries)}
         log(f"embedded: {result['embedded']}")

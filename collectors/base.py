@@ -8,19 +8,129 @@ import ipaddress
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, get_args, runtime_checkable
+from typing import Any, Protocol, get_args, overload, runtime_checkable
 
 from pydantic import BaseModel
 
-from collectors.reading import Reading
+from collectors.reading import Quality, Reading
 
 log = logging.getLogger(__name__)
 
-# The gateway passes an `emit` callback; it never blocks (it hands readings to the durable outbox writer).
-Emit = Callable[[Sequence[Reading]], None]
+# The gateway passes an `emit` callback; it never blocks (it hands readings to the durable outbox writer). A list of
+# readings or, cheaper, one `ReadingBatch` per poll. It may answer with a slow-down factor (>= 1, see
+# `stretched`): the gateway's outbox grows faster than the store takes it, so every device polls that much slower.
+Emit = Callable[[Sequence[Reading]], float | None]
+
+
+def stretched(interval_s: float, factor: float | None) -> float:
+    """A poll interval under the gateway's back-pressure: `interval_s` times the factor emit answered (if > 1)."""
+    return interval_s * factor if factor is not None and factor > 1.0 else interval_s
+
+
+class ReadingBatch(Sequence[Reading]):
+    """Readings as columns: one list per field, one entry per reading, for the path from the collector to the store.
+
+    One poll of a device becomes one batch: ten lists instead of one object per reading, which the outbox packs
+    and the stores write column by column. It is also a `Sequence[Reading]` (a Reading is made only when one is
+    asked for), so code that takes a list of readings takes a batch too.
+    """
+
+    __slots__ = ("customer", "device", "gateway_ts", "meter", "point", "quality", "site", "source_ts", "unit",
+                 "value")
+    FIELDS = ("device", "point", "value", "unit", "quality", "source_ts", "gateway_ts", "customer", "site", "meter")
+
+    def __init__(self, device: list[str], point: list[str], value: list[float | int | None], unit: list[str],
+                 quality: list[Quality], source_ts: list[int], gateway_ts: list[int], customer: list[str],
+                 site: list[str], meter: list[str]) -> None:
+        self.device, self.point, self.value, self.unit, self.quality = device, point, value, unit, quality
+        self.source_ts, self.gateway_ts = source_ts, gateway_ts
+        self.customer, self.site, self.meter = customer, site, meter
+
+    @classmethod
+    def of(cls, readings: Iterable[Reading]) -> ReadingBatch:
+        """The readings as a batch (a batch is returned as it is)."""
+        if isinstance(readings, ReadingBatch):
+            return readings
+        rs = readings if isinstance(readings, (list, tuple)) else list(readings)
+        return cls([r.device for r in rs], [r.point for r in rs], [r.value for r in rs], [r.unit for r in rs],
+                   [r.quality for r in rs], [r.source_ts for r in rs], [r.gateway_ts for r in rs],
+                   [r.customer for r in rs], [r.site for r in rs], [r.meter for r in rs])
+
+    @classmethod
+    def empty(cls) -> ReadingBatch:
+        return cls([], [], [], [], [], [], [], [], [], [])
+
+    @classmethod
+    def concat(cls, batches: Iterable[ReadingBatch]) -> ReadingBatch:
+        out = cls.empty()
+        for b in batches:
+            out.extend(b)
+        return out
+
+    def extend(self, other: ReadingBatch) -> None:
+        """Append `other`'s readings to this batch (in place)."""
+        for name in self.FIELDS:
+            getattr(self, name).extend(getattr(other, name))
+
+    def append(self, device: str, point: str, value: float | int | None, unit: str, quality: Quality,
+               source_ts: int, gateway_ts: int) -> None:
+        """Add one reading of a collector (untagged): the cheap way to build a poll's batch."""
+        self.device.append(device)
+        self.point.append(point)
+        self.value.append(value)
+        self.unit.append(unit)
+        self.quality.append(quality)
+        self.source_ts.append(source_ts)
+        self.gateway_ts.append(gateway_ts)
+        self.customer.append("")
+        self.site.append("")
+        self.meter.append("")
+
+    def columns(self) -> tuple[list[Any], ...]:
+        """The ten columns in `FIELDS` order (the lists themselves, not copies)."""
+        return (self.device, self.point, self.value, self.unit, self.quality, self.source_ts, self.gateway_ts,
+                self.customer, self.site, self.meter)
+
+    def take(self, indices: Sequence[int]) -> ReadingBatch:
+        """A new batch of the readings at `indices`, in that order."""
+        return ReadingBatch(*([col[i] for i in indices] for col in self.columns()))
+
+    def readings(self) -> list[Reading]:
+        """Every reading as a `Reading` (for tools, tests and the rare slow path)."""
+        return [Reading(*row) for row in zip(*self.columns(), strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.device)
+
+    def __iter__(self) -> Iterator[Reading]:
+        for row in zip(*self.columns(), strict=True):
+            yield Reading(*row)
+
+    @overload
+    def __getitem__(self, i: int) -> Reading: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> ReadingBatch: ...
+
+    def __getitem__(self, i: int | slice) -> Reading | ReadingBatch:
+        if isinstance(i, slice):
+            return ReadingBatch(*(col[i] for col in self.columns()))
+        return Reading(*(col[i] for col in self.columns()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ReadingBatch):
+            return self.columns() == other.columns()
+        if isinstance(other, (list, tuple)):  # compares like the list of its readings
+            return self.readings() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"ReadingBatch({len(self)} readings)"
 
 
 class CollectorError(Exception):

@@ -102,6 +102,10 @@ class OutboxConfig(_Strict):
     policy: DropPolicy = DropPolicy.DROP_OLDEST
     batch_size: int = Field(5000, gt=0, le=100_000)
     commit_interval_s: float = Field(0.05, gt=0, le=5)
+    # Back-pressure: when the backlog grows this far above its low point while the store takes writes, every device
+    # polls more slowly, by the same factor, up to max_slowdown (never during a store outage: the outbox holds that).
+    high_water: int = Field(200_000, gt=0)
+    max_slowdown: float = Field(10.0, ge=1, le=100)
 
 
 def _network(value: str) -> str:

@@ -168,7 +168,8 @@ class Gateway:
         ob = cfg.outbox
         with _starting(f"cannot open the outbox {cfg.data_path(ob.path)}"):
             outbox = Outbox(cfg.data_path(ob.path), max_rows=ob.max_rows, max_age_s=ob.max_age_s, policy=ob.policy)
-        pipeline = Pipeline(outbox, store, batch_size=ob.batch_size, commit_interval_s=ob.commit_interval_s)
+        pipeline = Pipeline(outbox, store, batch_size=ob.batch_size, commit_interval_s=ob.commit_interval_s,
+                            high_water=ob.high_water, max_slowdown=ob.max_slowdown)
         db = open_registry(cfg, os.environ if environ is None else environ)
         with _starting("cannot set up the collectors"):
             # `collect = false` (an API-only process): no collector, so no device is polled or reported offline here.
@@ -189,8 +190,9 @@ class Gateway:
             directory=directory,
         )
 
-    def emit(self, readings: Sequence[Reading]) -> None:
-        self.pipeline.ingest(self.tagger(readings))
+    def emit(self, readings: Sequence[Reading]) -> float:
+        """The collectors' `emit`: tag a hand-over, give it to the pipeline, answer with its slow-down factor."""
+        return self.pipeline.ingest(self.tagger(readings))
 
     def health(self) -> list[DeviceHealth]:
         out: list[DeviceHealth] = []

@@ -276,8 +276,8 @@ def create_app(gw: Gateway) -> FastAPI:
     # (4.8 MB) becomes 1.47 MB in 0.14 s; Starlette's default 9 takes 30 % longer for 0.2 % less.
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app)
-    for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports, tariffs, devices,
-                   users, notifications, registry, registry_file):
+    for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports,
+                   tariffs, devices, users, notifications, registry, registry_file):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)
@@ -302,6 +302,7 @@ def create_app(gw: Gateway) -> FastAPI:
     def healthz() -> dict[str, Any]:
         stats = gw.pipeline.stats()
         return {"status": "ok", "outbox_depth": stats["outbox_depth"], "store_down_s": stats["store_down_s"],
+                "backpressure": stats["backpressure"],
                 "devices_online": sum(1 for h in gw.health() if h.online), "devices": len(gw.health())}
 
     @app.get("/metrics", include_in_schema=False)

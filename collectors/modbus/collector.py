@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from collectors.base import Collector, DeviceHealth, Emit, run_tasks, sleep_or_stop
+from collectors.base import Collector, DeviceHealth, Emit, ReadingBatch, run_tasks, sleep_or_stop, stretched
 from collectors.counters import CounterTracker, Step
 from collectors.modbus.bus import Bus, DeviceException, DeviceUnreachable
 from collectors.modbus.config import ModbusDeviceConfig, ModbusPointConfig
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 SPLIT_CODES = (2, 3)  # illegal data address / value: the block spans something the device does not have
 GATEWAY_CODES = (10, 11)  # gateway path unavailable / target device failed to respond
 _WIDE_INTS = (DataType.INT64, DataType.UINT64)  # more digits than a float holds: kept as int when unscaled
-# The widest integer every store takes today (SQLite INTEGER is signed 64-bit); a uint64 above it goes as float.
-_STORABLE_INT = (1 << 63) - 1
+# What every store keeps exactly (gateway/store/exact.py): int64 and uint64. A counter unwrapped past it goes as float.
+_STORABLE_MIN, _STORABLE_MAX = -(1 << 63), (1 << 64) - 1
 
 
 class DeviceWorker:
@@ -63,7 +63,7 @@ class DeviceWorker:
         if isinstance(raw, str):
             return None, Quality.BAD  # a string is identification, not a measurement; see probe
         value: float | int
-        if isinstance(raw, int) and self._exact(p) and abs(raw) <= _STORABLE_INT:
+        if isinstance(raw, int) and self._exact(p):
             value = raw
         else:
             value = float(raw) * p.scale + p.offset
@@ -71,16 +71,17 @@ class DeviceWorker:
                 return None, Quality.BAD
         if p.counter:
             value, step = self._trackers[p.name].update(value)
-            if isinstance(value, int) and abs(value) > _STORABLE_INT:  # unwrapped past the stores' integers
+            if isinstance(value, int) and not _STORABLE_MIN <= value <= _STORABLE_MAX:  # past the stores' integers
                 value = float(value)
             if step is Step.RESET:
                 log.warning("%s: energy register %s went back (meter reset?)", self.cfg.name, p.name)
                 return value, Quality.UNCERTAIN
         return value, Quality.GOOD
 
-    async def poll(self) -> tuple[list[Reading], bool]:
-        """Read every block once. Returns the readings and whether the device answered at all."""
-        out: list[Reading] = []
+    async def poll(self) -> tuple[ReadingBatch, bool]:
+        """Read every block once. Returns the readings (one batch) and whether the device answered at all."""
+        out = ReadingBatch.empty()
+        name = self.cfg.name
         unit = self.cfg.unit
         started = time.perf_counter()
         queue = list(self.blocks)
@@ -105,7 +106,7 @@ class DeviceWorker:
                         continue
                     now = time.time_ns()
                     for p in block.points:
-                        out.append(Reading(self.cfg.name, p.name, None, p.unit, Quality.BAD, now, now))
+                        out.append(name, p.name, None, p.unit, Quality.BAD, now, now)
                     new_plan.append(block)
                     continue
                 except DeviceUnreachable as exc:
@@ -120,7 +121,7 @@ class DeviceWorker:
                     except (ValueError, IndexError) as exc:
                         log.debug("%s: cannot decode %s: %s", self.cfg.name, p.name, exc)
                         value, quality = None, Quality.BAD
-                    out.append(Reading(self.cfg.name, p.name, value, p.unit, quality, answered, answered))
+                    out.append(name, p.name, value, p.unit, quality, answered, answered)
         self.blocks = new_plan  # splits are remembered
         latency = time.perf_counter() - started
         if failure is None:
@@ -132,17 +133,18 @@ class DeviceWorker:
             self._retry_at = time.monotonic() + backoff
         if self.health.outage_began:  # the offline signal, once per outage; never an old value
             now = time.time_ns()
-            got = {r.point for r in out}
-            out.extend(Reading(self.cfg.name, p.name, None, p.unit, Quality.COMM_LOST, now, now)
-                       for p in self.points if p.name not in got)
+            got = set(out.point)
+            for p in self.points:
+                if p.name not in got:
+                    out.append(name, p.name, None, p.unit, Quality.COMM_LOST, now, now)
         return out, False
 
     # -- the loop ----------------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event, offset_s: float) -> None:
-        interval = self.cfg.interval_s
         if await sleep_or_stop(stop, offset_s):
             return
         due = time.monotonic()
+        slowdown: float | None = None  # the gateway's back-pressure, as its last answer to emit said
         while not stop.is_set():
             now = time.monotonic()
             if now >= self._retry_at:
@@ -151,9 +153,11 @@ class DeviceWorker:
                     readings, _ = await self.poll()
                 except Exception:  # a bug in one device's decoding must not stop its worker
                     log.exception("%s: poll failed", self.cfg.name)
-                    readings = []
+                    readings = ReadingBatch.empty()
                 if readings:
-                    emit(readings)
+                    slowdown = emit(readings)
+            # Under back-pressure the next poll is further away: slower, on purpose, so not an overrun.
+            interval = stretched(self.cfg.interval_s, slowdown)
             due += interval
             now = time.monotonic()
             if now > due:
@@ -192,7 +196,7 @@ class ModbusCollector(Collector):
                 bus.close()
 
     async def poll_once(self) -> list[Reading]:
-        async def one(w: DeviceWorker) -> list[Reading]:
+        async def one(w: DeviceWorker) -> ReadingBatch:
             readings, _ = await w.poll()
             return readings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -13,8 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from collectors.base import Collector, CollectorError, DeviceHealth, Emit, run_tasks, sleep_or_stop
+from collectors.base import (
+    Collector,
+    CollectorError,
+    DeviceHealth,
+    Emit,
+    ReadingBatch,
+    run_tasks,
+    sleep_or_stop,
+    stretched,
+)
 from collectors.opcua.config import OpcUaDeviceConfig, OpcUaNodeConfig
 from collectors.opcua.security import open_session
 from collectors.reading import Quality, Reading
@@ -39,9 +50,15 @@ def _ts_ns(t: Any) -> int | None:
     return int(t.timestamp() * _NS)
 
 
-def _number(value: Any) -> float | None:
+_WIDE_INTS = (ua.VariantType.Int64, ua.VariantType.UInt64)  # more digits than a float holds
+
+
+def _number(value: Any, exact: bool = False) -> float | int | None:
+    """A node's value as a number: a float, or with `exact` (an unscaled Int64/UInt64 node) the int as is."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
+    if exact and isinstance(value, int):
+        return value  # an int64 or uint64 keeps every digit (gateway/store/exact.py)
     if isinstance(value, (int, float)):
         f = float(value)
         return f if math.isfinite(f) else None
@@ -54,20 +71,27 @@ class _Point:
     node: Node | None = None
     error: str = ""  # why the node could not be resolved (then every read reports it bad)
     last_source_ns: int | None = None
+    exact: bool = False  # read as is (no scale, no offset): a 64-bit integer node's value then stays an int
+
+    def __post_init__(self) -> None:
+        self.exact = self.cfg.scale == 1.0 and self.cfg.offset == 0.0
 
 
-class _Handler:
-    """Subscription callbacks: data changes go to a buffer the device flushes to `emit`."""
+async def _take_notifications(device: _Device, sub: Subscription) -> None:
+    """Move a subscription's notifications into the device's buffer (a `ReadingBatch`) as they come.
 
-    def __init__(self, device: _Device) -> None:
-        self.device = device
-
-    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
-        for point in self.device.by_node.get(node.nodeid, ()):
-            self.device.buffer.append(self.device.reading(point, data.monitored_item.Value))
-
-    def status_change_notification(self, status: Any) -> None:
-        self.device.lost_reason = f"subscription status {status}"
+    asyncua's callback mode starts one asyncio task per notification (10,000 a second at 10,000 nodes); its
+    iterator mode, used here, puts them on a queue this one task empties. Its bound (`queue_maxsize`) is set far
+    above one publish, and an overflow reconnects (DISCONNECT), which the collector sees: never a silent drop.
+    """
+    by_node, buffer_of = device.by_node, device.take
+    async for ev in sub:
+        if isinstance(ev, DataChangeEvent):
+            dv = ev.data.monitored_item.Value
+            for point in by_node.get(ev.node.nodeid, ()):
+                buffer_of(point, dv)
+        elif isinstance(ev, StatusChangeEvent):
+            device.lost_reason = f"subscription status {ev.notification.Status}"
 
 
 class _Device:
@@ -77,7 +101,8 @@ class _Device:
         self.health = DeviceHealth(cfg.name, "opcua", address=cfg.url, backoff_max_s=cfg.backoff_max_s, jitter=0.2)
         self.points = [_Point(n) for n in cfg.nodes]
         self.by_node: dict[ua.NodeId, list[_Point]] = {}  # one node may feed several points (e.g. kW and W)
-        self.buffer: list[Reading] = []
+        self.buffer = ReadingBatch.empty()  # subscription notifications not yet emitted
+        self.slowdown: float | None = None  # the gateway's back-pressure, as its last answer to emit said
         self.read_requests = 0
         self.chunk = cfg.max_nodes_per_read or DEFAULT_CHUNK
         self.lost_reason = ""
@@ -85,19 +110,33 @@ class _Device:
 
     # -- readings --------------------------------------------------------------------------------
     def reading(self, p: _Point, dv: ua.DataValue) -> Reading:
+        return Reading(self.cfg.name, p.cfg.point, *self._decode(p, dv))
+
+    def take(self, p: _Point, dv: ua.DataValue) -> None:
+        """`reading` for a subscription's notification, appended to `buffer` as columns (no Reading made)."""
+        self.buffer.append(self.cfg.name, p.cfg.point, *self._decode(p, dv))
+
+    def _decode(self, p: _Point, dv: ua.DataValue) -> tuple[float | int | None, str, Quality, int, int]:
+        """(value, unit, quality, source ns, gateway ns) of a point's DataValue."""
         now = time.time_ns()
         src = _ts_ns(dv.SourceTimestamp) or _ts_ns(dv.ServerTimestamp) or now
-        status = dv.StatusCode or ua.StatusCode(0)
-        quality = quality_of(status)
-        raw = dv.Value.Value if dv.Value is not None else None
-        value = _number(raw)
+        status = dv.StatusCode
+        quality = Quality.GOOD if status is None or status.value == 0 else quality_of(status)
+        variant = dv.Value
+        raw = variant.Value if variant is not None else None
+        exact = p.exact and variant is not None and variant.VariantType in _WIDE_INTS
+        value = _number(raw, exact)
         if value is None and quality is not Quality.BAD:
             quality = Quality.BAD  # a string, array or NaN where a number belongs
         if quality is Quality.BAD:
             value = None
-        elif value is not None:
+        elif value is not None and not exact:
             value = value * p.cfg.scale + p.cfg.offset
-        return Reading(self.cfg.name, p.cfg.point, value, p.cfg.unit, quality, src, now)
+        return value, p.cfg.unit, quality, src, now
+
+    def emit(self, emit: Emit, readings: Sequence[Reading]) -> None:
+        """Hand readings to the gateway and keep its answer (the back-pressure factor) for the poll loop."""
+        self.slowdown = emit(readings)
 
     def bad(self, p: _Point) -> Reading:
         now = time.time_ns()
@@ -114,7 +153,7 @@ class _Device:
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> Client:
         cfg = self.cfg
-        client = await open_session(cfg, self.state_dir, self.environ)
+        client = await open_session(cfg, self.state_dir, self.environ)  # with a watchdog as patient as timeout_s
         self.client = client
         try:
             await self.resolve(client)
@@ -205,7 +244,8 @@ class _Device:
             readings = await asyncio.wait_for(self.read_all(client, fresh_only=True), self.cfg.timeout_s * 2)
             self.health.succeeded(time.monotonic() - started)
             if readings:
-                emit(readings)
+                self.emit(emit, readings)
+            period = stretched(self.cfg.interval_s, self.slowdown)  # slower, on purpose, under back-pressure
             next_at += period
             if time.monotonic() > next_at:
                 self.health.overruns += int((time.monotonic() - next_at) // period) + 1
@@ -216,7 +256,21 @@ class _Device:
     async def subscribe_loop(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
         cfg = self.cfg
         period_ms = cfg.interval_s * 1000
-        sub = await client.create_subscription(period_ms, _Handler(self))
+        # Iterator mode (see _take_notifications), its queue sized for several publishes of every node.
+        sub = await client.create_subscription(period_ms, None, queue_maxsize=max(10_000, 4 * len(self.points)),
+                                               overflow=OverflowPolicy.DISCONNECT)
+        taker = asyncio.create_task(_take_notifications(self, sub), name=f"opcua-notifications:{cfg.name}")
+        try:
+            await self._subscribed(client, sub, emit, stop)
+        finally:
+            taker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await taker
+
+    async def _subscribed(self, client: Client, sub: Subscription, emit: Emit, stop: asyncio.Event) -> None:
+        """Monitor every node in chunks the server takes, then emit the buffer each period until stopped."""
+        cfg = self.cfg
+        period_ms = cfg.interval_s * 1000
         sampling = cfg.sampling_interval_ms or period_ms
         try:
             per_call = int(await client.get_node(
@@ -256,8 +310,8 @@ class _Device:
                 raise CollectorError(f"device {cfg.name!r}: {self.lost_reason}")
             self.health.succeeded(time.monotonic() - started)
             if self.buffer:
-                batch, self.buffer = self.buffer, []
-                emit(batch)
+                batch, self.buffer = self.buffer, ReadingBatch.empty()
+                self.emit(emit, batch)
             await sleep_or_stop(stop, min(cfg.interval_s, 1.0))
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
@@ -274,11 +328,12 @@ class _Device:
                 raise
             except Exception as exc:  # noqa: BLE001 - every device fault ends in backoff, never in the gateway
                 delay = self.health.failed(exc)
-                lost = self.offline()
+                lost: Sequence[Reading] = self.offline()
                 if self.buffer:
-                    lost, self.buffer = self.buffer + lost, []
+                    self.buffer.extend(ReadingBatch.of(lost))
+                    lost, self.buffer = self.buffer, ReadingBatch.empty()
                 if lost:
-                    emit(lost)
+                    self.emit(emit, lost)
             finally:
                 await self.close()
             if await sleep_or_stop(stop, delay):

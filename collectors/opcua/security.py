@@ -116,7 +116,10 @@ async def open_session(cfg: OpcUaEndpointConfig, state_dir: Path, environ: Mappi
     without its URI, no matching endpoint), TrustError for a server certificate that is not the trusted one,
     LoginRefused for a refused login; whatever the network does (OSError, TimeoutError, ua.UaError) passes through.
     """
-    client = Client(cfg.url, timeout=cfg.timeout_s)
+    # asyncua's watchdog reads the server state every second by default and gives up after one second: a server (or
+    # a gateway) busy with 10,000 notifications a second misses that and every subscription is torn down. The
+    # device's timeout is the limit the engineer chose; the collector's own loops also check the server each period.
+    client = Client(cfg.url, timeout=cfg.timeout_s, watchdog_intervall=max(float(cfg.timeout_s), 1.0))
     client.name = "energy-gateway"
     client.session_timeout = 600_000  # what servers commonly grant; asking for more only logs a warning
     if cfg.security_policy != "None":

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from collectors.base import ReadingBatch
 from collectors.reading import Quality, Reading
 from gateway.store.base import (
     Agg,
@@ -118,8 +119,25 @@ class LineEncoder:
         return f"{self._prefix(r)} value={v!r},{quality},gateway_ts={int(r.gateway_ts)}i {int(ts)}"
 
     def encode(self, readings: Iterable[Reading]) -> bytes:
+        if isinstance(readings, ReadingBatch):
+            return self.encode_batch(readings)
         line = self.line
         return "\n".join([line(r) for r in readings]).encode()
+
+    def encode_batch(self, b: ReadingBatch) -> bytes:
+        """A batch's columns -> line protocol: a float of a known series on one f-string, the rest through `line`."""
+        prefixes, fields, isfinite = self._prefixes, _QUALITY_FIELD, math.isfinite
+        lines = []
+        for c, d, m, p, s, u, v, q, ts, gw in zip(b.customer, b.device, b.meter, b.point, b.site, b.unit, b.value,
+                                                  b.quality, b.source_ts, b.gateway_ts, strict=True):
+            prefix = prefixes.get((c, d, m, p, s, u))
+            quality = fields.get(q)
+            if (prefix is None or quality is None or v.__class__ is not float or not isfinite(v)  # type: ignore[arg-type]
+                    or not MIN_NS <= ts <= MAX_NS):
+                lines.append(self.line(Reading(d, p, v, u, q, ts, gw, c, s, m)))  # checks, caches, or refuses
+            else:
+                lines.append(f"{prefix} value={v!r},{quality},gateway_ts={int(gw)}i {int(ts)}")
+        return "\n".join(lines).encode()
 
 
 # -- InfluxQL ----------------------------------------------------------------------------------------------
@@ -239,8 +257,9 @@ class _InfluxStore(TimeSeriesStore):
     # -- TimeSeriesStore -----------------------------------------------------------------------------------
     def write(self, readings: Sequence[Reading]) -> None:
         step = self.cfg.batch_size
-        for i in range(0, len(readings), step):
-            body = self._encoder.encode(readings[i : i + step])
+        b = ReadingBatch.of(readings)
+        for i in range(0, len(b), step):
+            body = self._encoder.encode_batch(b[i : i + step])
             if body:
                 self._write_body(body)
 

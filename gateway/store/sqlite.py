@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from collectors.base import ReadingBatch
 from collectors.reading import Quality, Reading
 from gateway.store.base import (
     Agg,
@@ -74,15 +75,15 @@ _SQL_AGG = {"mean": "avg(value)", "max": "max(value)", "min": "min(value)", "cou
 SeriesKey = tuple[str, str, str, str, str, str]
 
 
-def _columns(r: Reading) -> tuple[float | None, int | str | None]:
-    """The `value` and `value_int` columns of a reading: a float for every number, plus an integer's exact form."""
-    v = r.value
+def _columns(value: float | int | None, where: str) -> tuple[float | None, int | str | None]:
+    """The `value` and `value_int` columns of a value: a float for every number, plus an integer's exact form."""
+    v = value
     if v is None or v.__class__ is float:
-        return v, None
+        return v, None  # type: ignore[return-value]
     n = exact_int(v)
     if n is None:
         return float(v), None
-    check_range(n, f"reading {r.device!r}/{r.point!r} at {r.source_ts}")
+    check_range(n, where)
     return float(n), to_sqlite(n)
 
 
@@ -156,22 +157,24 @@ class SqliteStore(TimeSeriesStore):
             return int(row[0])
 
     def write(self, readings: Sequence[Reading]) -> None:
+        """Write readings (a `ReadingBatch` is written column by column, without a Python object per reading)."""
         if not readings:
             return
+        b = ReadingBatch.of(readings)
         added: list[SeriesKey] = []
+        series = self._series
         with self._conn() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = [
-                    (self._series_id(conn, (r.device, r.point, r.unit, r.meter, r.site, r.customer), added),
-                     r.source_ts, r.value, _QUALITY_CODE[Quality(r.quality)], r.gateway_ts)
-                    for r in readings
-                ]
-                others = [i for i, r in enumerate(readings) if (v := r.value) is not None and v.__class__ is not float]
+                keys = zip(b.device, b.point, b.unit, b.meter, b.site, b.customer, strict=True)
+                sids = [series.get(k) or self._series_id(conn, k, added) for k in keys]
+                codes = [_QUALITY_CODE[q] for q in b.quality]
+                others = [i for i, v in enumerate(b.value) if v is not None and v.__class__ is not float]
                 if others:
-                    self._insert_with_integers(conn, readings, rows, others)
+                    rows = list(zip(sids, b.source_ts, b.value, codes, b.gateway_ts, strict=True))
+                    self._insert_with_integers(conn, b, rows, others)
                 else:
-                    conn.executemany(_INSERT_FLOAT, rows)
+                    conn.executemany(_INSERT_FLOAT, zip(sids, b.source_ts, b.value, codes, b.gateway_ts, strict=True))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -180,7 +183,7 @@ class SqliteStore(TimeSeriesStore):
                 raise
 
     @staticmethod
-    def _insert_with_integers(conn: sqlite3.Connection, readings: Sequence[Reading],
+    def _insert_with_integers(conn: sqlite3.Connection, b: ReadingBatch,
                               rows: list[tuple[int, int, float | int | None, int, int]], others: list[int]) -> None:
         """Insert a batch in which the readings at `others` hold a number that is not a float (mostly an integer).
 
@@ -188,7 +191,9 @@ class SqliteStore(TimeSeriesStore):
         go first, then the others; should one (series, ts) come both ways in the batch, every row goes in order in
         one statement instead, so that the newest write still wins.
         """
-        full = {i: (rows[i][0], rows[i][1], *_columns(readings[i]), rows[i][3], rows[i][4]) for i in others}
+        full = {i: (rows[i][0], rows[i][1],
+                    *_columns(b.value[i], f"reading {b.device[i]!r}/{b.point[i]!r} at {b.source_ts[i]}"),
+                    rows[i][3], rows[i][4]) for i in others}
         keys = {rows[i][:2] for i in others}
         floats = [row for i, row in enumerate(rows) if i not in full]
         if not any(row[:2] in keys for row in floats):

@@ -156,3 +156,37 @@ def test_an_integer_wider_than_64_bits_does_not_jam_the_queue(tmp_path):
     wide = [2**64, -(2**63) - 1, 10**30]
     ob.put([Reading("dev", "p", v, "kWh", Quality.GOOD, source_ts=i + 1) for i, v in enumerate(wide)])
     assert _typed([r.value for r in ob.peek(10).readings]) == _typed(wide)
+
+
+def test_rows_of_the_earlier_per_reading_format_are_still_read(tmp_path):
+    """An outbox written before columnar rows (one msgpack tuple per reading) drains after an upgrade."""
+    import sqlite3
+
+    import msgpack
+
+    ob = Outbox(tmp_path / "ob.db")
+    ob.put([Reading("d", "p", 1.0, "kW", Quality.GOOD, source_ts=10, gateway_ts=10)])
+    ob.close()
+    old = [("d", "p", 2**63 + 1, "", "uncertain", 11, 11, "c", "s", "m"),
+           ("e", "q", None, "V", "comm_lost", 12, 12, "", "", "")]
+    with sqlite3.connect(tmp_path / "ob.db") as db:
+        db.execute("INSERT INTO outbox_batches (n, first_source_ts, newest_gateway_ts, body) VALUES (2, 11, 12, ?)",
+                   (msgpack.packb(old, use_bin_type=True),))
+    again = Outbox(tmp_path / "ob.db")
+    got = again.peek(100).readings
+    assert got == [Reading("d", "p", 1.0, "kW", Quality.GOOD, 10, 10),
+                   Reading("d", "p", 2**63 + 1, "", Quality.UNCERTAIN, 11, 11, "c", "s", "m"),
+                   Reading("e", "q", None, "V", Quality.COMM_LOST, 12, 12)]
+    assert [type(r.quality) for r in got] == [Quality] * 3
+
+
+def test_columnar_rows_keep_every_field_of_mixed_devices(tmp_path):
+    ob = Outbox(tmp_path / "ob.db")
+    sent = [Reading(f"d{i % 3}", f"p{i % 2}", float(i) if i % 4 else i, "kW" if i < 5 else "V",
+                    Quality.GOOD if i % 5 else Quality.BAD, 100 + i, 200 + i, "c", f"s{i % 2}", f"m{i % 3}")
+            for i in range(10)]
+    ob.put(sent[:1])  # a row of one reading: a column of one value is not mistaken for a repeated one
+    ob.put(sent[1:])
+    got = ob.peek(100).readings
+    assert got == sent
+    assert [type(r.value) for r in got] == [type(r.value) for r in sent]

@@ -123,3 +123,57 @@ def test_memory_bound_counts_drops(tmp_path):
     stats = pipe.stats()
     assert stats["collected"] == 100
     assert stats["dropped_by_reason"] == {"memory_full": 30}
+
+
+class GatedStore(SqliteStore):
+    """A real SqliteStore whose writes wait for `open`: a store that is up but slower than collection."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.open = threading.Event()
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        self.open.wait()
+        super().write(readings)
+
+
+def test_back_pressure_slows_collection_while_the_store_falls_behind_and_releases_after(tmp_path):
+    from prometheus_client import REGISTRY
+
+    store = GatedStore(tmp_path / "ts.db")
+    pipe = Pipeline(Outbox(tmp_path / "ob.db"), store, batch_size=500, high_water=1000, max_slowdown=10.0)
+    pipe.start()
+    try:
+        assert pipe.ingest(_readings(10**12, 500)) == 1.0
+        for k in range(1, 6):  # the first batch is stuck in the store; the backlog grows to 3,000
+            pipe.ingest(_readings(10**12 + k * 500, 500))
+        assert _wait(lambda: pipe.ingest([]) > 1.0)
+        factor = pipe.ingest(_readings(10**12 + 3000, 10))
+        assert 1.0 < factor <= 10.0
+        bp = pipe.stats()["backpressure"]
+        assert bp["factor"] > 1.0
+        assert bp["slowed"] >= 1
+        assert bp["high_water"] == 1000
+        assert REGISTRY.get_sample_value("gateway_backpressure_factor") > 1.0
+        assert pipe.stats()["dropped"] == 0, "slowed, never dropped"
+        store.open.set()
+        assert pipe.flush(30)
+        assert _wait(lambda: pipe.ingest([]) == 1.0)
+        assert store.count(0, 2**62)[0] == 3010
+    finally:
+        store.open.set()
+        pipe.stop(flush=False, timeout=5)
+
+
+def test_no_back_pressure_during_an_outage(parts):
+    store, outbox, pipe = parts
+    pipe.high_water = 1000
+    pipe.start()
+    store.down.set()
+    for k in range(6):
+        pipe.ingest(_readings(10**12 + k * 500, 500))
+    # An outage is the outbox's job, not a reason to slow: with the backlog three times the mark, no slow-down.
+    assert _wait(lambda: outbox.depth == 3000 and pipe.stats()["errors"] > 0 and pipe.ingest([]) == 1.0)
+    assert pipe.stats()["backpressure"]["factor"] == 1.0
+    store.down.clear()
+    assert pipe.flush(30)

@@ -212,3 +212,28 @@ async def _wait(cond, within_s: float = 30) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out waiting"
         await asyncio.sleep(0.05)
+
+
+async def test_back_pressure_from_emit_stretches_the_poll_interval():
+    """A device whose emit answers "4 times slower" polls about a quarter as often as one told to keep pace.
+
+    Counted against its neighbour in the same run, not against the clock, so a busy machine cannot fail it.
+    """
+    meters = [SimModbusMeter(1, "generic", LoadModel(seed=1)), SimModbusMeter(2, "generic", LoadModel(seed=2))]
+    async with ModbusPlantSimulator(meters) as sim:
+        col = ModbusCollector([_device(sim.port, 1, interval_s=0.05), _device(sim.port, 2, interval_s=0.05)])
+        polls = {"dev1": 0, "dev2": 0}
+
+        def emit(readings):
+            device = readings[0].device
+            polls[device] += 1
+            return 4.0 if device == "dev2" else 1.0
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(col.run(emit, stop))
+        try:
+            await _wait(lambda: polls["dev1"] >= 24)
+        finally:
+            stop.set()
+            await task
+    assert 1 <= polls["dev2"] <= polls["dev1"] / 2, polls

@@ -45,13 +45,11 @@ async def test_collector_emits_unscaled_64_bit_integers_as_exact_ints():
                                                  "port": sim.port, "timeout_s": 0.5, "retries": 0, "points": points})
         readings = {r.point: r for r in await ModbusCollector([cfg]).poll_once()}
     assert {r.quality for r in readings.values()} == {Quality.GOOD}
-    for name in ("i64", "u64_cdab", "u64_counter"):
+    for name in ("i64", "u64_cdab", "u64_counter", "u64_max"):  # up to 2**64 - 1: every store keeps uint64 exactly
         assert type(readings[name].value) is int, name
         assert readings[name].value == values[name], name
-    # Scaled: a float by nature. Above 2**63 - 1: a float too, as the stores take no wider integer (see below).
+    # Scaled: a float by nature.
     assert readings["u64_scaled"].value == pytest.approx(ABOVE_FLOAT * 0.001)
-    assert isinstance(readings["u64_max"].value, float)
-    assert readings["u64_max"].value == float(2**64 - 1)
 
 
 def test_counter_tracker_keeps_an_int_register_exact_across_a_wrap():
@@ -62,3 +60,19 @@ def test_counter_tracker_keeps_an_int_register_exact_across_a_wrap():
     tracker.update(2**32 - 1)
     total, step = tracker.update(5)
     assert (total, step, type(total)) == (2**32 + 5, Step.WRAP, int)
+
+
+def test_a_uint64_counter_stays_exact_up_to_2_64_and_goes_as_float_once_unwrapped_past_it():
+    from collectors.modbus.bus import Bus
+    from collectors.modbus.collector import DeviceWorker
+
+    cfg = ModbusDeviceConfig.model_validate({
+        "type": "modbus", "name": "wrap", "host": "127.0.0.1", "port": 502,
+        "points": [ModbusPointConfig(name="kwh", address=0, type=DataType.UINT64, counter=True)]})
+    worker = DeviceWorker(cfg, Bus(cfg))  # no request is sent: the registers are given below
+    point, block = worker.points[0], worker.blocks[0]
+    top, _ = worker._value(point, block, encode(2**64 - 2, DataType.UINT64, WordOrder.ABCD))
+    assert (type(top), top) == (int, 2**64 - 2)  # the largest uint64 values are kept exactly
+    wrapped, quality = worker._value(point, block, encode(3, DataType.UINT64, WordOrder.ABCD))
+    assert quality is Quality.GOOD
+    assert (type(wrapped), wrapped) == (float, float(2**64 + 3))  # past what any store keeps as an integer

@@ -263,3 +263,29 @@ async def test_deadband_holds_back_small_changes(tmp_path):
         assert sum(r.point == "quiet" for r in got) == 1, "only the first value: the voltage moves < 1000 V"
     finally:
         await sim.stop()
+
+
+@pytest.mark.parametrize(("variant", "value"), [(ua.VariantType.Int64, -(2**53) - 1),
+                                                (ua.VariantType.UInt64, 2**64 - 1),
+                                                (ua.VariantType.Int32, 7)])
+async def test_unscaled_64_bit_integer_nodes_keep_every_digit(tmp_path, variant, value):
+    sim = await started(period_s=3600)
+    try:
+        server = sim._server  # a variable of the integer type, which the simulator's loop never writes
+        assert server is not None
+        idx = await server.get_namespace_index(NAMESPACE)
+        node = await server.nodes.objects.add_variable(ua.NodeId("wide", idx), ua.QualifiedName("wide", idx), value,
+                                                       varianttype=variant)
+        nid = node.nodeid.to_string()
+        nodes = [{"point": "exact", "node_id": nid}, {"point": "scaled", "node_id": nid, "scale": 0.5},
+                 {"point": "offset", "node_id": nid, "offset": 1.0}]
+        got = {r.point: r.value for r in await OpcUaCollector([device(sim.url, nodes, mode="poll")],
+                                                               tmp_path).poll_once()}
+    finally:
+        await sim.stop()
+    wide = variant in (ua.VariantType.Int64, ua.VariantType.UInt64)
+    assert type(got["exact"]) is (int if wide else float)
+    assert got["exact"] == value
+    assert type(got["scaled"]) is float
+    assert got["scaled"] == pytest.approx(value * 0.5)
+    assert (type(got["offset"]), got["offset"]) == (float, pytest.approx(value + 1.0))
