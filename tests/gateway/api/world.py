@@ -99,7 +99,9 @@ def build_world(tmp: Path) -> World:
         auth.add_user(username, PASSWORD, role, customer=customer, manager=manager)
         world.logins[username] = {"role": role, "customer": customer, "manager": manager}
     for cid, tz in CUSTOMERS.items():
-        world.today[cid] = (datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)).isoformat()
+        # The last full day: the history ends at the last quarter hour, so just after local midnight yesterday's last
+        # interval has no closing reading yet (pending); an hour back is always past it.
+        world.today[cid] = ((datetime.now(ZoneInfo(tz)) - timedelta(hours=1)).date() - timedelta(days=1)).isoformat()
     # A stored day-ahead forecast for acme's last full day, so the curve has all three lines.
     day = pd.Timestamp(world.today["acme"]).tz_localize(CUSTOMERS["acme"])
     idx = pd.date_range(day, periods=96, freq="15min")
