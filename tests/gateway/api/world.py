@@ -29,7 +29,7 @@ from gateway.runtime import Gateway
 
 CUSTOMERS = {"acme": "Asia/Shanghai", "beta": "Europe/Berlin", "gamma": "Asia/Shanghai"}
 MANAGERS = {"am-a": ["acme", "gamma"], "am-b": ["beta"]}
-HISTORY_DAYS = 9
+HISTORY_DAYS = 10  # the last full day, its week before, and the day before that when just past midnight
 PASSWORD = "correct-horse-battery"  # noqa: S105 - test users only
 
 
