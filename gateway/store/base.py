@@ -84,7 +84,11 @@ class TimeSeriesStore(abc.ABC):
 
     @abc.abstractmethod
     def write(self, readings: Sequence[Reading]) -> None:
-        """Store readings; return only once the store has confirmed them. Raises StoreUnavailable."""
+        """Store readings; return only once the store has confirmed them. Raises StoreUnavailable.
+
+        `readings` may be a `collectors.base.ReadingBatch` (columns, as the pipeline hands them over): a sequence of
+        Reading all the same, which a backend may read column by column.
+        """
 
     @abc.abstractmethod
     def buckets(
