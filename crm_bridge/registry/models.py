@@ -57,7 +57,7 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")  # as the config and API default
     industry: Mapped[str | None] = mapped_column(String(100))
     annual_revenue: Mapped[float | None] = mapped_column(Float)
     retired_on: Mapped[date | None] = mapped_column(Date)

@@ -73,7 +73,7 @@ def import_customers(session: Session, text: str) -> ImportReport:
             reasons.append(f"code {code!r} repeats line {seen[code]}")
         if not name:
             reasons.append("name is empty")
-        tz = r.get("timezone") or "Europe/Berlin"
+        tz = r.get("timezone") or "Asia/Shanghai"
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
