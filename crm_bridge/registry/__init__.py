@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -29,17 +30,26 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Upgrade the registry database at `url` to `revision` (default: head)."""
+def _alembic(url: str, run: Callable[[Config, str], None], revision: str) -> None:
     engine = make_engine(url)
     try:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            run(cfg, revision)
     finally:
         engine.dispose()
 
 
-__all__ = ["make_engine", "migrate"]
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the registry database at `url` to `revision` (default: head)."""
+    _alembic(url, command.upgrade, revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the registry database at `url` to `revision` (every migration has its way back)."""
+    _alembic(url, command.downgrade, revision)
+
+
+__all__ = ["downgrade", "make_engine", "migrate"]

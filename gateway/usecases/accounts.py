@@ -72,20 +72,28 @@ class Accounts:
 
     def portfolio(self, customers: Iterable[str]) -> list[PortfolioEntry]:
         """The accounts among `customers` that the registry knows, with tier and what is open on them."""
-        items = []
-        for code in customers:
-            try:
-                c = customer_by_code(self.s, code)
-            except RegistryLookupError:
-                continue  # configured but not in the CRM yet
-            tier = self.s.get(TierRecord, c.id)
-            items.append(PortfolioEntry(
-                customer=code, name=c.name, tier=tier.effective if tier else None,
-                open_alerts=self.s.scalar(select(func.count(Alert.id)).where(Alert.customer_code == code,
-                                                                             Alert.status != "resolved")) or 0,
-                open_tickets=self.s.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == c.id,
-                                                                               Ticket.status != "closed")) or 0))
-        return items
+        return account_summaries(self.s, customers)
 
 
-__all__ = ["Accounts"]
+def account_summaries(session: Session, customers: Iterable[str]) -> list[PortfolioEntry]:
+    """Tier, open alerts and open requests of each of `customers` the registry knows.
+
+    The API's portfolio and the portfolio report both show these.
+    """
+    items = []
+    for code in customers:
+        try:
+            c = customer_by_code(session, code)
+        except RegistryLookupError:
+            continue  # configured but not in the CRM yet
+        tier = session.get(TierRecord, c.id)
+        items.append(PortfolioEntry(
+            customer=code, name=c.name, tier=tier.effective if tier else None,
+            open_alerts=session.scalar(select(func.count(Alert.id)).where(Alert.customer_code == code,
+                                                                          Alert.status != "resolved")) or 0,
+            open_tickets=session.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == c.id,
+                                                                            Ticket.status != "closed")) or 0))
+    return items
+
+
+__all__ = ["Accounts", "account_summaries"]

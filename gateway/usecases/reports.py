@@ -13,20 +13,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crm_bridge.registry.models import (
     AccountManager,
     Alert,
     Customer,
-    ManagerAssignment,
     Ticket,
     TierChange,
-    TierRecord,
 )
+from crm_bridge.registry.repo import manager_portfolio
 from crm_bridge.tariffs.bill import month_bounds
 from forecasting.metrics import point_metrics
 from gateway.query import day_bounds
+from gateway.usecases.accounts import account_summaries
 from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
 from gateway.usecases.figures import UseCases, customer_config
 from reports.i18n import Lang, language
@@ -179,9 +179,7 @@ def manager_info(uc: UseCases, code: str) -> ManagerInfo:
         m = s.scalar(select(AccountManager).where(AccountManager.code == code))
         if m is None:
             raise NotFound(f"no account manager {code!r}", "manager")
-        codes = set(s.scalars(select(Customer.code)
-                              .join(ManagerAssignment, ManagerAssignment.customer_id == Customer.id)
-                              .where(ManagerAssignment.manager_id == m.id)))
+        codes = {c.code for c in manager_portfolio(s, code)}
         info = ManagerInfo(m.code, m.name, m.email, [c.id for c in uc.gw.config.customers if c.id in codes])
     return info
 
@@ -214,19 +212,17 @@ def portfolio(uc: UseCases, manager: str, first: date, lang: str | None = None) 
     currency = "CNY"
     with uc.gw.db() as s:
         ids = {c.code: c.id for c in s.scalars(select(Customer).where(Customer.code.in_(info.customers)))}
+        summary = {e.customer: e for e in account_summaries(s, info.customers)}
         for cid in info.customers:
             months = [month_or_none(uc, cid, m, money=True) for m in firsts]
             bills = [m.bill for m in months if m is not None and m.bill is not None]
             currency = bills[-1].currency if bills else currency
-            tier = s.get(TierRecord, ids[cid]) if cid in ids else None
+            entry = summary.get(cid)
             rows.append(PortfolioRow(
                 customer=cid, name=customer_config(uc.gw, cid).name or cid,
-                tier=(tier.override or tier.computed) if tier else None, months=months,
+                tier=entry.tier if entry else None, months=months,
                 open_advice_per_month=_open_advice(uc, cid, first),
-                open_alerts=s.scalar(select(func.count(Alert.id)).where(Alert.customer_code == cid,
-                                                                        Alert.status != "resolved")) or 0,
-                open_requests=s.scalar(select(func.count(Ticket.id)).where(Ticket.customer_id == ids.get(cid, -1),
-                                                                           Ticket.status != "closed")) or 0))
+                open_alerts=entry.open_alerts if entry else 0, open_requests=entry.open_tickets if entry else 0))
         by_id = {v: k for k, v in ids.items()}
         for ch in s.scalars(select(TierChange).where(TierChange.customer_id.in_(list(by_id)),
                                                      TierChange.at >= start, TierChange.at < end)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry import make_engine, migrate
+from crm_bridge.registry import downgrade, make_engine, migrate
 from crm_bridge.registry.models import AlertPeriodMark, Contract, Customer, Site, Ticket
 
 # Rows as revision 0001 stored them: the "company" names, a site whose name held the config's id and whose
@@ -60,7 +60,7 @@ def test_the_chain_goes_back_down_and_up_again(db_url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO customer (id, code, name, timezone) VALUES (1, 'acme', 'Acme', 'UTC')"))
             conn.execute(text("INSERT INTO site (id, customer_id, code, name) VALUES (3, 1, 'w1', 'Works 1')"))
-        _downgrade(db_url, "0001")
+        downgrade(db_url, "0001")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT name, address FROM site WHERE company_id = 1")).one() == ("w1", "Works 1")
         migrate(db_url)
@@ -70,19 +70,3 @@ def test_the_chain_goes_back_down_and_up_again(db_url: str) -> None:
     finally:
         engine.dispose()
 
-
-def _downgrade(url: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from crm_bridge.registry import _MIGRATIONS
-
-    engine = make_engine(url)
-    try:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
-    finally:
-        engine.dispose()
