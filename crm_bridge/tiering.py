@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,14 +28,20 @@ class AccountMetrics:
     peak_kw: float
 
 
-def compute_metrics(session: Session, source: IntervalSource, now: datetime) -> dict[str, AccountMetrics]:
-    """Last 365 days' kWh and peak kW from the interval source; revenue from the customer record."""
+def compute_metrics(session: Session, source: IntervalSource, now: datetime,
+                    revenue: Callable[[str], float | None] | None = None) -> dict[str, AccountMetrics]:
+    """Last 365 days' kWh and peak kW from the interval source; revenue from `revenue`.
+
+    `revenue(code)` is the account's billed money over the last year (the caller sums its month bills: this package
+    does not bill); where it gives None, or without it, the revenue recorded on the customer is used.
+    """
     out: dict[str, AccountMetrics] = {}
     for c in session.scalars(select(Customer)):
         frame = source.customer_intervals(c.code, now - timedelta(days=365), now)
         kwh = float(frame["kwh"].sum()) if not frame.empty else 0.0
         peak = float(frame["kw"].max()) if not frame.empty and frame["kw"].notna().any() else 0.0
-        out[c.code] = AccountMetrics(kwh, float(c.annual_revenue or 0.0), peak)
+        billed = revenue(c.code) if revenue is not None else None
+        out[c.code] = AccountMetrics(kwh, float(billed if billed is not None else c.annual_revenue or 0.0), peak)
     return out
 
 

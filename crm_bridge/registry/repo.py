@@ -157,3 +157,29 @@ def add_contract_version(session: Session, customer: Customer, contract: Contrac
     customer.contracts.append(contract)
     session.flush()
     return contract
+
+
+def tariff_version_rows(session: Session, tariff_id: str | None = None) -> list[TariffVersion]:
+    """Every stored tariff version (of `tariff_id` only, when given), by tariff and valid_from."""
+    stmt = select(TariffVersion).order_by(TariffVersion.tariff_id, TariffVersion.valid_from)
+    if tariff_id is not None:
+        stmt = stmt.where(TariffVersion.tariff_id == tariff_id)
+    return list(session.scalars(stmt))
+
+
+def insert_tariff_versions(session: Session, tariff_id: str,
+                           versions: list[tuple[date, date | None, dict[str, Any]]]) -> list[TariffVersion]:
+    """Store versions (valid_from, valid_to, document) already checked to fit the history, before or after it.
+
+    The check is the caller's (`crm_bridge.tariffs.versions.plan_import`); here an open-ended row that now has a
+    successor is closed on the successor's first day, so `tariff_at` finds exactly one version for every day.
+    """
+    added = [TariffVersion(tariff_id=tariff_id, valid_from=f, valid_to=t, document=d) for f, t, d in versions]
+    session.add_all(added)
+    session.flush()
+    rows = tariff_version_rows(session, tariff_id)
+    for row, nxt in zip(rows, rows[1:], strict=False):
+        if row.valid_to is None:
+            row.valid_to = nxt.valid_from
+    session.flush()
+    return added

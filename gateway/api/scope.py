@@ -27,20 +27,42 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 @dataclass(frozen=True)
 class Access:
-    """The caller and the customers it may see (None: every customer)."""
+    """The caller, the customers it may see (None: every customer) and the sites it is limited to (None: no limit).
+
+    A site-limited engineer sees the customers owning its sites, and of their sites, meters and devices only those at
+    its own sites (docs/registry.md, "Engineers limited to sites").
+    """
 
     principal: Principal
     customers: frozenset[str] | None
+    sites: frozenset[str] | None = None
 
     def sees(self, customer: str | None) -> bool:
         return customer is not None and (self.customers is None or customer in self.customers)
+
+    def sees_site(self, gw: Gateway, site: str | None) -> bool:
+        return (site is not None and self.sees(gw.directory.owner_of_site(site))
+                and (self.sites is None or site in self.sites))
+
+    def sees_meter(self, gw: Gateway, meter: str) -> bool:
+        m = gw.directory.meters.get(meter)
+        return m is not None and self.sees_site(gw, m.site)
+
+    def sees_device(self, gw: Gateway, device: str) -> bool:
+        """Engineers and admins see every device; a site-limited one only those whose every meter is at its sites."""
+        if self.customers is not None and not self.sees(gw.directory.owner_of_device(device)):
+            return False
+        if self.sites is None:
+            return True
+        meters = [m for m in gw.directory.meters.values() if m.device == device]
+        return bool(meters) and all(self.sees_site(gw, m.site) for m in meters)
 
     def visible(self, all_customers: list[str]) -> list[str]:
         return [c for c in all_customers if self.sees(c)]
 
 
 def get_access(p: CurrentPrincipal, auth: Annotated[AuthService, Depends(get_auth)]) -> Access:
-    return Access(p, auth.visible_customers(p))
+    return Access(p, auth.visible_customers(p), p.sites)
 
 
 AccessDep = Annotated[Access, Depends(get_access)]
@@ -87,14 +109,14 @@ def _customer(customer_id: Annotated[str, Path(pattern=_ID, description="Custome
 
 
 def _site(site_id: Annotated[str, Path(pattern=_ID, description="Site id")], access: AccessDep, gw: GatewayDep) -> str:
-    if not access.sees(gw.directory.owner_of_site(site_id)):
+    if not access.sees_site(gw, site_id):
         raise not_found("site", site_id)
     return site_id
 
 
 def _meter(meter_id: Annotated[str, Path(pattern=_ID, description="Meter id")], access: AccessDep,
            gw: GatewayDep) -> str:
-    if meter_id not in gw.directory.meters or not access.sees(gw.directory.owner_of_meter(meter_id)):
+    if not access.sees_meter(gw, meter_id):
         raise not_found("meter", meter_id)
     return meter_id
 
@@ -103,8 +125,8 @@ def _device(device: Annotated[str, Path(pattern=_ID, description="Device name")]
             gw: GatewayDep) -> str:
     if device not in gw.directory.devices:
         raise not_found("device", device)
-    # Devices are the engineers' (who see all); others see a device only through a meter they own.
-    if access.customers is not None and not access.sees(gw.directory.owner_of_device(device)):
+    # Devices are the engineers' (who see all, or those at their sites); others only through a meter they own.
+    if not access.sees_device(gw, device):
         raise not_found("device", device)
     return device
 

@@ -1,6 +1,6 @@
 """Users, roles, password hashing, bearer tokens, portal sessions, login rate limits and the audit log."""
 
-from gateway.auth.models import AuditEvent, AuthBase, User
+from gateway.auth.models import AuditEvent, AuthBase, User, UserSite
 from gateway.auth.service import (
     ROLES,
     AuthError,
@@ -13,5 +13,5 @@ from gateway.auth.service import (
 
 __all__ = [
     "ROLES", "AuditEvent", "AuthBase", "AuthError", "AuthService", "LoginRateLimited", "PasswordRejected",
-    "Principal", "User", "seed_demo_users",
+    "Principal", "User", "UserSite", "seed_demo_users",
 ]

@@ -35,6 +35,14 @@ class User(AuthBase):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class UserSite(AuthBase):
+    """A site an engineer is limited to (the plants it looks after); an engineer with no rows sees every site."""
+
+    __tablename__ = "gw_user_site"
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)  # the site id (registry Site.code)
+
+
 class AuditEvent(AuthBase):
     """Who did what, when, from where: logins (good and failed) and every change made through the API or CLI."""
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +16,14 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_bridge.registry.models import AccountManager, Customer, ManagerAssignment
+from crm_bridge.registry.models import AccountManager, Customer, ManagerAssignment, Site
 from gateway.auth.limits import AttemptRefused, LoginLimiter
-from gateway.auth.models import AuditEvent, AuthBase, User
+from gateway.auth.models import AuditEvent, AuthBase, User, UserSite
 from gateway.auth.roles import Role
 from gateway.auth.sessions import SessionEnded, SessionStore
+
+# Password hashes checked at once: argon2 takes a core for tens of milliseconds; more at once only queue.
+_HASHING = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,8 @@ class Principal:
     customer: str | None = None
     manager: str | None = None
     language: str | None = None
+    # The sites an engineer is limited to; None: no limit (every other role is scoped by customers instead).
+    sites: frozenset[str] | None = None
 
 
 class AuthService:
@@ -84,8 +91,10 @@ class AuthService:
     def add_user(self, username: str, password: str, role: str, customer: str | None = None,
                  manager: str | None = None, language: str | None = None, actor: str = "system",
                  create_manager: bool = False, manager_name: str | None = None,
-                 manager_email: str | None = None) -> User:
+                 manager_email: str | None = None, sites: list[str] | None = None) -> User:
         """Add a login; an account_manager user is bound to the account manager `manager`.
+
+        An engineer may be limited to `sites` (site ids the registry knows); no sites: it sees every site.
 
         With `create_manager`, an unknown `manager` code is created in the registry (named `manager_name`, else its
         code; `manager_email`), in the same transaction as the user and audited with it; otherwise it is an error.
@@ -122,15 +131,53 @@ class AuthService:
                 raise AuthError("--name and --email describe a new account manager (role account_manager only)")
             elif manager:
                 raise AuthError(f"only account_manager users are bound to a manager code, not {role}")
+            if sites and role != "engineer":
+                raise AuthError(f"only engineers are limited to sites, not {role}")
+            wanted = self._known_sites(s, sites or [])
             if s.scalar(select(User.id).where(User.username == username)) is not None:
                 raise AuthError(f"user {username!r} exists already")
             user = User(username=username, password_hash=self.hasher.hash(password), role=role, customer=customer,
                         manager=manager, language=language, disabled=False, created_at=datetime.now(UTC),
                         token_version=0)
             s.add(user)
-            self._audit(s, actor, "user.add", username, f"role={role} customer={customer} manager={manager}")
+            s.flush()
+            s.add_all(UserSite(user_id=user.id, site=code) for code in wanted)
+            self._audit(s, actor, "user.add", username, f"role={role} customer={customer} manager={manager}"
+                        + (f" sites={','.join(wanted)}" if wanted else ""))
             s.commit()
             return user
+
+    @staticmethod
+    def _known_sites(s: Session, sites: list[str]) -> list[str]:
+        """`sites` sorted without repeats; AuthError naming those the registry does not know."""
+        wanted = sorted(set(sites))
+        known = set(s.scalars(select(Site.code).where(Site.code.in_(wanted)))) if wanted else set()
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise AuthError(f"unknown site {', '.join(map(repr, unknown))} (the registry has no site with that id)")
+        return wanted
+
+    def set_sites(self, username: str, sites: list[str], actor: str = "system", client: str | None = None) -> None:
+        """Limit the engineer `username` to `sites` (empty: no limit), replacing its list; audited."""
+        with self.db() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise AuthError(f"no user {username!r}")
+            if user.role != "engineer" and sites:
+                raise AuthError(f"only engineers are limited to sites, not {user.role}")
+            wanted = self._known_sites(s, sites)
+            for row in s.scalars(select(UserSite).where(UserSite.user_id == user.id)):
+                s.delete(row)
+            s.flush()
+            s.add_all(UserSite(user_id=user.id, site=code) for code in wanted)
+            self._audit(s, actor, "user.sites", username, ",".join(wanted) or "(every site)", client)
+            s.commit()
+
+    def sites_of(self, username: str) -> list[str]:
+        """The sites the user is limited to (empty: none, i.e. every site)."""
+        with self.db() as s:
+            return list(s.scalars(select(UserSite.site).join(User, User.id == UserSite.user_id)
+                                  .where(User.username == username).order_by(UserSite.site)))
 
     def list_users(self) -> list[User]:
         with self.db() as s:
@@ -164,7 +211,7 @@ class AuthService:
             self._void_credentials(s, user, "password")
             self._audit(s, username, "user.password", username, None, client)
             s.commit()
-            return _principal(user)
+            return _principal(user, s)
 
     def reset_password(self, username: str, new: str, actor: str, client: str | None = None) -> None:
         """An admin sets a new password (to hand over out of band); the user's tokens and sessions end."""
@@ -194,26 +241,34 @@ class AuthService:
             raise LoginRateLimited(exc.retry_after_s) from None
         outcome = "error"  # an unexpected error gives the attempt back: it was no guess
         try:
+            # The hash is checked outside any session, at most `_HASHING` at a time: a login storm must neither hold
+            # the pool's connections nor take every worker thread from the pages.
             with self.db() as s:
-                user = s.scalar(select(User).where(User.username == username))
-                ok = False
+                found = s.scalar(select(User.password_hash).where(User.username == username))
+            ok: bool = False
+            with _HASHING:
                 try:
-                    ok = self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
+                    ok = self.hasher.verify(found or self._dummy_hash, password)
                 except (VerificationError, InvalidHashError):
                     ok = False
+                rehash = self.hasher.hash(password) if ok and found and self.hasher.check_needs_rehash(found) else None
+            with self.db() as s:
+                user = s.scalar(select(User).where(User.username == username))
+                if user is not None and user.password_hash != found:
+                    ok = False  # the password changed while it was checked
                 if not ok or user is None or user.disabled:
                     reason = "disabled" if user is not None and user.disabled and ok else "bad credentials"
                     self._audit(s, username[:64], f"{action}.failed", username[:200], reason, client)
                     s.commit()
                     outcome = "failed"
                     raise AuthError("wrong username or password")
-                if self.hasher.check_needs_rehash(user.password_hash):
-                    user.password_hash = self.hasher.hash(password)
+                if rehash is not None:
+                    user.password_hash = rehash
                 if action == "login":
                     self._audit(s, username, "login", username, None, client)
                 s.commit()
                 outcome = "ok"
-                return _principal(user)
+                return _principal(user, s)
         finally:
             if outcome == "failed":
                 self.limiter.failed(username, client)
@@ -243,7 +298,7 @@ class AuthService:
             user = s.get(User, int(data.get("u", 0)))
             if user is None or user.disabled or user.token_version != data.get("v"):
                 raise AuthError("the token is no longer valid; log in again")
-            return _principal(user)
+            return _principal(user, s)
 
     def from_session(self, cookie: str) -> tuple[Principal, str]:
         """The principal and CSRF token of a live portal session."""
@@ -255,7 +310,7 @@ class AuthService:
             user = s.get(User, live.user_id)
             if user is None or user.disabled:
                 raise AuthError("the session is no longer valid; log in again")
-            return _principal(user), live.csrf
+            return _principal(user, s), live.csrf
 
     def _version(self, user_id: int) -> int:
         with self.db() as s:
@@ -284,7 +339,12 @@ class AuthService:
             return rows, total
 
     def visible_customers(self, p: Principal) -> frozenset[str] | None:
-        """The customer ids this principal may see; None means every customer (admin, engineer)."""
+        """The customer ids this principal may see; None means every customer (admin, an engineer without sites)."""
+        if p.role == "engineer" and p.sites is not None:
+            # A site-limited engineer sees the customers owning its sites (and, through scope, only those sites).
+            with self.db() as s:
+                return frozenset(s.scalars(select(Customer.code).join(Site, Site.customer_id == Customer.id)
+                                           .where(Site.code.in_(sorted(p.sites)))))
         if p.role in ("admin", "engineer"):
             return None
         if p.role == "customer":
@@ -304,8 +364,11 @@ def _check_password(password: str) -> None:
         raise PasswordRejected("the password must be at most 200 characters")
 
 
-def _principal(user: User) -> Principal:
-    return Principal(user.id, user.username, user.role, user.customer, user.manager, user.language)
+def _principal(user: User, s: Session) -> Principal:
+    sites = None
+    if user.role == "engineer":
+        sites = frozenset(s.scalars(select(UserSite.site).where(UserSite.user_id == user.id))) or None
+    return Principal(user.id, user.username, user.role, user.customer, user.manager, user.language, sites)
 
 
 def seed_demo_users(auth: AuthService, customers: list[str], managers: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""`energy-gateway users add|list|disable|reset-password`: API and portal logins, kept in the registry database."""
+"""`energy-gateway users add|list|sites|disable|reset-password`: API and portal logins, in the registry database."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def add(
     email: Annotated[str | None, typer.Option(help="the new account manager's e-mail")] = None,
     password_env: Annotated[str | None, typer.Option(help="read the password from this environment variable")]
     = None,
+    site: Annotated[list[str] | None, typer.Option("--site", help="limit an engineer to this site id (repeat for "
+                                                                  "several); none: every site")] = None,
 ) -> None:
     """Add a login.
 
@@ -54,11 +56,12 @@ def add(
     password, shown = _new_password(password_env)
     try:
         _auth(config).add_user(username, password, role, customer=customer, manager=manager, actor="cli",
-                               create_manager=True, manager_name=name, manager_email=email)
+                               create_manager=True, manager_name=name, manager_email=email, sites=site or [])
     except AuthError as exc:
         typer.echo(f"users add {username}: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps({"username": username, "role": role, "customer": customer, "manager": manager,
+                           **({"sites": sorted(set(site))} if site else {}),
                            **({"password": shown} if shown else {})}))
 
 
@@ -100,9 +103,36 @@ def reset_password(
 @app.command("list")
 def list_(config: Config) -> None:
     """Every login, one JSON object a line."""
-    for u in _auth(config).list_users():
+    auth = _auth(config)
+    for u in auth.list_users():
         typer.echo(json.dumps({"username": u.username, "role": u.role, "customer": u.customer, "manager": u.manager,
-                               "disabled": u.disabled, "created_at": u.created_at.isoformat()}))
+                               "sites": auth.sites_of(u.username), "disabled": u.disabled,
+                               "created_at": u.created_at.isoformat()}))
+
+
+@app.command()
+def sites(
+    config: Config,
+    username: Annotated[str, typer.Argument()],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="the site ids the engineer is limited to (repeat "
+                                                                 "--set for several)")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="lift the limit: the engineer sees every site")] = False,
+) -> None:
+    """Show an engineer's sites, or limit it to others (--set CODE ...), or lift the limit (--clear); audited."""
+    auth = _auth(config)
+    if set_ or clear:
+        if set_ and clear:
+            typer.echo("users sites: give --set or --clear, not both", err=True)
+            raise typer.Exit(2)
+        try:
+            auth.set_sites(username, set_ or [], actor="cli")
+        except AuthError as exc:
+            typer.echo(f"users sites {username}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    elif username not in {u.username for u in auth.list_users()}:
+        typer.echo(f"users sites: no user {username!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(json.dumps({"username": username, "sites": auth.sites_of(username)}))
 
 
 @app.command()

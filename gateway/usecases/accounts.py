@@ -1,15 +1,31 @@
-"""The account manager's view, in one place: the customer file, its interaction log, and the portfolio."""
+"""The account manager's view, in one place: the customer file, its interaction log, the tiers, money and revenue.
+
+An account's money at stake is `open_advice_money` and its billed revenue `billed_revenue`; the portfolio page's
+figures are `gateway.usecases.portfolio`.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import Alert, Contact, Equipment, Interaction, Ticket, TierRecord
+from crm_bridge.registry.models import (
+    Alert,
+    Contact,
+    Equipment,
+    Interaction,
+    Ticket,
+    TierChange,
+    TierRecord,
+)
 from crm_bridge.registry.repo import RegistryLookupError, customer_by_code
+from crm_bridge.tiering import TIERS, set_override, tier_history
 from gateway.api.schemas.accounts import (
     ContactPublic,
     CustomerFile,
@@ -21,8 +37,10 @@ from gateway.api.schemas.accounts import (
     TierPublic,
 )
 from gateway.usecases.desk import Actor, Audit
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import BadInput, Forbidden, NotFound, UseCaseError
+from gateway.usecases.figures import UseCases, customer_config
 
+log = logging.getLogger(__name__)
 INTERACTIONS_SHOWN = 100
 
 
@@ -74,6 +92,38 @@ class Accounts:
         """The accounts among `customers` that the registry knows, with tier and what is open on them."""
         return account_summaries(self.s, customers)
 
+    # -- tiers ------------------------------------------------------------------------------------------------
+    def tier_changes(self, customer: str) -> list[TierChangeRow]:
+        """Every tier change of the account, oldest first (none for an account the registry does not know)."""
+        try:
+            return [TierChangeRow.of(ch) for ch in tier_history(self.s, customer)]
+        except RegistryLookupError:
+            return []
+
+    def override_tier(self, actor: Actor, customer: str, tier: str | None, reason: str) -> TierPublic:
+        """Set (a tier) or clear (None) the manual override of the account's tier; the reason is mandatory.
+
+        Only a role that keeps customer files may, on an account it sees; audited with who, when and why.
+        """
+        from gateway.auth.roles import Capability, allowed
+
+        if not allowed(actor.role, Capability.CUSTOMER_FILE):
+            raise Forbidden(f"role {actor.role} may not change an account's tier")
+        if actor.customers is not None and customer not in actor.customers:
+            raise NotFound(f"customer {customer!r} not found", where="customer_id")
+        if tier is not None and tier not in TIERS:
+            raise BadInput(f"tier: {tier!r} is not one of {', '.join(TIERS)}", where="tier")
+        if not reason.strip():
+            raise BadInput("reason: an override needs a reason", where="reason")
+        try:
+            rec = set_override(self.s, customer, tier, reason.strip(), self._now())
+        except RegistryLookupError:
+            raise NotFound(f"customer {customer!r} is not in the registry", where="customer_id") from None
+        self._audit(actor.username, "tier.override", f"customer:{customer}", f"{tier or 'cleared'}: {reason.strip()}",
+                    actor.client)
+        return TierPublic(computed=rec.computed, override=rec.override, override_reason=rec.override_reason,
+                          score=rec.score)
+
 
 def account_summaries(session: Session, customers: Iterable[str]) -> list[PortfolioEntry]:
     """Tier, open alerts and open requests of each of `customers` the registry knows.
@@ -96,4 +146,79 @@ def account_summaries(session: Session, customers: Iterable[str]) -> list[Portfo
     return items
 
 
-__all__ = ["Accounts", "account_summaries"]
+def open_advice_money(uc: UseCases, customer: str, first: date) -> float | None:
+    """The money per month of the account's open advice for `first`'s month; None when there is no advice to give.
+
+    The portfolio report and the portfolio page both show it.
+    """
+    from gateway.usecases.services import services_for
+
+    try:
+        advice = services_for(uc, customer, first)["advice"]
+    except UseCaseError:
+        return None
+    return float(sum(a["money_per_month"] for a in advice))
+
+
+REVENUE_MONTHS = 12
+
+
+def billed_revenue(uc: UseCases, customer: str, now: datetime) -> float | None:
+    """The account's money over the last REVENUE_MONTHS full months: the sum of its month bills (tiering's revenue).
+
+    None when no month has a bill (no contract, no data, or not a customer of this gateway's config).
+    """
+    try:
+        today = now.astimezone(ZoneInfo(customer_config(uc.gw, customer).timezone)).date()
+    except UseCaseError:
+        return None
+    firsts = [today.replace(day=1)]
+    for _ in range(REVENUE_MONTHS):
+        firsts.append(month_before(firsts[-1]))
+    frames = uc.month_frames(customer, firsts[1:])  # one store read for the year
+    total, billed = 0.0, 0
+    for first, frame in frames.items():
+        try:
+            _, bill = uc.month_bill(customer, first, frame)
+        except UseCaseError:
+            continue
+        if bill is not None:
+            total, billed = total + float(bill.total), billed + 1
+    return total if billed else None
+
+
+@dataclass(frozen=True)
+class TierChangeRow:
+    """A change of an account's tier in force (`at` in UTC)."""
+
+    old: str | None
+    new: str
+    reason: str
+    at: datetime
+
+    @classmethod
+    def of(cls, ch: TierChange) -> TierChangeRow:
+        return cls(ch.old_tier, ch.new_tier, ch.reason, _utc(ch.at))
+
+    @property
+    def why(self) -> tuple[str | None, dict[str, str]]:
+        """The reason as a message key and its values, for crm_bridge.tiering's own wordings (else None, {})."""
+        if self.reason == "initial classification":
+            return "acct_reason_initial", {}
+        if self.reason.startswith("override: "):
+            return "acct_reason_override", {"reason": self.reason.removeprefix("override: ")}
+        if self.reason.startswith("recomputed (score ") and self.reason.endswith(")"):
+            return "acct_reason_recomputed", {"score": self.reason.removeprefix("recomputed (score ")[:-1]}
+        return None, {}
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+
+
+def month_before(first: date) -> date:
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+__all__ = ["Accounts", "TierChangeRow", "account_summaries", "billed_revenue", "month_before",
+           "open_advice_money"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -26,7 +26,7 @@ from crm_bridge.registry.models import Contract
 from crm_bridge.registry.repo import contract_versions
 from crm_bridge.services import ContractInputs
 from crm_bridge.services.inputs import contract_in_force, priced_by_band
-from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, load_tariff, month_bill, month_usage, span_figures
+from crm_bridge.tariffs import MonthBill, MonthUsage, Tariff, month_bill, month_usage, span_figures
 from crm_bridge.tariffs.bill import month_bounds
 from crm_bridge.tariffs.model import next_month
 from gateway.config import CustomerConfig, GatewayConfig
@@ -162,12 +162,20 @@ def contract_of(gw: Sources, customer: str, on: date | None = None, end: date | 
         return contract_in_force(contract_versions(s, customer), on or datetime.now(UTC).date(), end)
 
 
-def tariff_of(contract: Contract | None) -> Tariff | None:
+def tariff_of(gw: Sources, contract: Contract | None) -> Tariff | None:
+    """The tariff a contract is billed by, with every version; None when nothing prices it.
+
+    Its versions are the shipped file's and those imported into the registry (`energy-gateway tariffs import`).
+    """
     if contract is None:
         return None
+    from gateway.usecases.errors import UseCaseError
+    from gateway.usecases.tariffs import Tariffs
+
     try:
-        return load_tariff(contract.tariff_id)
-    except TariffError:
+        with gw.db() as s:
+            return Tariffs(s, lambda *_: None).effective(contract.tariff_id)
+    except (TariffError, UseCaseError):
         return None
 
 
@@ -200,7 +208,7 @@ class UseCases:
         week_start, week_end = day_bounds(str(day - timedelta(days=7)), tz)
         last_week = q.series("customer", customer, week_start, week_end, "15min")
         forecast = q.forecast(customer, start, end)
-        tariff = tariff_of(contract_of(self.gw, customer, day))
+        tariff = tariff_of(self.gw, contract_of(self.gw, customer, day))
         bands = (self._bands(tariff, pd.DatetimeIndex(actual.index), tz) if tariff else [None] * len(actual))
         # Last week's curve is laid over today's by position in the day (local wall clock).
         idx = pd.DatetimeIndex(actual.index)
@@ -260,15 +268,39 @@ class UseCases:
         start, end = month_bounds(month, tz)
         return self.gw.query.customer_intervals(customer, start, end), tz
 
-    def month_bill(self, customer: str, month: date) -> tuple[MonthUsage, MonthBill | None]:
-        """The month's figures: crm_bridge's one month bill, or only its metered part without a contract."""
-        frame, tz = self.month_frame(customer, month)
+    def month_frames(self, customer: str, firsts: Sequence[date]) -> dict[date, pd.DataFrame]:
+        """The 15-min intervals of several local months of the customer from one store read, each as month_frame's.
+
+        The query layer reads boundaries beyond a range on both sides (a gap across its edges is estimated as a
+        whole), so a month cut from a longer read holds the same intervals as a read of the month alone; one read
+        instead of one per month is what makes a report's earlier months cheap.
+        """
+        tz = ZoneInfo(customer_config(self.gw, customer).timezone)
+        bounds = {m: month_bounds(m, tz) for m in firsts}
+        frame = self.gw.query.customer_intervals(customer, min(s for s, _ in bounds.values()),
+                                                 max(e for _, e in bounds.values()))
+        idx = pd.DatetimeIndex(frame.index)
+        out: dict[date, pd.DataFrame] = {}
+        for m, (start, end) in bounds.items():
+            out[m] = frame.iloc[idx.searchsorted(start):idx.searchsorted(end)].copy()
+        return out
+
+    def month_bill(self, customer: str, month: date,
+                   frame: pd.DataFrame | None = None) -> tuple[MonthUsage, MonthBill | None]:
+        """The month's figures: crm_bridge's one month bill, or only its metered part without a contract.
+
+        `frame`: the month's intervals when the caller has read them already (month_frame's or month_frames').
+        """
+        if frame is None:
+            frame, tz = self.month_frame(customer, month)
+        else:
+            tz = ZoneInfo(customer_config(self.gw, customer).timezone)
         return self._month_figures(customer, month, frame, tz)
 
     def _month_figures(self, customer: str, month: date, frame: pd.DataFrame,
                        tz: ZoneInfo) -> tuple[MonthUsage, MonthBill | None]:
         contract = contract_of(self.gw, customer, month, next_month(month))
-        tariff = tariff_of(contract)
+        tariff = tariff_of(self.gw, contract)
         bill: MonthBill | None = None
         usage: MonthUsage
         try:
@@ -290,7 +322,7 @@ class UseCases:
 
         None without a contract on a shipped tariff, or on a day before the tariff's first version.
         """
-        tariff = tariff_of(contract_of(self.gw, customer, day))
+        tariff = tariff_of(self.gw, contract_of(self.gw, customer, day))
         if tariff is None:
             return None
         tz = ZoneInfo(customer_config(self.gw, customer).timezone)
@@ -315,7 +347,7 @@ class UseCases:
 
         frame = self.intervals(customer, first, last)
         c = customer_config(self.gw, customer)
-        tariff = tariff_of(contract_of(self.gw, customer, first)) if money else None
+        tariff = tariff_of(self.gw, contract_of(self.gw, customer, first)) if money else None
         bills: list[BillSummary] | None = None
         if tariff is not None:
             bills = []

@@ -60,11 +60,16 @@ class Registry(RegistryCore):
         self._reader(actor)
         return self._contract_public(self.owned(actor, Contract, ident, "contract_id"))
 
+    def _tariff_ids(self) -> list[str]:
+        from gateway.usecases.tariffs import Tariffs
+
+        return Tariffs(self.s, self._audit).ids()
+
     def create_contract(self, actor: Actor, customer: str, new: ContractCreate) -> ContractPublic:
         """A new version from `valid_from`; the version open then is closed on that day."""
         self._writer(actor)
         c = self.customer(actor, customer)
-        if problems := contract_problems(new):
+        if problems := contract_problems(new, tariffs=self._tariff_ids()):
             raise BadInput(f"{problems[0][0]}: {problems[0][1]}", where=problems[0][0])
         k = Contract(**new.model_dump())
         try:
@@ -80,7 +85,7 @@ class Registry(RegistryCore):
         k = self.owned(actor, Contract, ident, "contract_id")
         merged = ContractTerms.model_validate({**self._contract_public(k).model_dump(
             include=set(ContractTerms.model_fields)), **update.model_dump(exclude_unset=True)})
-        if problems := contract_problems(merged):
+        if problems := contract_problems(merged, tariffs=self._tariff_ids()):
             raise BadInput(f"{problems[0][0]}: {problems[0][1]}", where=problems[0][0])
         changed = _changes(k, update)
         self._done(actor, "contract.update", f"contract:{ident}", "; ".join(changed) or "no change")

@@ -53,12 +53,17 @@ from gateway.usecases.errors import BadInput, Conflict, Forbidden, NotFound
 R = TypeVar("R")
 
 
-def contract_problems(terms: ContractTerms | ContractUpdate, where: str = "body") -> list[tuple[str, str]]:
-    """What the gateway cannot bill in a contract's terms, as (field path, reason): tariff, PF table, 40 % floor."""
+def contract_problems(terms: ContractTerms | ContractUpdate, where: str = "body",
+                      tariffs: list[str] | None = None) -> list[tuple[str, str]]:
+    """What the gateway cannot bill in a contract's terms, as (field path, reason): tariff, PF table, 40 % floor.
+
+    `tariffs` are the ids that can bill (`gateway.usecases.tariffs.Tariffs.ids`: shipped and imported); default the
+    shipped ones.
+    """
     out: list[tuple[str, str]] = []
-    if terms.tariff_id is not None and terms.tariff_id not in available_tariffs():
-        out.append((f"{where}.tariff_id", f"unknown tariff {terms.tariff_id!r}; known: "
-                                          f"{', '.join(available_tariffs())}"))
+    known = available_tariffs() if tariffs is None else tariffs
+    if terms.tariff_id is not None and terms.tariff_id not in known:
+        out.append((f"{where}.tariff_id", f"unknown tariff {terms.tariff_id!r}; known: {', '.join(known)}"))
     if terms.pf_standard is not None and round(terms.pf_standard, 2) not in pf_standards():
         out.append((f"{where}.pf_standard", f"no PF adjustment table for {terms.pf_standard}; known: "
                                             f"{', '.join(f'{s:.2f}' for s in pf_standards())}"))

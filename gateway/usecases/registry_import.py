@@ -174,6 +174,7 @@ class _Importer:
 
     def __init__(self, s: Session, today: date) -> None:
         self.s, self.today, self.out = s, today, Outcome()
+        self.tariffs: list[str] | None = None  # the ids that can bill, read once
         self.managers = {m.code: m for m in s.scalars(select(AccountManager))}
         self.customers = {c.code: c for c in s.scalars(select(Customer))}
         self.sites = {x.code: x for x in s.scalars(select(Site))}
@@ -328,7 +329,11 @@ class _Importer:
 
     def _contracts(self, number: int, row: dict[str, Any], k: Any) -> None:
         customer = self._customer_ref("contracts", number, row)
-        for column, message in contract_problems(k, where=""):
+        if self.tariffs is None:
+            from gateway.usecases.tariffs import Tariffs
+
+            self.tariffs = Tariffs(self.s, lambda *_: None).ids()
+        for column, message in contract_problems(k, where="", tariffs=self.tariffs):
             self.problem("contracts", number, column.lstrip("."), message)
         if customer is None or any(p.sheet == "contracts" and p.row == number for p in self.out.problems):
             return

@@ -57,15 +57,15 @@ def _device(gw: GatewayDep, d: AnyDeviceConfig, health: dict[str, CollectorHealt
 
 
 @router.get("/health", tags=["collectors"])
-def collector_health(gw: GatewayDep) -> list[CollectorHealth]:
+def collector_health(gw: GatewayDep, access: AccessDep) -> list[CollectorHealth]:
     """Per device: online, last success, consecutive failures, last poll latency, cycle overruns, polls, last error."""
-    return list(_health(gw).values())
+    return [h for name, h in _health(gw).items() if access.sees_device(gw, name)]
 
 
 @router.get("")
-def list_devices(gw: GatewayDep, page: PageParams) -> Page[DevicePublic]:
+def list_devices(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[DevicePublic]:
     health = _health(gw)
-    return page_of([_device(gw, d, health) for d in gw.config.devices], page)
+    return page_of([_device(gw, d, health) for d in gw.config.devices if access.sees_device(gw, d.name)], page)
 
 
 @router.get("/{device}")
@@ -84,6 +84,13 @@ def device_points(device: DeviceName, gw: GatewayDep) -> list[PointConfig]:
 @router.get("/{device}/live")
 def device_live(device: DeviceName, gw: GatewayDep) -> list[LiveValue]:
     return [LiveValue.model_validate(v) for v in live_values(gw, device)]
+
+
+def _anywhere(access: AccessDep) -> None:
+    """The device tools reach any host: not for an engineer limited to named sites."""
+    if access.sites is not None:
+        raise ApiError(403, "the device tools reach any host; this engineer is limited to sites "
+                       + ", ".join(sorted(access.sites)), code="limited_to_sites")
 
 
 def _device_failed(exc: ProbeError | BrowseError, detail: dict[str, Any]) -> ApiError:
@@ -107,6 +114,8 @@ async def probe(body: ProbeParams, request: Request, access: AccessDep,
     """
     from collectors.modbus.probe import ProbeError, probe  # pymodbus only when a probe is asked
 
+    _anywhere(access)
+
     if body.transport == "rtu":
         # A serial line carries one conversation: opened from here it would collide with the running collector's.
         reason = "serial ports are probed with `energy-gateway modbus probe --transport rtu` on the gateway host"
@@ -125,7 +134,7 @@ async def probe(body: ProbeParams, request: Request, access: AccessDep,
             response_model_exclude_unset=True)
 async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=MAX_URL,
                                            description=OPCUA_URL_FORM)],
-                 depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[BrowseNode]:
+                 access: AccessDep, depth: Annotated[int, Query(ge=1, le=6)] = 3) -> list[BrowseNode]:
     """Walk an OPC UA server's address space from Objects (anonymous, no security).
 
     Same rule as the probe: a URL that is not `opc.tcp://host[:port][/path]` with a real host and a port in
@@ -133,6 +142,8 @@ async def browse(url: Annotated[str, Query(pattern=r"^opc\.tcp://", max_length=M
     `device_unreachable`, one that breaks off or takes more than 30 s is 424 `device_error`.
     """
     from collectors.opcua.browse import BrowseError, browse_nodes  # asyncua only when a browse is asked
+
+    _anywhere(access)
     from collectors.opcua.config import OpcUaEndpointConfig
 
     try:

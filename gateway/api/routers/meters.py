@@ -26,7 +26,7 @@ def _meter(gw: GatewayDep, mid: str) -> MeterPublic:
 
 @router.get("")
 def list_meters(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[MeterPublic]:
-    items = [_meter(gw, m) for m in gw.directory.meters if access.sees(gw.directory.owner_of_meter(m))]
+    items = [_meter(gw, m) for m in gw.directory.meters if access.sees_meter(gw, m)]
     return page_of(items, page)
 
 

@@ -24,7 +24,7 @@ def _site(gw: GatewayDep, sid: str) -> SitePublic:
 
 @router.get("")
 def list_sites(gw: GatewayDep, access: AccessDep, page: PageParams) -> Page[SitePublic]:
-    return page_of([_site(gw, s.id) for s in gw.config.sites if access.sees(s.customer)], page)
+    return page_of([_site(gw, s.id) for s in gw.config.sites if access.sees_site(gw, s.id)], page)
 
 
 @router.get("/{site_id}")
