@@ -41,6 +41,7 @@ from gateway.api.routers import (
     portfolio,
     registry,
     registry_file,
+    report_schedule,
     reports,
     sites,
     tariffs,
@@ -277,7 +278,7 @@ def create_app(gw: Gateway) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports,
-                   tariffs, devices, users, notifications, registry, registry_file):
+                   report_schedule, tariffs, devices, users, notifications, registry, registry_file):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)

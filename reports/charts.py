@@ -35,6 +35,19 @@ def nice_ticks(top: float, n: int = 4) -> list[float]:
     return [i * step for i in range(int(math.ceil(top / step)) + 1)]
 
 
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """The (first, last) positions of each run of true flags."""
+    runs: list[tuple[int, int]] = []
+    for i, on in enumerate(flags):
+        if not on:
+            continue
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 def _frame(title: str, y_label: str, ticks: list[float], fmt_tick: Callable[[float], str]) -> list[str]:
     plot_h = HEIGHT - TOP - BOTTOM
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
@@ -84,11 +97,9 @@ def line_chart(title: str, y_label: str, labels: Sequence[str], series: Sequence
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 2)
     step = plot_w / (n - 1)
-    if shade:
-        for i, on in enumerate(shade):
-            if on:
-                parts.append(f'<rect x="{LEFT + (i - 0.5) * step:.1f}" y="{TOP}" width="{step:.1f}" '
-                             f'height="{plot_h}" fill="#fdf0e0"/>')
+    for first, last in _runs(shade or []):  # one band per run of shaded slots, not one per slot
+        parts.append(f'<rect x="{LEFT + (first - 0.5) * step:.1f}" y="{TOP}" width="{(last - first + 1) * step:.1f}" '
+                     f'height="{plot_h}" fill="#fdf0e0"/>')
     for i, label in enumerate(labels):
         if i % max(1, n // 8) == 0:
             parts.append(f'<text x="{LEFT + i * step:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle" '

@@ -7,6 +7,7 @@ embedded. No network is touched: any URL a document might name is refused.
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ from markupsafe import Markup
 
 from reports.charts import Series, bar_chart, line_chart
 from reports.i18n import Texts
+from reports.i18n import install as install_texts
 from reports.model import CustomerMonthReport, DailyBrief, PortfolioReport, Report
 
 Format = str  # "html" | "pdf" | "xlsx"
@@ -32,8 +34,11 @@ class RenderError(Exception):
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
+    """The reports' templates; texts through Jinja's i18n extension: `_(key, name=value)` in the report's language."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, extensions=["jinja2.ext.i18n"])
+    install_texts(env)
+    return env
 
 
 def texts(report: Report) -> Texts:
@@ -145,11 +150,29 @@ def _no_network(url: str) -> dict[str, Any]:
     raise RenderError(f"a report may not load {url!r}: reports are self-contained")
 
 
+_fonts = threading.local()
+
+
+def _font_config() -> Any:
+    """WeasyPrint's font configuration, one per thread and kept across renders.
+
+    Made afresh for each document (WeasyPrint's default) it loads Pango's font map and the Noto CJK faces again for
+    every report; kept, a batch worker's later reports find them ready. Per thread, since a Pango font map is not
+    shared between threads (the API renders in a thread pool).
+    """
+    config = getattr(_fonts, "config", None)
+    if config is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        config = _fonts.config = FontConfiguration()
+    return config
+
+
 def render_pdf(report: Report) -> bytes:
     """The report's HTML rendered by WeasyPrint; fonts come from the system (Noto CJK), nothing is fetched."""
     import weasyprint
 
-    pdf = weasyprint.HTML(string=render_html(report), url_fetcher=_no_network).write_pdf()
+    pdf = weasyprint.HTML(string=render_html(report), url_fetcher=_no_network).write_pdf(font_config=_font_config())
     if pdf is None:
         raise RenderError("WeasyPrint returned no PDF")
     return bytes(pdf)

@@ -467,3 +467,54 @@ class TicketAttachment(Base):
     uploaded_by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     ticket: Mapped[Ticket] = relationship(back_populates="attachments")
+
+
+class ReportSubscription(Base):
+    """When a customer's reports (`owner` its code) or a manager's portfolio (`manager:CODE`) go out, and in what.
+
+    Hours on the owner's clock (the customer's time zone; the gateway's for a manager); `daily_hour` None sends no
+    daily brief. No row: the defaults of `gateway.report_jobs.ReportSchedule` and the notifier's usual audience.
+    """
+
+    __tablename__ = "report_subscription"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(80), unique=True)
+    monthly_day: Mapped[int] = mapped_column(Integer)
+    monthly_hour: Mapped[int] = mapped_column(Integer)
+    daily_hour: Mapped[int | None] = mapped_column(Integer)
+    fmt: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recipients: Mapped[list[ReportRecipient]] = relationship(
+        back_populates="subscription", cascade="all, delete-orphan", order_by="ReportRecipient.id")
+
+
+class ReportRecipient(Base):
+    """One address a subscription's reports are mailed to, in the recipient's language (zh or en)."""
+
+    __tablename__ = "report_recipient"
+    __table_args__ = (UniqueConstraint("subscription_id", "email"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("report_subscription.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5))
+    subscription: Mapped[ReportSubscription] = relationship(back_populates="recipients")
+
+
+class AdviceRequest(Base):
+    """A request opened for a piece of saving advice: which advice (key and month) and what it was worth then.
+
+    One per (customer, advice key, month), so the advice page offers no second; the ticket shows the advice back.
+    """
+
+    __tablename__ = "advice_request"
+    __table_args__ = (UniqueConstraint("customer_code", "advice_key", "advice_month"),)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True)
+    customer_code: Mapped[str] = mapped_column(String(64), index=True)
+    advice_key: Mapped[str] = mapped_column(String(60))  # the advice item's kind: load_shift, power_factor, ...
+    advice_month: Mapped[str] = mapped_column(String(7))  # YYYY-MM of the data the advice was made from
+    title: Mapped[str] = mapped_column(String(300))  # in English; text_key and params give it in each language
+    text_key: Mapped[str | None] = mapped_column(String(60))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    money_per_month: Mapped[float] = mapped_column(Float)
+    currency: Mapped[str] = mapped_column(String(3))

@@ -129,16 +129,19 @@ def customer(
     assert out_dir is not None
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
-    with typer.progressbar(cfg.customers, label="reports", file=None) as bar:
-        for c in bar:
-            first = _month(month, c.timezone)
-            try:
-                data = render_report(customer_month(uc, c.id, first, lang or None), kind)
-            except UseCaseError as exc:
-                typer.echo(f"\n{c.id}: {exc}", err=True)
+    from gateway.progress import progress
+    from gateway.usecases.reports import MonthReportJob, month_reports
+
+    jobs = [MonthReportJob(c.id, _month(month, c.timezone), kind, lang or None) for c in cfg.customers]
+    # Made in parallel by the shared batch executor (every core, or the Dask cluster of [forecast]), each file
+    # written as its report comes back
+    with progress("reports", len(jobs)) as bar:
+        for done in bar.track(month_reports(cfg, jobs)):
+            if done.content is None:
+                typer.echo(f"\n{done.job.customer}: {done.error}", err=True)
                 failed += 1
                 continue
-            (out_dir / f"{c.id}_{first:%Y-%m}.{kind}").write_bytes(data)
+            (out_dir / f"{done.job.customer}_{done.job.month:%Y-%m}.{kind}").write_bytes(done.content)
     typer.echo(f"{out_dir}: {len(cfg.customers) - failed} reports, {failed} without data")
     if failed == len(cfg.customers):
         raise typer.Exit(2)

@@ -7,12 +7,19 @@ see money) and the customer has a contract on a shipped tariff.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 
 from crm_bridge.registry.models import (
@@ -23,10 +30,11 @@ from crm_bridge.registry.models import (
     TierChange,
 )
 from crm_bridge.registry.repo import manager_portfolio
+from crm_bridge.tariffs import MonthBill, MonthUsage
 from crm_bridge.tariffs.bill import month_bounds
 from forecasting.metrics import point_metrics
 from gateway.query import day_bounds
-from gateway.usecases.accounts import account_summaries
+from gateway.usecases.accounts import account_summaries, open_advice_money
 from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
 from gateway.usecases.figures import UseCases, customer_config
 from reports.i18n import Lang, language
@@ -42,6 +50,9 @@ from reports.model import (
     RequestRow,
     TierChangeRow,
 )
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
 
 TREND_MONTHS = 3  # the portfolio's trend: this month and the two before
 
@@ -63,11 +74,23 @@ def _month_before(first: date, months: int = 1) -> date:
 
 def month_or_none(uc: UseCases, customer: str, first: date, money: bool) -> Month | None:
     """A month's figures from the one month bill; None when the month has no data (or is before the tariff)."""
+    figures = _figures_or_none(uc, customer, first, uc.month_frame(customer, first)[0])
+    return None if figures is None else Month(first, figures[0], figures[1] if money else None)
+
+
+def _figures_or_none(uc: UseCases, customer: str, first: date,
+                     frame: pd.DataFrame) -> tuple[MonthUsage, MonthBill | None] | None:
+    """The month bill of `frame` (the month's intervals), or None where it raises the use cases' errors.
+
+    A month without one kWh value is None at once: its bill always ends in an error (no interval with energy, if
+    none comes first), and pricing a month of nothing before finding that out was most of what empty months cost.
+    """
+    if not frame["kwh"].notna().any():
+        return None
     try:
-        usage, bill = uc.month_bill(customer, first)
+        return uc.month_bill(customer, first, frame)
     except UseCaseError:
         return None
-    return Month(first, usage, bill if money else None)
 
 
 def _utc(t: datetime) -> datetime:
@@ -101,13 +124,16 @@ def forecast_check(actual_kwh: np.ndarray, forecast_kwh: np.ndarray) -> Forecast
                          intervals=int(both.sum()), accuracy=None if wape is None else 1.0 - wape)
 
 
-def _month_forecast(uc: UseCases, customer: str, first: date) -> ForecastCheck | None:
+def _month_forecast(uc: UseCases, customer: str, first: date, frame: pd.DataFrame | None = None,
+                    forecast: pd.DataFrame | None = None) -> ForecastCheck | None:
     tz = ZoneInfo(customer_config(uc.gw, customer).timezone)
     start, end = month_bounds(first, tz)
-    forecast = uc.gw.query.forecast(customer, start, end)
+    if forecast is None:
+        forecast = uc.gw.query.forecast(customer, start, end)
     if forecast["forecast"].notna().sum() == 0:
         return None
-    frame, _ = uc.month_frame(customer, first)
+    if frame is None:
+        frame, _ = uc.month_frame(customer, first)
     with_energy = frame["status"].isin(("measured", "estimated")) if "status" in frame.columns else frame["kwh"].notna()
     actual = frame["kwh"].where(with_energy).to_numpy(dtype=float)
     return forecast_check(actual, forecast["forecast"].reindex(frame.index).to_numpy(dtype=float))
@@ -119,28 +145,47 @@ def customer_month(uc: UseCases, customer: str, first: date, lang: str | None = 
 
     The month bill, the months to compare, the charts' data, alerts, advice, open requests and data quality. Raises
     the use cases' errors (NoData for a month without data).
+
+    The month and the EARLIER_MONTHS before it come from one store read, and each month's bill is made once: the
+    month before is both a column of the comparison and one of the services' earlier peaks.
     """
-    from gateway.usecases.services import services_for
+    from gateway.usecases.services import EARLIER_MONTHS, earlier_peaks, services_for
 
     c = customer_config(uc.gw, customer)
     tz = ZoneInfo(c.timezone)
     first = first.replace(day=1)
-    usage, bill = uc.month_bill(customer, first)
+    frames = uc.month_frames(customer, [_month_before(first, k) for k in range(EARLIER_MONTHS, -1, -1)])
+    usage, bill = uc.month_bill(customer, first, frames[first])
     month = Month(first, usage, bill if money else None)
+    figures: dict[date, tuple[MonthUsage, MonthBill | None] | None] = {}
+
+    def earlier(m: date) -> tuple[MonthUsage, MonthBill | None] | None:
+        if m not in figures:
+            figures[m] = _figures_or_none(uc, customer, m, frames[m])
+        return figures[m]
+
     start, end = month_bounds(first, tz)
+    # A month that is over: one forecast read serves the services (the month and 32 days on) and the accuracy check
+    forecast = uc.gw.query.forecast(customer, start, end + timedelta(days=32)) if end <= datetime.now(tz) else None
     advice: list[dict[str, Any]] | None = None
     if month.bill is not None:
         try:
-            advice = list(services_for(uc, customer, first)["advice"])
+            peaks = earlier_peaks(uc, customer, first, lambda m: None if (f := earlier(m)) is None else f[0])
+            advice = list(services_for(uc, customer, first, frames[first], peaks, forecast)["advice"])
         except UseCaseError:
             advice = []
+    prior = _month_before(first)
+    before = earlier(prior)
     peak_day = uc.day_curve(customer, usage.peak_at.astimezone(tz).date()) if usage.peak_kw else None
+    checked = _month_forecast(uc, customer, first, frames[first],
+                              None if forecast is None else forecast.iloc[:len(frames[first])])
     return CustomerMonthReport(
         customer=customer, name=c.name or customer, lang=report_language(uc, customer, lang), timezone=c.timezone,
-        made_at=datetime.now(tz), month=month, before=month_or_none(uc, customer, _month_before(first), money),
+        made_at=datetime.now(tz), month=month,
+        before=None if before is None else Month(prior, before[0], before[1] if money else None),
         last_year=month_or_none(uc, customer, first.replace(year=first.year - 1), money), peak_day=peak_day,
-        forecast=_month_forecast(uc, customer, first), alerts=alerts_between(uc, customer, start, end),
-        advice=advice, requests=open_requests(uc, customer))
+        forecast=checked, alerts=alerts_between(uc, customer, start, end), advice=advice,
+        requests=open_requests(uc, customer))
 
 
 def daily_brief(uc: UseCases, customer: str, day: date, lang: str | None = None, money: bool = True) -> DailyBrief:
@@ -184,16 +229,6 @@ def manager_info(uc: UseCases, code: str) -> ManagerInfo:
     return info
 
 
-def _open_advice(uc: UseCases, customer: str, first: date) -> float | None:
-    from gateway.usecases.services import services_for
-
-    try:
-        advice = services_for(uc, customer, first)["advice"]
-    except UseCaseError:
-        return None
-    return float(sum(a["money_per_month"] for a in advice))
-
-
 def portfolio(uc: UseCases, manager: str, first: date, lang: str | None = None) -> PortfolioReport:
     """An account manager's accounts for one month.
 
@@ -221,7 +256,7 @@ def portfolio(uc: UseCases, manager: str, first: date, lang: str | None = None) 
             rows.append(PortfolioRow(
                 customer=cid, name=customer_config(uc.gw, cid).name or cid,
                 tier=entry.tier if entry else None, months=months,
-                open_advice_per_month=_open_advice(uc, cid, first),
+                open_advice_per_month=open_advice_money(uc, cid, first),
                 open_alerts=entry.open_alerts if entry else 0, open_requests=entry.open_tickets if entry else 0))
         by_id = {v: k for k, v in ids.items()}
         for ch in s.scalars(select(TierChange).where(TierChange.customer_id.in_(list(by_id)),
@@ -264,3 +299,110 @@ def portfolio_report(uc: UseCases, manager: str, first: date, fmt: str, lang: st
     """The account manager's portfolio report as html, pdf or xlsx."""
     return render_report(portfolio(uc, manager, first, lang), fmt)
 
+
+# -- many monthly reports at once, through the shared batch executor ---------------------------------------------------
+# The executor is the one the forecast job uses (ARCHITECTURE.md, "Scaling past one machine"): Dask's when
+# `[forecast] dask_scheduler` names a scheduler, else a local process pool. Each worker opens the stores once and keeps
+# its use cases, fonts and templates for every report it makes after that.
+
+# Loaded by the fork server before it forks the pool's workers, so a worker starts in milliseconds, not seconds.
+WORKER_PRELOAD = ("gateway.usecases.reports", "gateway.usecases.services", "reports.render", "weasyprint")
+
+
+@dataclass(frozen=True)
+class MonthReportJob:
+    """One monthly report to make: whose, which month (its first day), the format, the language, money or not."""
+
+    customer: str
+    month: date
+    fmt: str = "pdf"
+    lang: str | None = None  # None: the customer's language
+    money: bool = True
+
+
+@dataclass(frozen=True)
+class MonthReportResult:
+    """A made report (`content`), or why there is none (`error`: the use cases' message, e.g. no data).
+
+    `cpu_s`: the worker's CPU time for it (gathering and rendering), which a busy machine does not inflate.
+    """
+
+    job: MonthReportJob
+    content: bytes | None
+    error: str = ""
+    cpu_s: float = 0.0
+
+
+_WORKER_USES: dict[str, UseCases] = {}  # per process: config fingerprint -> use cases on the stores it names
+
+
+def _worker_uses(cfg: GatewayConfig) -> UseCases:
+    """The use cases of the calling process on the stores `cfg` names, opened at its first report and kept.
+
+    Opened for reading only: the process that hands out the work has migrated the registry and brought it in step
+    with the config already (a worker doing it too would only queue on the database's lock).
+    """
+    from sqlalchemy.orm import sessionmaker
+
+    from crm_bridge.registry import make_engine
+    from gateway.directory import Directory
+    from gateway.runtime import build_query, build_store
+    from gateway.usecases.figures import OfflineSources
+
+    key = cfg.model_dump_json()
+    uses = _WORKER_USES.get(key)
+    if uses is None:
+        db = sessionmaker(make_engine(cfg.database.resolve(cfg.gateway.data_dir, os.environ)), expire_on_commit=False)
+        uses = UseCases(OfflineSources(cfg, build_query(cfg, build_store(cfg)), db, Directory.from_config(cfg)))
+        _WORKER_USES.clear()  # a reloaded config replaces the one before
+        _WORKER_USES[key] = uses
+    return uses
+
+
+def make_month_report(cfg: GatewayConfig, job: MonthReportJob) -> MonthReportResult:
+    """One monthly report, made in the calling process with its kept use cases (what each batch worker runs)."""
+    uses = _worker_uses(cfg)
+    cpu = time.process_time()
+    try:
+        data = customer_report(uses, job.customer, job.month, job.fmt, job.lang, job.money)
+    except UseCaseError as exc:  # the message, not the exception, crosses back: it pickles whatever its class
+        return MonthReportResult(job, None, str(exc), time.process_time() - cpu)
+    return MonthReportResult(job, data, cpu_s=time.process_time() - cpu)
+
+
+@contextmanager
+def report_executor(cfg: GatewayConfig, workers: int | None = None) -> Iterator[Executor]:
+    """The shared batch executor: Dask's when `[forecast] dask_scheduler` is set, else a local process pool.
+
+    The pool has `workers` processes (default: every core), forked from a fork server that has loaded
+    WORKER_PRELOAD; a fork server, not a plain fork, because a running gateway has threads (scheduler, API, store
+    readers) whose locks a forked child could inherit held. Dask's workers must reach the same stores and registry
+    as this process (InfluxDB and PostgreSQL; an embedded store only on this machine).
+    """
+    if cfg.forecast.dask_scheduler:
+        from distributed import Client
+
+        client = Client(cfg.forecast.dask_scheduler)
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx) as pool:
+        yield pool
+
+
+def month_reports(cfg: GatewayConfig, jobs: Sequence[MonthReportJob],
+                  executor: Executor | None = None) -> Iterator[MonthReportResult]:
+    """Make every job's monthly report in parallel through `executor` (default: `report_executor(cfg)`).
+
+    Yields each result as it is done, so a caller can show progress and write files while the rest are made; a job
+    without data yields its error and the others go on. An error that is not the use cases' (a broken store, a
+    renderer failure) stops the batch, as it would stop one report.
+    """
+    with report_executor(cfg) if executor is None else nullcontext(executor) as pool:
+        futures = [pool.submit(make_month_report, cfg, job) for job in jobs]
+        for done in as_completed(futures):
+            yield done.result()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,6 +72,37 @@ def test_reports_fall_due_on_the_chosen_day_and_hour():
         ("monthly", date(2026, 11, 1))]
     with pytest.raises(ValueError, match="1..28"):
         ReportSchedule(monthly_day=31)
+
+
+def test_the_defaults_the_portal_shows_are_the_jobs():
+    from gateway.usecases.report_delivery import DEFAULTS
+
+    job = ReportSchedule()
+    assert (job.monthly_day, job.monthly_at, job.daily_at, job.fmt) == (
+        DEFAULTS.monthly_day, time(DEFAULTS.monthly_hour), time(DEFAULTS.daily_hour or 0), DEFAULTS.format)
+
+
+def test_an_owners_own_schedule_and_each_recipients_language_come_first(world, tmp_path):
+    from gateway.usecases.report_delivery import Plan
+
+    plans = {"beta": Plan(1, 0, None, "pdf", (("a@beta.example", "en"), ("b@beta.example", "zh"))),
+             "manager:am-b": Plan(1, 0, None, "html", (("am.b@utility.example", "en"),))}
+    outbox = Outbox()
+    runs = send_due_reports(UseCases(world.gw), outbox, schedule=ReportSchedule(daily_at=None), store_dir=tmp_path,
+                            recipients=lambda c: [], managers=lambda m: [], plans=plans.get)
+    assert [(d.kind, d.customer, d.outcome) for d in runs if d.outcome != "no_recipients"] == [
+        ("monthly", "beta", "sent"), ("portfolio", "manager:am-b", "sent")]
+    month = (datetime.now(ZoneInfo("Europe/Berlin")).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    portfolio_month = (datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1) - timedelta(days=1)).replace(
+        day=1)
+    assert [(m["to"], m["lang"], m["name"]) for m in outbox.sent] == [
+        (["a@beta.example"], "en", f"monthly_{month:%Y-%m}.pdf"),  # beta's own language first, under the plain name
+        (["b@beta.example"], "zh", f"monthly_{month:%Y-%m}_zh.pdf"),
+        (["am.b@utility.example"], "en", f"portfolio_{portfolio_month:%Y-%m}_en.html")]
+    assert (tmp_path / "beta" / f"monthly_{month:%Y-%m}_zh.pdf").read_bytes() == outbox.sent[1]["data"]
+    assert "Portfolio" in bytes(outbox.sent[2]["data"]).decode()  # type: ignore[arg-type]
+    records = {r["customer"]: r["recipients"] for r in SentLog(tmp_path / "sent.db").records()}
+    assert records == {"beta": "a@beta.example, b@beta.example", "manager:am-b": "am.b@utility.example"}
 
 
 def test_each_report_is_delivered_once_also_after_a_restart(world, tmp_path):
@@ -226,3 +258,99 @@ def test_the_scheduled_job_mails_the_pdf_through_the_notifier_to_a_real_smtp_ser
     others = {(status, error.split(" has ")[1] if error else None) for who, status, error in records
               if who != "manager:ZHAO"}
     assert others == {("failed", "no e-mail address (set it in the notification preferences)")}
+
+
+def test_the_job_mails_each_schedule_to_its_recipients_once_also_after_a_restart(tmp_path_factory):
+    """The `reports` job on the registry's schedules: a manager's portfolio PDF and a customer's reports, each copy
+    in its recipient's language, reach a real SMTP server once, however often the job and the sender run."""
+    from aiosmtpd.controller import Controller
+
+    from crm_bridge.notify.config import NotifyConfig
+    from crm_bridge.registry.models import AccountManager, ManagerAssignment
+    from gateway.config import load_config
+    from gateway.jobs import register_jobs
+    from gateway.report_jobs import report_job
+    from gateway.runtime import Gateway
+    from gateway.usecases.report_delivery import (
+        PortfolioScheduleUpdate,
+        ReportScheduleUpdate,
+        deliveries_of,
+        set_schedule,
+    )
+    from tests.crm_bridge.notify.receivers import free_port
+    from tests.gateway.test_notifications import _Box
+
+    saved = world_mod.HISTORY_DAYS
+    world_mod.HISTORY_DAYS = 40
+    home = tmp_path_factory.mktemp("scheduled")
+    try:
+        w = world_mod.build_world(home)
+    finally:
+        world_mod.HISTORY_DAYS = saved
+    box, port = _Box(), free_port()
+    ctl = Controller(box, hostname="127.0.0.1", port=port)
+    ctl.start()
+    due_now = {"monthly_day": 1, "monthly_hour": 0, "format": "pdf"}  # day 1 at 00:00 has passed in every month
+    notify = NotifyConfig.model_validate({"channels": {"mail": {
+        "type": "email", "host": "127.0.0.1", "port": port, "security": "none", "sender": "reports@utility.example"}}})
+    try:
+        w.gw.config = w.gw.config.model_copy(update={"notify": notify})
+        with w.gw.db() as s:
+            zhao = AccountManager(code="ZHAO", name="Zhao", email="zhao@utility.example")
+            s.add(zhao)
+            s.flush()
+            s.add(ManagerAssignment(manager_id=zhao.id, customer_id=s.scalar(
+                select(Customer.id).where(Customer.code == "beta"))))
+            set_schedule(s, "manager:ZHAO", PortfolioScheduleUpdate.model_validate(due_now), "admin")
+            set_schedule(s, "acme", ReportScheduleUpdate.model_validate({**due_now, "daily_hour": 0, "recipients": [
+                {"email": "energy@acme.example", "language": "zh"},
+                {"email": "director@acme.example", "language": "en"}]}), "cust-acme")
+        register_jobs(w.gw)
+        first = report_job(w.gw)
+        w.gw.scheduler.run_now("notify_send")
+        again = report_job(w.gw)  # the next run
+        w.gw.scheduler.run_now("notify_send")
+        # a restart: a new gateway on the same config, registry and data folder
+        restarted = Gateway.from_config(load_config(home / "gateway.toml"))
+        restarted.config = restarted.config.model_copy(update={"notify": notify})
+        register_jobs(restarted)
+        after_restart = report_job(restarted)
+        restarted.scheduler.run_now("notify_send")
+    finally:
+        ctl.stop()
+    mine = {(d.kind, d.customer): d.outcome for d in first if d.customer in ("acme", "manager:ZHAO")}
+    assert mine == {("monthly", "acme"): "sent", ("brief", "acme"): "sent", ("portfolio", "manager:ZHAO"): "sent"}
+    assert {d.outcome for d in again if d.customer in ("acme", "manager:ZHAO")} == {"already_sent"}
+    assert {d.outcome for d in after_restart if d.customer in ("acme", "manager:ZHAO")} == {"already_sent"}
+
+    def mailed(to: str) -> dict[str, bytes]:
+        parts = [(part.get_filename(), part.get_content()) for rcpts, msg, _ in box.messages if rcpts == [to]
+                 for part in msg.iter_attachments()]
+        assert len(parts) == len(dict(parts)), f"{to} got a report twice: {[name for name, _ in parts]}"
+        return dict(parts)
+
+    last_month = (datetime.now(ZoneInfo("Asia/Shanghai")).date().replace(day=1) - timedelta(days=1)).replace(day=1)
+    to_zhao = mailed("zhao@utility.example")
+    portfolio = f"portfolio_{last_month:%Y-%m}.pdf"
+    assert to_zhao[portfolio][:5] == b"%PDF-"
+    assert "客户组合报告" in pdf_text(to_zhao[portfolio])
+    assert "Beta Works" in pdf_text(to_zhao[portfolio])
+    kept = w.gw.config.data_path(Path("reports")) / "managers" / "ZHAO" / portfolio
+    assert kept.read_bytes() == to_zhao[portfolio]
+    # acme's two addresses, each in its own language; a brief and a monthly report apiece
+    zh, en = mailed("energy@acme.example"), mailed("director@acme.example")
+    assert sorted(zh) == [f"brief_{(datetime.now(ZoneInfo('Asia/Shanghai')).date() - timedelta(days=1))}.pdf",
+                          f"monthly_{last_month:%Y-%m}.pdf"]
+    assert sorted(en) == sorted(name.replace(".pdf", "_en.pdf") for name in zh)
+    assert "Monthly energy report" in pdf_text(en[f"monthly_{last_month:%Y-%m}_en.pdf"])
+    assert "月" in pdf_text(zh[f"monthly_{last_month:%Y-%m}.pdf"])
+    # the record of what went to whom, as the API and the downloads page show it
+    with w.gw.db() as s:
+        acme, total = deliveries_of(s, "acme")
+        zhao_rows, _ = deliveries_of(s, "manager:ZHAO")
+    assert total == 4
+    assert {(d.kind, d.address, d.status) for d in acme} == {
+        (kind, address, "delivered") for kind in ("monthly", "brief")
+        for address in ("energy@acme.example", "director@acme.example")}
+    assert [(d.report, d.recipient, d.status) for d in zhao_rows] == [(portfolio, "mailto:zhao@utility.example",
+                                                                       "delivered")]

@@ -59,3 +59,14 @@ def ink(page: Image.Image) -> float:
     """The share of pixels that are not white: 0 for a blank page."""
     hist = page.convert("L").histogram()
     return 1 - sum(hist[250:]) / sum(hist)
+
+
+def pdf_page_count(data: bytes) -> int:
+    """The page count pdfinfo reads from the document's page tree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "r.pdf"
+        pdf.write_bytes(data)
+        out = subprocess.run([_tool("pdfinfo"), str(pdf)], capture_output=True, check=True,
+                             timeout=120).stdout.decode()
+    (pages,) = [line.split(":", 1)[1] for line in out.splitlines() if line.startswith("Pages:")]
+    return int(pages)
