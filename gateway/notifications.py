@@ -63,7 +63,11 @@ def install_notifications(gw: Gateway, environ: Mapping[str, str] | None = None)
     for where, var in cfg.secret_envs():
         if not env.get(var):
             log.error("%s: environment variable %s is not set; that channel's messages will fail", where, var)
-    notifier = Notifier(cfg, UserDirectory({c.id: c.language for c in gw.config.customers}), env)
+    from gateway.portal.i18n import alert_message
+
+    # The alert keys' texts are the portal's catalogue: each recipient reads an alert's message in their language.
+    notifier = Notifier(cfg, UserDirectory({c.id: c.language for c in gw.config.customers}), env,
+                        alert_text=alert_message)
     gw.db.configure(info={**(gw.db.kw.get("info") or {}), PUBLISHER: notifier})
     log.info("notifications on: %d channel(s) (%s)", len(cfg.channels), ", ".join(sorted(cfg.channels)))
     return notifier

@@ -115,15 +115,27 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def alert_event(kind: EventKind, alert: Alert, at: datetime) -> Event:
-    """The event of an alert opened, escalated or resolved (a customer's threshold alert opens THRESHOLD_CROSSED)."""
+    """The event of an alert opened, escalated or resolved (a customer's threshold alert opens THRESHOLD_CROSSED).
+
+    An alert with a message key (its `AlertText`, read in the alert's own session) carries it and its values as
+    `message_key` and `message_params`, so each recipient can be told the message in their language.
+    """
+    from sqlalchemy.orm import object_session
+
+    from crm_bridge.registry.models import AlertText
+
     if kind is EventKind.ALERT_OPENED and alert.type.startswith("threshold_"):
         kind = EventKind.THRESHOLD_CROSSED
-    return Event(
-        kind=kind, key=f"alert:{alert.id}:{kind.value}", customer=alert.customer_code, at=at, severity=alert.severity,
-        data={"alert_id": alert.id, "type": alert.type, "severity": alert.severity, "message": alert.message,
-              "meter": alert.meter_code, "window_start": _iso(alert.window_start),
-              "window_end": _iso(alert.window_end), "opened_at": _iso(alert.opened_at)},
-    )
+    data: dict[str, Any] = {
+        "alert_id": alert.id, "type": alert.type, "severity": alert.severity, "message": alert.message,
+        "meter": alert.meter_code, "window_start": _iso(alert.window_start), "window_end": _iso(alert.window_end),
+        "opened_at": _iso(alert.opened_at)}
+    session = object_session(alert)
+    found = session.get(AlertText, alert.id) if session is not None and alert.id is not None else None
+    if found is not None:
+        data |= {"message_key": found.key, "message_params": dict(found.params or {})}
+    return Event(kind=kind, key=f"alert:{alert.id}:{kind.value}", customer=alert.customer_code, at=at,
+                 severity=alert.severity, data=data)
 
 
 def ticket_event(kind: EventKind, ticket: Ticket, customer: str, at: datetime, due: datetime | None = None) -> Event:

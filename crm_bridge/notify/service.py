@@ -27,7 +27,7 @@ from crm_bridge.notify.config import NotifyConfig
 from crm_bridge.notify.events import Attachment, Event, EventKind, alert_event, ticket_event
 from crm_bridge.notify.mail import NotifyError
 from crm_bridge.notify.recipients import Audience, Directory, Target, next_digest, quiet_until, urgent
-from crm_bridge.notify.texts import Rendered, render, render_digest
+from crm_bridge.notify.texts import AlertText, Rendered, render, render_digest
 from crm_bridge.registry.models import (
     Alert,
     Customer,
@@ -74,8 +74,14 @@ class Notifier:
     """Publishes events into the queue and works the queue. One per database; thread-safe (no mutable state)."""
 
     def __init__(self, config: NotifyConfig, directory: Directory, environ: Mapping[str, str],
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: Callable[[], datetime] = _now, alert_text: AlertText | None = None) -> None:
+        """A notifier for `config`'s channels and `directory`'s people.
+
+        `alert_text` renders an alert's message from its key in a recipient's language (see texts.values); without
+        it, messages carry the alert's stored English text.
+        """
         self.config = config
+        self.alert_text = alert_text
         self.audience = Audience(config, directory)
         self.senders: dict[str, Sender] = {n: build_sender(n, c, environ) for n, c in config.channels.items()}
         self.clock = clock
@@ -121,7 +127,7 @@ class Notifier:
     def _queue(self, session: Session, row: NotificationEvent, event: Event, t: Target, label: str,
                now: datetime) -> Notification:
         text = render(event.kind, {**event.data, "severity": event.severity or event.data.get("severity")}, label,
-                      t.language, t.timezone)
+                      t.language, t.timezone, self.alert_text)
         status, error = QUEUED, t.error
         due: datetime | None = now
         if error is not None:

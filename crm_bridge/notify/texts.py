@@ -1,29 +1,49 @@
-"""Notification texts in the recipient's language (messages.toml), with Babel formatting numbers, times and money."""
+"""Notification texts in the recipient's language, with Babel formatting numbers, times and money.
+
+The texts are the gettext catalogues `crm_bridge/notify/locale/<zh_CN|en>/LC_MESSAGES/messages.po`, msgid
+`<section>.<key>` (`alert.opened.subject`, `severity.warning`), `{name}` placeholders filled with str.format.
+An alert's own message is shown in the recipient's language from its message key and values when the notifier was
+given an `AlertText` renderer (the gateway passes the portal's, whose catalogue has the alert keys).
+"""
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
+from crm_bridge.i18n import Catalogue
 from crm_bridge.notify.events import EventKind
 
 LANGUAGES = ("zh", "en")
 _LOCALES = {"zh": "zh_Hans_CN", "en": "en_GB"}
+FOLDERS = {"zh": "zh_CN", "en": "en"}  # locale/<folder>/LC_MESSAGES/messages.po
+
+# An alert's message in one language: (key, values, stored English text, time zone, language) -> text.
+AlertText = Callable[[str, Mapping[str, Any], str, str, str], str]
+
+
+@cache
+def catalogue() -> Catalogue:
+    """The notification texts, read once."""
+    return Catalogue(resources.files("crm_bridge.notify").joinpath("locale"), FOLDERS)
 
 
 @cache
 def messages() -> dict[str, Any]:
     """The catalog: section -> key -> {language: text}."""
-    return tomllib.loads((Path(__file__).parent / "messages.toml").read_text("utf-8"))
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for msgid, texts in catalogue().entries().items():
+        section, _, key = msgid.rpartition(".")
+        out.setdefault(section, {})[key] = texts
+    return out
 
 
 def missing_translations() -> list[str]:
@@ -43,8 +63,10 @@ def language(value: str | None, default: str) -> str:
 
 def text(section: str, key: str, lang: str) -> str:
     """One text of the catalog in `lang` (KeyError for a key it does not have)."""
-    entry: dict[str, str] = messages()[section][key]
-    return entry[lang]
+    msgid = f"{section}.{key}"
+    if not catalogue().has(msgid, lang):
+        raise KeyError(f"notification text {msgid!r} is not in the {lang} catalogue (crm_bridge/notify/locale)")
+    return catalogue().gettext(msgid, lang)
 
 
 def locale_of(lang: str) -> str:
@@ -94,19 +116,27 @@ class Rendered:
     body: str
 
 
-def values(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, tz: str) -> dict[str, str]:
-    """The placeholders of an event's texts, formatted for `lang` and `tz`."""
+def values(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, tz: str,
+           alert_text: AlertText | None = None) -> dict[str, str]:
+    """The placeholders of an event's texts, formatted for `lang` and `tz`.
+
+    `message` is the alert's stored English text, or with `alert_text` and an alert that has a message key
+    (`message_key`, `message_params` in `data`) that message in `lang`.
+    """
     out: dict[str, str] = {"customer": customer}
     for key in ("alert_id", "ticket_id", "type", "message", "title", "category", "period", "attachment"):
         if data.get(key) is not None:
             out[key] = str(data[key])
+    if alert_text is not None and data.get("message_key"):
+        out["message"] = alert_text(str(data["message_key"]), data.get("message_params") or {},
+                                    str(data.get("message") or ""), tz, lang)
     if data.get("meter") is not None or kind in (EventKind.ALERT_OPENED, EventKind.ALERT_RESOLVED):
         out["meter"] = str(data.get("meter") or text("misc", "none", lang))
     if data.get("severity") in ("info", "warning", "critical"):
         out["severity"] = text("severity", data["severity"], lang)
     if data.get("kind") in ("request", "complaint"):
         out["kind"] = text("ticket_kind", data["kind"], lang)
-    if data.get("status") in messages()["status"]:
+    if catalogue().has(f"status.{data.get('status')}", lang):
         out["status"] = text("status", data["status"], lang)
     for key in ("opened_at", "created_at", "due"):
         if key in data:
@@ -124,9 +154,10 @@ def values(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, t
     return out
 
 
-def render(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, tz: str) -> Rendered:
-    """Subject and plain-text body of one event for one recipient."""
-    vals = _Values(values(kind, data, customer, lang, tz))
+def render(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, tz: str,
+           alert_text: AlertText | None = None) -> Rendered:
+    """Subject and plain-text body of one event for one recipient (`alert_text`: see `values`)."""
+    vals = _Values(values(kind, data, customer, lang, tz, alert_text))
     return Rendered(text(kind.value, "subject", lang).format_map(vals), text(kind.value, "body", lang).format_map(vals))
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import plotly
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -28,21 +29,24 @@ from crm_bridge.tariffs.model import next_month
 from gateway.api.deps import SESSION_COOKIE, UseCasesDep, client_of, get_auth, is_https, optional_principal
 from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
-from gateway.api.scope import AccessDep, ActorDep, AlertId, CustomerId, DeskDep, GatewayDep, TicketId
+from gateway.api.scope import ActorDep, AlertId, CustomerId, DeskDep, GatewayDep, TicketId
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
 from gateway.portal import i18n
 from gateway.portal.charts import day_chart
 from gateway.portal.i18n import messages
 from gateway.runtime import Gateway
 from gateway.usecases import BeforeTariff, NoContract, NoData, UseCaseError, parse_day, parse_month, without_money
-from gateway.usecases.desk import NEXT_ON_DESK
+from gateway.usecases.desk import NEXT_ON_DESK, advice_month
 from gateway.usecases.figures import customer_config
 
 LANG_COOKIE = "eg_lang"
 LOGIN_CSRF_COOKIE = "eg_login_csrf"
 _HERE = Path(__file__).parent
 # Starlette's default escapes only templates named *.html/*.htm/*.xml; ours are *.html.j2, so escape all of them.
-templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True))
+# Texts: Jinja's i18n extension, `_("key", name=value)` in the page's `lang` (gateway/portal/i18n.py), set up once.
+templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True,
+                                            extensions=["jinja2.ext.i18n"]))
+i18n.install(templates.env)
 
 
 def _local(iso: str | None, zone: str) -> str:
@@ -80,9 +84,6 @@ def _render(request: Request, gw: Gateway, name: str, principal: Principal | Non
     lang = _lang(request, principal, gw)
     zone = ctx.get("timezone") or gw.config.gateway.timezone
 
-    def t(key: str, **values: Any) -> str:
-        return i18n.text(key, lang, **values)
-
     def can(capability: str) -> bool:
         """For templates: show a link or form only when the page or route behind it would be allowed."""
         return principal is not None and allowed(principal.role, Capability(capability))
@@ -98,7 +99,7 @@ def _render(request: Request, gw: Gateway, name: str, principal: Principal | Non
         "advice_title": lambda item: i18n.advice_title(item, lang),
     }
     response = templates.TemplateResponse(request, name, {
-        "t": t, "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **helpers,
+        "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **helpers,
         **ctx}, status_code=status)
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
@@ -146,9 +147,7 @@ router = APIRouter(include_in_schema=False)
 def _home(p: Principal) -> str:
     if p.role == "customer" and p.customer:
         return f"/portal/c/{p.customer}/day"
-    if p.role == "account_manager":
-        return "/portal/queue"
-    return "/portal/accounts"
+    return "/portal/accounts"  # an account manager's workspace; everyone else's list of accounts
 
 
 @router.get("/")
@@ -305,11 +304,31 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Use
 
 
 @router.get("/portal/c/{customer_id}/advice", dependencies=[needs(Capability.MONEY)])
-def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, p: User) -> HTMLResponse:
+def advice_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, desk: DeskDep,
+                p: User) -> HTMLResponse:
     from gateway.usecases.services import advice_for
 
     items = advice_for(v, customer_id)
-    return _render(request, gw, "advice.html.j2", p, page="advice", advice=items, **_nav(gw, customer_id))
+    month = advice_month(datetime.now(ZoneInfo(customer_config(gw, customer_id).timezone)).date())
+    links = desk.advice_links(customer_id, month) if allowed(p.role, Capability.TICKETS) else {}
+    return _render(request, gw, "advice.html.j2", p, page="advice", advice=items, requests=links,
+                   **_nav(gw, customer_id))
+
+
+@router.post("/portal/c/{customer_id}/advice/{key}/request",
+             dependencies=[Csrf, needs(Capability.MONEY), needs(Capability.TICKET_DESK)])
+def advice_request(customer_id: CustomerId, key: Annotated[str, PathParam(pattern="^[a-z0-9_]{1,60}$")],
+                   gw: GatewayDep, v: UseCasesDep, desk: DeskDep, actor: ActorDep) -> RedirectResponse:
+    """One click: a request for this piece of advice, or the one it already has; lands on the request."""
+    from gateway.usecases.services import advice_for
+
+    c = customer_config(gw, customer_id)
+    month = advice_month(datetime.now(ZoneInfo(c.timezone)).date())
+    ticket_id = desk.advice_links(customer_id, month).get(key)
+    if ticket_id is None:
+        ticket_id = desk.open_advice_request(actor, customer_id, key, month, advice_for(v, customer_id),
+                                             c.language).ticket.id
+    return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
 
 
 @router.get("/portal/c/{customer_id}/alerts", dependencies=[needs(Capability.METERED_DATA)])
@@ -350,7 +369,8 @@ def request_page(request: Request, customer_id: CustomerId, ticket_id: TicketId,
                  actor: ActorDep, p: User) -> HTMLResponse:
     managers = desk.managers_of(customer_id) if allowed(p.role, Capability.TICKET_DESK) else []
     return _render(request, gw, "request.html.j2", p, page="requests", managers=managers,
-                   ticket=desk.ticket_of(ticket_id, customer_id, actor), **_nav(gw, customer_id))
+                   ticket=desk.ticket_of(ticket_id, customer_id, actor), advice=desk.advice_of_ticket(ticket_id),
+                   **_nav(gw, customer_id))
 
 
 @router.post("/portal/c/{customer_id}/requests/{ticket_id}/rate", dependencies=[Csrf, needs(Capability.TICKETS)])
@@ -361,21 +381,6 @@ def rate_request(customer_id: CustomerId, ticket_id: TicketId, desk: DeskDep, ac
     desk.ticket_of(ticket_id, customer_id)
     desk.move_ticket(actor, ticket_id, "closed", note.strip() or None, satisfaction=satisfaction)
     return RedirectResponse(f"/portal/c/{customer_id}/requests/{ticket_id}", status_code=303)
-
-
-@router.get("/portal/c/{customer_id}/downloads", dependencies=[needs(Capability.METERED_DATA)])
-def downloads_page(request: Request, customer_id: CustomerId, gw: GatewayDep, p: User) -> HTMLResponse:
-    tz = ZoneInfo(customer_config(gw, customer_id).timezone)
-    last = datetime.now(tz).date() - timedelta(days=1)
-    return _render(request, gw, "downloads.html.j2", p, page="downloads", start=(last - timedelta(days=29))
-                   .isoformat(), end=last.isoformat(), month=last.strftime("%Y-%m"), **_nav(gw, customer_id))
-
-
-@router.get("/portal/accounts", dependencies=[needs(Capability.METERED_DATA)])
-def accounts_page(request: Request, gw: GatewayDep, access: AccessDep) -> HTMLResponse:
-    ids = access.visible([c.id for c in gw.config.customers])
-    return _render(request, gw, "accounts.html.j2", access.principal, page="accounts",
-                   accounts=[customer_config(gw, c) for c in ids])
 
 
 @router.get("/portal/queue", dependencies=[needs(Capability.TICKET_DESK)])
@@ -419,10 +424,15 @@ class SecurityHeaders:
 
 
 def mount_portal(app: FastAPI) -> None:
+    from gateway.portal.accounts_pages import router as accounts_router
     from gateway.portal.desk_pages import router as desk_router
+    from gateway.portal.reports_pages import router as reports_router
 
     app.include_router(router)
     app.include_router(desk_router)
+    app.include_router(reports_router)
+    app.include_router(accounts_router)
+    app.include_router(__import__("gateway.portal.admin_pages", fromlist=["router"]).router)  # admin users
     docs = frozenset(u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u)
     app.add_middleware(SecurityHeaders, exempt=docs)
 

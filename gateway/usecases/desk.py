@@ -8,19 +8,30 @@ use cases check what the caller may *do*, and write the audit log, so a portal f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from crm_bridge.alerts import AlertError, acknowledge, open_ticket, resolve
 from crm_bridge.alerts.own_rules import replace_rules, rules_of
 from crm_bridge.desk import NEXT, TicketError, add_comment, assign, create_ticket, desk_stats, due, transition
 from crm_bridge.desk.attachments import attach
-from crm_bridge.registry.models import AccountManager, Alert, AlertText, Customer, Site, Ticket, TicketAttachment
+from crm_bridge.registry.models import (
+    AccountManager,
+    AdviceRequest,
+    Alert,
+    AlertText,
+    Customer,
+    Site,
+    Ticket,
+    TicketAttachment,
+)
 from crm_bridge.registry.repo import managers_of_customer
 from gateway.api.schemas.desk import (
     AlertPublic,
@@ -58,6 +69,39 @@ class Actor:
     customer: str | None  # a customer user's own account
     customers: frozenset[str] | None  # the accounts it sees; None: every one
     client: str | None = None  # its address, for the audit log
+
+
+class AdviceLinkPublic(BaseModel):
+    """The piece of advice a request was opened for, as it stood then (title in English; key and values for others)."""
+
+    ticket_id: int
+    customer: str
+    advice_key: str
+    advice_month: str
+    title: str
+    text_key: str | None
+    params: dict[str, Any]
+    money_per_month: float
+    currency: str
+
+
+class AdviceRequestPublic(BaseModel):
+    """A request opened for a piece of advice: the link and the ticket."""
+
+    advice: AdviceLinkPublic
+    ticket: TicketPublic
+
+
+def advice_month(today: date) -> str:
+    """YYYY-MM of the month the advice is drawn from (`advice_for`: this month from the 8th, else the one before)."""
+    first = today.replace(day=1)
+    return f"{first if today.day >= 8 else (first - timedelta(days=1)).replace(day=1):%Y-%m}"
+
+
+def _link_public(r: AdviceRequest) -> AdviceLinkPublic:
+    return AdviceLinkPublic(ticket_id=r.ticket_id, customer=r.customer_code, advice_key=r.advice_key,
+                            advice_month=r.advice_month, title=r.title, text_key=r.text_key, params=dict(r.params),
+                            money_per_month=r.money_per_month, currency=r.currency)
 
 
 def may_move(role: str, to: str) -> bool:
@@ -289,6 +333,61 @@ class Desk:
         self._audit(actor.username, "alert_rules.set", f"customer:{customer}", f"{len(rules)} rules", actor.client)
         return self.alert_rules(customer)
 
+    # -- advice turned into requests ------------------------------------------------------------------------------
+
+    def advice_links(self, customer: str, month: str) -> dict[str, int]:
+        """The ticket opened for each advice key of the customer's advice of `month` (YYYY-MM)."""
+        rows = self.s.execute(select(AdviceRequest.advice_key, AdviceRequest.ticket_id)
+                              .where(AdviceRequest.customer_code == customer, AdviceRequest.advice_month == month))
+        return {key: tid for key, tid in rows}
+
+    def advice_of_ticket(self, ticket_id: int) -> AdviceLinkPublic | None:
+        """The advice a ticket was opened for; None for a ticket opened otherwise."""
+        row = self.s.get(AdviceRequest, ticket_id)
+        return _link_public(row) if row is not None else None
+
+    def open_advice_request(self, actor: Actor, customer: str, key: str, month: str,
+                            advice: Sequence[Mapping[str, Any]], language: str) -> AdviceRequestPublic:
+        """Open a request (category `advice`) for the item `key` of the customer's `advice` of `month`, once.
+
+        The rule is the alerts': the desk opens it (the account's manager owns it). The ticket's title is the
+        advice's in the account's `language` (everyone reads one stored title); the link keeps the advice's key and
+        values, so the request page shows it in each reader's. NotFound for a key the advice lacks; Conflict when
+        the item already has its request.
+        """
+        from gateway.portal.i18n import advice_title
+
+        if not allowed(actor.role, Capability.TICKET_DESK):
+            raise Forbidden(f"role {actor.role} may not open a request for advice")
+        item = next((a for a in advice if a.get("kind") == key), None)
+        if item is None:
+            raise NotFound(f"advice {key!r} not found for {customer} ({month})", where="key")
+        existing = self.advice_links(customer, month).get(key)
+        if existing is not None:
+            raise Conflict(f"advice {key!r} of {customer} ({month}) already has request {existing}",
+                           code="advice_linked")
+        owners = managers_of_customer(self.s, customer)
+        money, currency = float(item.get("money_per_month") or 0.0), str(item.get("currency") or "CNY")
+        title = str(item.get("title") or key)
+        try:
+            with self.s.begin_nested():
+                t = create_ticket(self.s, customer, "request", "advice", advice_title(item, language)[:300],
+                                  self._now(), owner_code=owners[0].code if owners else None)
+                link = AdviceRequest(ticket_id=t.id, customer_code=customer, advice_key=key, advice_month=month,
+                                     title=title[:300], text_key=item.get("text_key"),
+                                     params=dict(item.get("params") or {}), money_per_month=money,
+                                     currency=currency[:3])
+                self.s.add(link)
+                self.s.flush()
+        except IntegrityError:  # another click got there first
+            raise Conflict(f"advice {key!r} of {customer} ({month}) already has a request",
+                           code="advice_linked") from None
+        except TicketError as exc:
+            raise BadInput(str(exc)) from None
+        self.s.commit()
+        self._audit(actor.username, "ticket.open", f"ticket:{t.id}", f"{customer} advice {key} {month}", actor.client)
+        return AdviceRequestPublic(advice=_link_public(link), ticket=self.ticket(t.id, actor))
+
     # -- alerts -------------------------------------------------------------------------------------------------
 
     def alert(self, alert_id: int) -> AlertPublic:
@@ -330,5 +429,5 @@ class Desk:
         return self.alert(alert_id)
 
 
-__all__ = ["ALERT_ACTIONS", "CUSTOMER_MOVES", "NEXT_ON_DESK", "Actor", "Desk", "alert_public", "may_move",
-           "ticket_public"]
+__all__ = ["ALERT_ACTIONS", "CUSTOMER_MOVES", "NEXT_ON_DESK", "Actor", "AdviceLinkPublic", "AdviceRequestPublic",
+           "Desk", "advice_month", "alert_public", "may_move", "ticket_public"]

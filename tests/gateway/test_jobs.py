@@ -108,7 +108,8 @@ def test_alerts_job_raises_once_and_tiering_classifies(tmp_path):
     tiers = tiering_job(gw)
     assert tiers["acme"] == "A"
     register_jobs(gw)
-    assert {j.name for j in gw.scheduler.specs} == {"outbox_expire", "alerts", "forecast", "tiering"}
+    assert {j.name for j in gw.scheduler.specs} == {"outbox_expire", "alerts", "demand_projection", "forecast",
+                                                    "tiering"}
 
 
 def test_forecast_job_stores_tomorrows_forecast_with_the_plan(tmp_path):

@@ -162,3 +162,47 @@ def test_an_alert_raised_in_the_gateway_is_mailed_by_the_send_job(tmp_path: Path
     # The CRM webhook has no secret in this environment: it fails, naming the variable, and blocks nothing.
     assert records == {"wang": "delivered", "acme-ops": "delivered", "channel:crm": "failed"}
     print({"alert_to_smtp_s": round(max(t for _, t in arrived.values()), 3)})
+
+
+def test_an_alert_with_a_message_key_is_mailed_in_each_recipients_language(tmp_path: Path) -> None:
+    """The `{message}` of a mail is the alert's message in the recipient's language, from its key and values."""
+    box = _Box()
+    port = free_port()
+    ctl = Controller(box, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        gw = _gateway(tmp_path, BASE + NOTIFY.format(port=port))
+        install_notifications(gw, environ={})
+        register_jobs(gw)
+        at = datetime(2026, 12, 2, 6, 15, tzinfo=UTC)
+        with gw.db() as s:
+            acme = s.scalars(select(Customer).where(Customer.code == "acme")).one()
+            m1 = AccountManager(code="M1", name="Wang", email="wang@utility.example")
+            s.add(m1)
+            s.flush()
+            s.add(ManagerAssignment(manager_id=m1.id, customer_id=acme.id))
+            s.add(NotificationPreference(username="acme-ops", email="ops@acme.example", updated_at=at))
+            s.commit()
+        from gateway.web import auth_service
+
+        auth = auth_service(gw)
+        auth.add_user("wang", "manager-pass-1", "account_manager", manager="M1")  # no language: the section's zh
+        auth.add_user("acme-ops", "customer-pass-1", "customer", customer="acme")  # its company's en
+        english = "Month-to-date demand 6694.0 kW (stored English text)"
+        with gw.db() as s:
+            raise_alert(s, key="demand:acme", type="demand_100", severity="critical", customer_code="acme",
+                        meter_code=None, window_start=at, window_end=at, message=english, now=at,
+                        text_key="alert_demand",
+                        params={"value": 6694.0, "at": at.isoformat(), "share": 1.02, "factor": 1, "limit": 6560})
+            s.commit()
+        gw.scheduler.run_now("notify_send")
+        bodies = {rcpts[0]: msg.get_body(("plain",)).get_content() for rcpts, msg, _ in box.messages}
+    finally:
+        ctl.stop()
+    zh, en = bodies["wang@utility.example"], bodies["ops@acme.example"]
+    for part in ("有一条新告警", "本月最大需量", "合同需量"):
+        assert part in zh, zh
+    assert "Month-to-date" not in zh
+    for part in ("has a new alert", "Month-to-date demand", "contract demand"):
+        assert part in en, en
+    assert english not in en  # rendered from the key too, not the stored text

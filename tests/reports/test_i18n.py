@@ -1,4 +1,7 @@
-"""Every report text in both languages, every key the templates and writers use in the catalogue, Babel's formats."""
+"""Every report text in both languages, every key the templates and writers use in the catalogue, Babel's formats.
+
+The catalogue is reports/locale/{zh_CN,en}/LC_MESSAGES/messages.po (tests/test_catalogs.py checks it as a whole).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 from crm_bridge.desk.workflow import NEXT
 from crm_bridge.tariffs import BasicChargeMode
 from reports.i18n import Texts, catalogue, language
+from reports.render import _env
 
 ROOT = Path(__file__).resolve().parents[2]
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -39,10 +43,10 @@ def test_every_key_is_in_both_languages_with_the_same_placeholders():
 
 def _used_keys() -> set[str]:
     used: set[str] = set()
-    for path in [*ROOT.joinpath("reports", "templates").glob("*.j2"), *ROOT.joinpath("reports").glob("*.py"),
-                 ROOT / "gateway" / "report_jobs.py"]:
+    writers = [p for p in ROOT.joinpath("reports").glob("*.py") if p.name != "i18n.py"]  # i18n.py defines, not uses
+    for path in [*ROOT.joinpath("reports", "templates").glob("*.j2"), *writers, ROOT / "gateway" / "report_jobs.py"]:
         text = path.read_text("utf-8")
-        used |= set(re.findall(r"\bt\(\s*['\"](\w+)['\"]", text))
+        used |= set(re.findall(r"(?<!\w)[t_]\(\s*['\"](\w+)['\"]", text))
         used |= set(re.findall(r"['\"](mail_\w+|monthly_title|brief_title)['\"]", text))
     return used
 
@@ -97,3 +101,13 @@ def test_language_tags(value, expected):
 def test_an_unknown_language_is_refused():
     with pytest.raises(ValueError, match="zh or en"):
         language("fr")
+
+
+def test_templates_speak_the_reports_language_through_the_i18n_extension():
+    """`_` is installed once on the reports' Environment and reads the language from the report's `f`."""
+    tz = ZoneInfo("Asia/Shanghai")
+    page = _env().from_string("{{ _('times_in', tz=tz) }}|{{ gettext('legend') }}")
+    assert page.render(f=Texts("zh", tz), tz="<Asia/Shanghai>") == "时间为 &lt;Asia/Shanghai&gt;|图例"
+    assert page.render(f=Texts("en", tz), tz="UTC") == "Times in UTC|Legend"
+    with pytest.raises(KeyError, match="no_such_key"):
+        _env().from_string("{{ _('no_such_key') }}").render(f=Texts("en", tz))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from gateway.api.deps import Page, PageParams, UseCasesDep, page_of
@@ -14,8 +14,9 @@ from gateway.api.errors import ApiError
 from gateway.api.roles import Capability, allowed, needs
 from gateway.api.schemas.customers import AdvicePublic, ContractPublic, CustomerPublic, ServicesPublic
 from gateway.api.schemas.figures import CustomerSeries, DayCurve, MonthView
-from gateway.api.scope import AccessDep, CustomerId, GatewayDep
+from gateway.api.scope import AccessDep, ActorDep, CustomerId, DeskDep, GatewayDep
 from gateway.usecases import parse_day, parse_month, without_money
+from gateway.usecases.desk import AdviceRequestPublic
 from gateway.usecases.figures import contract_of, customer_config
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], dependencies=[needs(Capability.METERED_DATA)])
@@ -110,6 +111,24 @@ def advice(customer_id: CustomerId, v: UseCasesDep) -> list[AdvicePublic]:
     from gateway.usecases.services import advice_for
 
     return [AdvicePublic.model_validate(a) for a in advice_for(v, customer_id)]
+
+
+@router.post("/{customer_id}/advice/{key}/request", status_code=201,
+             dependencies=[needs(Capability.MONEY), needs(Capability.TICKET_DESK)])
+def advice_request(customer_id: CustomerId, key: Annotated[str, Path(pattern="^[a-z0-9_]{1,60}$")],
+                   v: UseCasesDep, desk: DeskDep, actor: ActorDep) -> AdviceRequestPublic:
+    """Open a service request for one piece of the customer's advice (its `kind`, e.g. `load_shift`), linked both ways.
+
+    The request's title is the advice's in the account's language. Who may: as for opening a request for an alert
+    (the desk). 404 when the customer's advice has no such item,
+    409 when the item already has its request (the error names the ticket).
+    """
+    from gateway.usecases.desk import advice_month
+    from gateway.usecases.services import advice_for
+
+    c = customer_config(v.gw, customer_id)
+    month = advice_month(datetime.now(ZoneInfo(c.timezone)).date())
+    return desk.open_advice_request(actor, customer_id, key, month, advice_for(v, customer_id), c.language)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

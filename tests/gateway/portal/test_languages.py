@@ -1,7 +1,9 @@
 """Every portal page in Chinese and in English, with no text the catalogue lacks.
 
 No stored English word (a status, a category, a kind, a severity, a band) on a Chinese page where a translation
-exists, error pages in the reader's language, and a catalogue with both languages for every key a template names.
+exists, error pages in the reader's language, and a catalogue with both languages for every key a template names
+(tests/test_catalogs.py checks the catalogues as a whole). Templates' `_()` through Jinja's i18n extension follows
+each page's language on the one shared Environment, and alerts stored before they had keys read in Chinese too.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gateway.portal import i18n
+from crm_bridge.alerts import raise_alert
+from gateway.portal import i18n, templates
 from tests.gateway.api.world import PASSWORD
 
 TEMPLATES = Path(__file__).parents[3] / "gateway" / "portal" / "templates"
@@ -129,7 +133,7 @@ def test_the_catalogue_has_both_languages_and_every_key_a_template_names():
     assert all(set(v) == {"zh", "en"} and all(v.values()) for v in catalogue.values())
     named = set()
     for path in TEMPLATES.rglob("*.j2"):
-        named |= set(re.findall(r"\bt\('([a-z0-9_]+)'\s*[,)]", path.read_text("utf-8")))
+        named |= set(re.findall(r"(?<![\w.])[t_]\('([a-z0-9_]+)'\s*[,)]", path.read_text("utf-8")))
     assert named, "the scan found the templates' keys at all"
     assert not named - set(catalogue), f"keys the catalogue lacks: {sorted(named - set(catalogue))}"
     for prefix, words in (("ticket_status", ("new", "acknowledged", "in_progress", "resolved", "closed")),
@@ -147,3 +151,60 @@ def test_alert_messages_in_each_language_with_locale_numbers():
     assert en == ("acme: demand 12,345.7 kW in the interval starting Mar 1, 2026 14:00 exceeds your limit of "
                   "10,000.0 kW.")
     assert i18n.alert_message(None, {}, "stored English", "UTC", "zh") == "stored English", "alerts from before keys"
+
+
+# Alert texts as crm_bridge.alerts wrote them before alerts carried a key (the English `message` only).
+OLD_ENGLISH = [
+    ("gamma: month-to-date demand 6694 kW in the 15-min window starting 2026-11-30 10:15 is 123% of 1.05 x contract"
+     " demand (5250 kW)",
+     "本月最大需量 6,694.0 千瓦（2026年11月30日 10:15 起的15分钟）已达 1.05 倍合同需量（5,250.0 千瓦）的 123%。"),
+    ("gamma: month-to-date power factor 0.853 is below the standard 0.90", "本月功率因数 0.85 低于考核标准 0.90。"),
+    ("gamma: kwh 412.5 in the interval starting 2026-11-30 10:15 exceeds 400",
+     "gamma：2026年11月30日 10:15 起的时段电量 412.5 千瓦时，超过您设定的 400.0 千瓦时。"),
+    ("gamma: meter gamma-m1 has no data for 8 intervals since 2026-11-30 10:15",
+     "电表 gamma-m1 自 2026年11月30日 10:15 起已有 8 个时段无数据。"),
+    ("gamma: night base load 120.5 kW is 35% above its 4-week median 89.0 kW",
+     "夜间基础负荷 120.5 千瓦，比近4周中位数 89.0 千瓦高 35%。"),
+    ("gamma: last 7 days 40000 kWh, -25% against the same days last year",
+     "近7天用电 40,000.0 千瓦时，与去年同期相比变化 -25%。"),
+    ("gamma: meter gamma-m1 is offline (since 2026-11-30 02:15 UTC)", "电表 gamma-m1 自 2026年11月30日 10:15 起离线。"),
+    ("gamma: meter gamma-m1 is offline (never reported)", "电表 gamma-m1 离线（从未上报数据）。"),
+    ("gamma: forecast bill 600,000 for 2026-11 exceeds the threshold 500,000",
+     "2026-11 的电费预测 600,000 超过阈值 500,000。"),
+]
+
+
+@pytest.mark.parametrize(("english", "chinese"), OLD_ENGLISH)
+def test_alerts_stored_without_a_key_are_read_back_from_their_english(english, chinese):
+    assert i18n.alert_message(None, {}, english, "Asia/Shanghai", "zh") == chinese
+    en = i18n.alert_message(None, {}, english, "Asia/Shanghai", "en")
+    assert en != english, "today's English text for the same alert, with the reader's number format"
+    assert not re.search(r"[\u3400-\u9fff]", en)
+
+
+def test_an_alert_row_without_a_key_shows_in_chinese(portal, portal_world):
+    english, chinese = OLD_ENGLISH[0]
+    now = datetime.now(UTC)
+    with portal_world.gw.db() as s:
+        a = raise_alert(s, key="test:legacy-text:gamma", type="demand_100", severity="critical", customer_code="gamma",
+                        meter_code=None, window_start=now - timedelta(minutes=15), window_end=now, message=english,
+                        now=now)
+        assert a is not None
+        s.commit()
+    with client_for(portal.url, "mgr-a") as c:
+        zh = visible(c.get("/portal/c/gamma/alerts?lang=zh").text)
+        en = visible(c.get("/portal/c/gamma/alerts?lang=en").text)
+    assert chinese in zh
+    assert english not in zh
+    assert any(p.startswith("Month-to-date demand 6,694.0 kW") for p in en)
+
+
+def test_one_environment_speaks_each_pages_language():
+    """`_` is installed once; each render takes its language from its own context, and `t` is the same callable."""
+    page = templates.env.from_string("{{ _('due_in', d=d) }}|{{ gettext('login') }}")
+    assert page.render(lang="zh", d="<3>") == "剩余 &lt;3&gt;|登录"
+    assert page.render(lang="en", d="3 hours") == "due in 3 hours|Log in"
+    i18n.MISSING.clear()
+    assert templates.env.from_string("{{ _('no_such_key') }}").render(lang="en") == "no_such_key"
+    assert ("no_such_key", "en") in i18n.MISSING
+    i18n.MISSING.clear()
