@@ -1,4 +1,4 @@
-"""Soak with faults: a real `energy-gateway run` polling Modbus meters into a real influxd while faults are injected.
+"""Soak with faults: a real `energy-gateway run` polling Modbus and OPC UA meters into a real influxd, with faults.
 
 Topology (all on loopback; the simulators run in this process's thread or their own process, never the gateway's):
 - server A: three meters on one connection, unit 2 silent from the start (a silent unit on a shared connection:
@@ -6,15 +6,20 @@ Topology (all on loopback; the simulators run in this process's thread or their 
 - server B: two meters in their own process, killed (SIGKILL) and restarted on the same port;
 - server C: two healthy meters;
 - server G: one "meter" that answers every request with random bytes (garbage);
-- influxd (Debian's 1.x, through tests/servers/influx.py), stopped for 2 minutes (a fifth of a shorter run) and
-  started again; the outbox's row bound is set to half of what that outage queues, so it is reached and drops.
-OPC UA meters of the demo are not part of this topology (the faults are all Modbus and store faults).
+- OPC UA server U: two healthy meters (subscriptions at the poll interval), in its own process;
+- OPC UA server K: two meters in their own process, killed (SIGKILL) and restarted on the same port: the collector's
+  sessions must come back by themselves and nothing they delivered may be lost;
+- influxd (Debian's 1.x, through tests/servers/influx.py), stopped for 2 minutes (a quarter of a run shorter than
+  8 minutes) and started again; the outbox's row bound is set to half of what that outage queues, so it is reached
+  and drops.
+The faults do not overlap: Modbus B killed at 12 % of the run, OPC UA K at 22 %, influxd stopped at 35 %.
 
 Every healthy device's "seconds since its last good poll" is read from the gateway's /metrics four times a second;
 a fault's stall is the largest of those during the fault (plus 5 s after), and the baseline is the same measure
-before the first fault, in the same run. After the run (SIGTERM flushes the outbox), the gateway's own counts are
-compared with the points in influxd: lost = collected - dropped - points, duplicated = stored - points (influxd
-keeps one point per series and time, so a reading written twice shows up only as the difference).
+before the first fault, in the same run. A killed server's devices are "back" when their own age falls to two
+intervals again after the restart (`recovered_after_s`). After the run (SIGTERM flushes the outbox), the gateway's
+own counts are compared with the points in influxd: lost = collected - dropped - points, duplicated = stored - points
+(influxd keeps one point per series and time, so a reading written twice shows up only as the difference).
 
 Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/soak.py [--duration 600] [--interval 1.0]
@@ -42,10 +47,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.sim.modbus_server import ModbusPlantSimulator, demo_meters  # noqa: E402
+from collectors.sim.opcua_server import NAMESPACE, POINT_UNITS  # noqa: E402
 from tests.servers.influx import InfluxServer, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-POINTS_PER_DEVICE = 8  # the generic profile's points
+POINTS_PER_DEVICE = 8  # the generic profile's points, and the OPC UA simulator's (POINT_UNITS)
 AGE = re.compile(r'^gateway_device_last_success_age_seconds\{device="([^"]+)",protocol="[^"]*"\} (\S+)$')
 GAUGE = re.compile(r"^(gateway_outbox_depth|gateway_store_down_seconds) (\S+)$")
 
@@ -114,20 +120,25 @@ class SimThread:
 
 
 class KillableSim:
-    """Server B in its own process on a fixed port, so it can be killed and come back where the gateway looks."""
+    """A simulator in its own process on a fixed port, so it can be killed and come back where the gateway looks.
 
-    def __init__(self) -> None:
+    `module` is collectors.sim.modbus_server (servers B) or collectors.sim.opcua_server (servers U and K); both
+    print one JSON line once they listen, holding `ready_key`.
+    """
+
+    def __init__(self, name: str, module: str, ready_key: str, meters: int = 2) -> None:
+        self.name, self.module, self.ready_key, self.meters = name, module, ready_key, meters
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "collectors.sim.modbus_server", "--meters", "2", "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "--meters", str(self.meters), "--port", str(self.port)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the JSON line it prints once it listens
-        if '"ports"' not in line:
-            raise RuntimeError(f"simulator B did not start: {line!r}")
+        if f'"{self.ready_key}"' not in line:
+            raise RuntimeError(f"simulator {self.name} did not start: {line!r}")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -141,16 +152,29 @@ def _device(name: str, port: int, unit: int, interval_s: float) -> str:
             f'profile = "generic"\ninterval_s = {interval_s}\ntimeout_s = 0.5\nbackoff_max_s = 5\n\n')
 
 
-# name -> (server, unit); which are healthy, and which sit beside the silent unit on its connection
+def _opcua_device(name: str, port: int, meter: int, interval_s: float) -> str:
+    """A subscribing OPC UA device on simulator meter `meter{meter}` (the standalone simulator's names)."""
+    nodes = "".join(f'[[devices.nodes]]\npoint = "{p}"\nnode_id = "nsu={NAMESPACE};s=meter{meter}.{p}"\n'
+                    f'unit = "{unit}"\n\n' for p, unit in POINT_UNITS.items())
+    return (f'[[meters]]\nid = "m-{name}"\nsite = "s1"\ndevice = "{name}"\n\n'
+            f'[[devices]]\ntype = "opcua"\nname = "{name}"\nurl = "opc.tcp://127.0.0.1:{port}/plant/"\n'
+            f'mode = "subscribe"\ninterval_s = {interval_s}\ntimeout_s = 2.0\nbackoff_max_s = 5\n\n' + nodes)
+
+
+# name -> (server, unit or OPC UA meter number); which are healthy, and which sit beside the silent unit
 DEVICES = {"a1": ("A", 1), "a2-silent": ("A", 2), "a3": ("A", 3), "b1": ("B", 1), "b2": ("B", 2),
-           "c1": ("C", 1), "c2": ("C", 2), "g-garbage": ("G", 1)}
-HEALTHY = ["a1", "a3", "c1", "c2"]
+           "c1": ("C", 1), "c2": ("C", 2), "g-garbage": ("G", 1),
+           "u1": ("U", 1), "u2": ("U", 2), "k1": ("K", 1), "k2": ("K", 2)}
+OPCUA_SERVERS = ("U", "K")
+HEALTHY = ["a1", "a3", "c1", "c2", "u1", "u2"]
 SILENT_NEIGHBOURS = ["a1", "a3"]
+KILLED = {"modbus_server_killed": ["b1", "b2"], "opcua_server_killed": ["k1", "k2"]}
 
 
 def write_config(path: Path, ports: dict[str, int], influx_url: str, api_port: int, max_rows: int,
                  interval_s: float) -> None:
-    devices = "".join(_device(name, ports[server], unit, interval_s) for name, (server, unit) in DEVICES.items())
+    devices = "".join((_opcua_device if server in OPCUA_SERVERS else _device)(name, ports[server], unit, interval_s)
+                      for name, (server, unit) in DEVICES.items())
     path.write_text(
         '[gateway]\ndata_dir = "state"\nenvironment = "development"\nrun_scheduler = false\n\n'
         f'[store]\ntype = "influxdb"\napi = "v1"\nurl = "{influx_url}"\ndatabase = "soak"\ncreate_database = true\n'
@@ -200,6 +224,13 @@ class Scraper:
         seen = [age for t, ages in self.ages if start <= t <= end for d, age in ages.items() if d in devices]
         return round(max(seen), 2) if seen else None
 
+    def recovered(self, devices: list[str], since: float, within: float) -> float | None:
+        """Seconds after `since` until every one of `devices` had a good poll less than `within` seconds old."""
+        for t, ages in self.ages:
+            if t >= since and all(ages.get(d, within + 1) <= within for d in devices):
+                return round(t - since, 1)
+        return None
+
 
 def proc_usage(pid: int) -> dict[str, int]:
     """Resident memory (KiB) and open files of a process, from /proc."""
@@ -236,19 +267,25 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
     d, interval = args.duration, args.interval
     warm = min(30.0, 0.08 * d)
     kill_at, kill_for = 0.12 * d, min(30.0, 0.08 * d)
+    ua_kill_at = 0.22 * d
     influx_at, influx_for = 0.35 * d, min(120.0, 0.25 * d)
     rate = len(DEVICES) * POINTS_PER_DEVICE / interval  # readings/s, comm_lost ones included
     max_rows = max(1000, int(rate * influx_for * 0.5))  # reached half-way through the influxd outage
 
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     influx = InfluxServer(tmp / "influxd")
-    sims, b = SimThread(), KillableSim()
+    sims = SimThread()
+    b = KillableSim("B", "collectors.sim.modbus_server", "ports")
+    opcua = {name: KillableSim(name, "collectors.sim.opcua_server", "url") for name in OPCUA_SERVERS}
     gateway: subprocess.Popen[str] | None = None
     try:
         influx.start()
         ports = sims.start()
         b.start()
         ports["B"] = b.port
+        for name, sim in opcua.items():
+            sim.start()
+            ports[name] = sim.port
         api_port = free_port()
         config = tmp / "gateway.toml"
         write_config(config, ports, influx.url, api_port, max_rows, interval)
@@ -274,6 +311,13 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
         b.start()
         log("Modbus server B restarted")
         faults["modbus_server_killed"] = (t0 + kill_at, t0 + kill_at + kill_for)
+        at(ua_kill_at)
+        log("fault: OPC UA server K killed")
+        opcua["K"].kill()
+        at(ua_kill_at + kill_for)
+        opcua["K"].start()
+        log("OPC UA server K restarted")
+        faults["opcua_server_killed"] = (t0 + ua_kill_at, t0 + ua_kill_at + kill_for)
         at(influx_at)
         log(f"fault: influxd stopped for {influx_for:.0f} s")
         influx.stop()
@@ -293,6 +337,8 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
         if gateway is not None and gateway.poll() is None:
             gateway.kill()
         b.kill()
+        for sim in opcua.values():
+            sim.kill()
         sims.stop()
         influx.stop()
 
@@ -302,6 +348,7 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
     stalls["garbage_meter"] = scraper.worst(HEALTHY, t0 + warm, t0 + d)  # all along
     stalls["silent_unit_on_shared_connection"] = scraper.worst(SILENT_NEIGHBOURS, t0 + warm, t0 + d)
     baseline = scraper.worst(HEALTHY, t0 + warm, t0 + kill_at)
+    recovered = {name: scraper.recovered(KILLED[name], faults[name][1], 2 * interval) for name in KILLED}
     growth = (usage_end["rss_kib"] - usage_start["rss_kib"]) / usage_start["rss_kib"] * 100
     lost = stats["collected"] - stats["dropped"] - stats.get("rejected", 0) - stored_points
     per_device: dict[str, int] = defaultdict(int, points)
@@ -316,10 +363,12 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
         "rss_kib": {"start": usage_start["rss_kib"], "end": usage_end["rss_kib"], "growth_pct": round(growth, 1)},
         "open_files": {"start": usage_start["open_files"], "end": usage_end["open_files"]},
         "longest_healthy_stall_s": {"baseline_no_fault": baseline, **stalls},
+        "recovered_after_s": recovered,
         "targets": {
             "nothing_lost_or_duplicated": lost == 0 and stats["stored"] >= stored_points,
             "rss_growth_under_10_pct": growth < 10,
             "no_healthy_stall_over_2_intervals": all(s is not None and s <= 2 * interval for s in stalls.values()),
+            "killed_servers_came_back": all(r is not None for r in recovered.values()),
         },
     }
     log(f"gateway log: {tmp / 'gateway.err'}")

@@ -28,6 +28,7 @@ need_apt() {
     # Without their recommends: docker-compose would bring the Docker engine, prometheus a node exporter.
     command -v docker-compose >/dev/null 2>&1 || lean+=(docker-compose)  # tests/deploy validates the compose file
     command -v promtool >/dev/null 2>&1 || lean+=(prometheus)            # ... and the alert rules
+    command -v nginx >/dev/null 2>&1 || lean+=(nginx)                    # tests/deploy checks the proxy config
     if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
         local SUDO=""
         [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -42,7 +43,7 @@ need_apt() {
     fi
     # Debian starts the packaged services; the tests run their own throwaway servers instead.
     if command -v systemctl >/dev/null 2>&1; then
-        systemctl stop influxdb postgresql prometheus >/dev/null 2>&1 || true
+        systemctl stop influxdb postgresql prometheus nginx >/dev/null 2>&1 || true
     fi
 }
 
@@ -99,7 +100,7 @@ case "${1:-}" in
         echo "== pytest"; exec "$VENV/bin/pytest" "$@"
         ;;
     *)
-        echo "usage: bash deploy/dev.sh demo [--duration S] [--port P] [--data-dir DIR] | test [pytest args]" >&2
+        echo "usage: bash deploy/dev.sh demo [--duration S] [--port P] [--data-dir DIR] [--smtp HOST:PORT] | test [pytest args]" >&2
         exit 2
         ;;
 esac

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,8 +65,16 @@ class Scheduler:
         if not self.enabled:
             log.info("scheduler role is off in this process (gateway.run_scheduler = false)")
             return
+        ran = read_state(self.state_path).get("jobs", {}) if self.state_path is not None else {}
         for spec in self._specs.values():
-            self._sched.add_job(spec.func, spec.trigger, id=spec.name, name=spec.name, **spec.trigger_args)
+            args = dict(spec.trigger_args)
+            last_run = ran.get(spec.name, {}).get("last_run")
+            if spec.trigger == "interval" and "start_date" not in args and last_run:
+                # One interval after its last run (kept in jobs.json), or at once when that is past: anchored at the
+                # process start, a scheduler restarted more often than a job's interval would never run it.
+                args["start_date"] = datetime.fromtimestamp(last_run, UTC) + _interval(args)
+                args["next_run_time"] = max(args["start_date"], datetime.now(UTC))
+            self._sched.add_job(spec.func, spec.trigger, id=spec.name, name=spec.name, **args)
         self._sched.start()
         self._save_state()
         log.info("scheduler started with %d jobs", len(self._specs))
@@ -117,17 +126,19 @@ class Scheduler:
         """
         if self.state_path is None:
             return
+        whole = ran is None or self.running  # the scheduler process speaks for every job
+        # Asked before the file lock: the scheduler's own lock is held while it reports a job that ended at once
+        nexts = {name: self.next_run(name) for name in self._specs} if whole else {}
         try:
             with _locked(self.state_path):
                 state = read_state(self.state_path)
                 jobs: dict[str, Any] = state.setdefault("jobs", {})
-                whole = ran is None or self.running  # the scheduler process speaks for every job
                 for name in list(self._specs) if whole or ran is None else [ran]:
                     entry = jobs.setdefault(name, {})
                     if name in self.last_run and self.last_run[name][0] >= entry.get("last_run", 0):
                         entry["last_run"], entry["outcome"] = self.last_run[name]
                     if whole:
-                        entry["next_run"] = self.next_run(name)
+                        entry["next_run"] = nexts[name]
                 if whole:
                     state["scheduler"] = {"pid": os.getpid(), "host": socket.gethostname(), "running": self.running}
                 tmp = self.state_path.with_name(self.state_path.name + ".tmp")
@@ -135,6 +146,13 @@ class Scheduler:
                 os.replace(tmp, self.state_path)
         except OSError as exc:
             log.warning("cannot record the jobs' runs in %s: %s", self.state_path, exc)
+
+
+_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def _interval(trigger_args: dict[str, Any]) -> timedelta:
+    return timedelta(**{u: trigger_args[u] for u in _UNITS if u in trigger_args})
 
 
 def read_state(path: Path) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -36,6 +36,9 @@ def _alembic(url: str, run: Callable[[Config, str], None], revision: str) -> Non
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Processes starting at once on one database (a fleet's API and plant gateways) migrate in turn
+                conn.execute(text("SELECT pg_advisory_xact_lock(7406319)"))
             cfg.attributes["connection"] = conn
             run(cfg, revision)
     finally:

@@ -29,6 +29,7 @@ SUBAPPS: dict[str, tuple[str, str]] = {
                "Reports: a customer's month, its daily brief, a manager's portfolio (PDF, HTML, XLSX)."),
     "export": ("gateway.cli.export", "Exports such as Green Button XML."),
     "outbox": ("gateway.cli.outbox", "The durable outbox: status, dead letters, requeue."),
+    "tariffs": ("gateway.cli.tariffs", "Tariffs: import a file as new versions, list every tariff's versions."),
 }
 # The commands that run until stopped: their stop signals are handled from the first line of main().
 LONG_RUNNING = ("run", "demo")
@@ -198,6 +199,9 @@ def demo(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="State and generated gateway.toml")] = Path(
         "demo-data"
     ),
+    smtp: Annotated[str | None, typer.Option(
+        "--smtp", help="HOST:PORT of an SMTP server for every notification of the demo's users (no TLS, no login)")]
+    = None,
 ) -> None:
     """Everything on embedded defaults with simulated Modbus and OPC UA meters on loopback."""
     import asyncio
@@ -209,7 +213,7 @@ def demo(
 
     setup_logging(level="WARNING")
     try:
-        prepared = prepare_demo(data_dir, port)
+        prepared = prepare_demo(data_dir, port, smtp)
         setup_logging(prepared.gateway.config)
         summary = asyncio.run(run_demo(prepared, duration))
     except (ConfigError, StartupError) as exc:

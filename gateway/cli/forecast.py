@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+SELECTION_ORIGINS = 14  # the last 14 days before the first origin choose the model (select_model's default)
 
 
 @app.callback()
@@ -57,6 +58,7 @@ def backtest(
         select_model,
     )
     from forecasting import backtest as run_backtest
+    from gateway.progress import progress
 
     step = {"15min": pd.Timedelta(minutes=15), "1h": pd.Timedelta(hours=1)}.get(freq)
     if step is None:
@@ -77,10 +79,16 @@ def backtest(
         origins = origins_between(hist, lo, hi)
         selection: dict[str, float | None] = {}
         chosen = model
-        if model == "auto":
-            before = hist[hist.index < origins[0]] if origins else hist
-            chosen, selection = select_model(before, plan_frame, factories, horizon)
-        result = run_backtest(hist, plan_frame, factories[chosen], origins, horizon)
+        before = hist[hist.index < origins[0]] if origins else hist
+        # One step per fit: each origin of the backtest, and (auto) each candidate on its selection origins.
+        choosing = len(factories) * len(origins_between(before, None, None)[-SELECTION_ORIGINS:]) \
+            if model == "auto" else 0
+        with progress("backtest", choosing + len(origins), as_json=as_json) as bar:
+            if model == "auto":
+                chosen, selection = select_model(before, plan_frame, {name: bar.counting(make)
+                                                                      for name, make in factories.items()},
+                                                 horizon, n_origins=SELECTION_ORIGINS)
+            result = run_backtest(hist, plan_frame, bar.counting(factories[chosen]), origins, horizon)
     except ForecastError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

@@ -65,6 +65,7 @@ def import_(
 
     Prints one line per error, then a JSON summary (created, updated, unchanged per sheet). Exit 1 on errors.
     """
+    from gateway.progress import progress
     from gateway.usecases.registry_import import KINDS, SheetError, import_rows, read_sheets
 
     try:
@@ -73,7 +74,8 @@ def import_(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     db, auth = _registry(config)
-    out = import_rows(db, rows, dry_run=dry_run)
+    with progress("import", sum(len(r) for r in rows.values())) as bar:
+        out = import_rows(db, {kind: bar.tracked(r) for kind, r in rows.items()}, dry_run=dry_run)
     for p in out.problems:
         typer.echo(str(p))
     if out.applied and any(out.created[k] + out.updated[k] for k in KINDS):

@@ -17,6 +17,10 @@ from collectors.reading import (
 )
 from collectors.sim.load import SLOT_S, LoadModel
 
+# The points of every history slot, in the order history_readings writes them.
+POINTS = ((ACTIVE_ENERGY_IMPORT_KWH, "kWh"), (REACTIVE_ENERGY_IMPORT_KVARH, "kvarh"), (ACTIVE_POWER_KW, "kW"),
+          (REACTIVE_POWER_KVAR, "kvar"), (POWER_FACTOR, ""))
+
 
 def history_readings(
     model: LoadModel,
@@ -44,18 +48,21 @@ def history_readings(
     kwh = kwh0 + np.concatenate([[0.0], np.cumsum(kw[:-1]) * hours])
     kvarh = kvarh0 + np.concatenate([[0.0], np.cumsum(kvar[:-1]) * hours])
     customer, site, meter = tags
+    columns = (kwh, kvarh, kw, kvar, pf)
     out: list[Reading] = []
     for i, slot in enumerate(slots):
         ts = int(slot) * SLOT_S * 10**9
-        for point, unit, value in (
-            (ACTIVE_ENERGY_IMPORT_KWH, "kWh", kwh[i]),
-            (REACTIVE_ENERGY_IMPORT_KVARH, "kvarh", kvarh[i]),
-            (ACTIVE_POWER_KW, "kW", kw[i]),
-            (REACTIVE_POWER_KVAR, "kvar", kvar[i]),
-            (POWER_FACTOR, "", pf[i]),
-        ):
-            out.append(Reading(device, point, float(value), unit, Quality.GOOD, ts, gateway_ts, customer, site, meter))
+        for (point, unit), values in zip(POINTS, columns, strict=True):
+            out.append(Reading(device, point, float(values[i]), unit, Quality.GOOD, ts, gateway_ts, customer, site,
+                               meter))
     return out
+
+
+def history_size(meters: int, start_ns: int, end_ns: int) -> int:
+    """How many readings `backfill` writes for `meters` meters over [start, end): a progress bar's total."""
+    first = -(-start_ns // (SLOT_S * 10**9))
+    last = end_ns // (SLOT_S * 10**9)
+    return max(0, last - first) * len(POINTS) * meters
 
 
 def backfill(
@@ -65,12 +72,19 @@ def backfill(
     end_ns: int,
     gateway_ts: int,
     chunk: int = 20_000,
+    written: Callable[[int], None] | None = None,
 ) -> int:
-    """Write history for every (model, device, tags); returns the number of readings written."""
+    """Write history for every (model, device, tags); returns the number of readings written.
+
+    `written(n)` is told after each chunk (a progress bar's advance).
+    """
     n = 0
     for model, device, tags in meters:
         rows = history_readings(model, device, tags, start_ns, end_ns, gateway_ts)
         for i in range(0, len(rows), chunk):
-            write(rows[i : i + chunk])
+            part = rows[i : i + chunk]
+            write(part)
+            if written is not None:
+                written(len(part))
         n += len(rows)
     return n
