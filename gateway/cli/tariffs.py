@@ -8,35 +8,13 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 Config = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
-
-
-def _registry(config: Path) -> tuple[sessionmaker[Session], Any]:
-    """The registry (migrated, seeded from the config) and an auth service for its audit log; exit 1 naming why not."""
-    from gateway.auth import AuthService
-    from gateway.config import ConfigError, load_config
-    from gateway.runtime import StartupError, open_registry
-
-    try:
-        cfg = load_config(config, secrets={"database"})
-        db = open_registry(cfg, os.environ)
-        AuthService.create_tables(db.kw["bind"])
-    except (ConfigError, StartupError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    # The CLI never issues tokens: a throwaway key keeps AuthService whole without the gateway's secret.
-    return db, AuthService(db, secrets.token_urlsafe(32))
 
 
 @app.command("import")
@@ -60,6 +38,8 @@ def import_(
     except (OSError, UnicodeDecodeError) as exc:
         typer.echo(f"{file}: cannot be read ({exc})", err=True)
         raise typer.Exit(2) from None
+    from gateway.cli.registry import _registry
+
     db, auth = _registry(config)
     actor = Actor(f"cli:{getpass.getuser()}", "admin", None, None)
     with db() as s:
@@ -80,6 +60,7 @@ def list_(
     tariff: Annotated[str | None, typer.Option("--tariff", help="only this tariff id")] = None,
 ) -> None:
     """Every tariff with its versions (valid_from, valid_to, shipped or registry), one JSON object a line."""
+    from gateway.cli.registry import _registry
     from gateway.usecases.errors import NotFound
     from gateway.usecases.tariffs import Tariffs
 

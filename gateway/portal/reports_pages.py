@@ -22,7 +22,6 @@ from gateway.api.scope import ActorDep, CustomerId, GatewayDep, SessionDep
 from gateway.portal import Csrf, User, _lang, _nav, _render
 from gateway.portal.i18n import text
 from gateway.runtime import Gateway
-from gateway.usecases import BadInput, NotFound
 from gateway.usecases.figures import customer_config
 from gateway.usecases.report_delivery import (
     DEFAULTS,
@@ -32,6 +31,7 @@ from gateway.usecases.report_delivery import (
     ReportScheduleUpdate,
     deliveries_of,
     manager_owner,
+    portfolio_manager,
     portfolio_schedule_of,
     report_months,
     schedule_of,
@@ -93,16 +93,6 @@ def _portfolio_page(request: Request, gw: Gateway, session: SessionDep, p: User,
     return _render(request, gw, "report_schedule.html.j2", p, status=status, page="portfolio_reports", form=form,
                    rows=_rows_of(form["rows"]), current=current, error=error, saved=saved, portfolio=True,
                    action=f"/portal/portfolio/reports?manager={quote(code)}")
-
-
-def _manager_of(p: User, manager: str | None) -> str:
-    """The manager whose portfolio schedule is asked for: a manager's own (another is 404), any for an admin."""
-    code = manager or p.manager
-    if code is None:
-        raise BadInput("name the account manager: ?manager=CODE", "manager")
-    if p.role != Role.ADMIN and code != p.manager:
-        raise NotFound(f"no account manager {code!r}", "manager")
-    return code
 
 
 @router.get("/portal/c/{customer_id}/reports", dependencies=[needs(Capability.REPORTS)])
@@ -170,13 +160,13 @@ async def schedule_save(request: Request, customer_id: CustomerId, gw: GatewayDe
 def portfolio_page(request: Request, gw: GatewayDep, session: SessionDep, p: User,
                    manager: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
     """A manager's own portfolio report schedule (an admin names the manager)."""
-    return _portfolio_page(request, gw, session, p, _manager_of(p, manager))
+    return _portfolio_page(request, gw, session, p, portfolio_manager(p.role, p.manager, manager))
 
 
 @router.post("/portal/portfolio/reports", dependencies=[Csrf, needs(Capability.CUSTOMER_FILE)])
 async def portfolio_save(request: Request, gw: GatewayDep, session: SessionDep, p: User,
                          manager: Annotated[str | None, Query(max_length=64)] = None) -> Response:
-    code = _manager_of(p, manager)
+    code = portfolio_manager(p.role, p.manager, manager)
     portfolio_schedule_of(session, code, gw.config.gateway.timezone)  # not found before anything is read
     form = await _posted(request)
     try:

@@ -29,7 +29,7 @@ from crm_bridge.registry.models import (
     ReportRecipient,
     ReportSubscription,
 )
-from gateway.usecases.errors import NotFound
+from gateway.usecases.errors import BadInput, NotFound
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -284,3 +284,13 @@ def report_months(gw: Gateway, customer: str, today: date, limit: int = 120) -> 
             break
         out.append(first)
     return out
+
+
+def portfolio_manager(role: str, own: str | None, manager: str | None) -> str:
+    """Whose portfolio schedule is asked for: a manager's own (another code is 404); an admin names one."""
+    code = manager or own
+    if code is None:
+        raise BadInput("name the account manager: ?manager=CODE", "manager")
+    if role != "admin" and code != own:
+        raise NotFound(f"no account manager {code!r}", "manager")
+    return code

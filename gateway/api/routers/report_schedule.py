@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query
 from gateway.api.deps import Page, PageParams
 from gateway.api.roles import Capability, Role, needs
 from gateway.api.scope import AccessDep, ActorDep, CustomerId, GatewayDep, SessionDep
-from gateway.usecases import BadInput, NotFound
 from gateway.usecases.figures import customer_config
 from gateway.usecases.report_delivery import (
     PortfolioSchedulePublic,
@@ -24,6 +23,7 @@ from gateway.usecases.report_delivery import (
     ReportScheduleUpdate,
     deliveries_of,
     manager_owner,
+    portfolio_manager,
     portfolio_schedule_of,
     schedule_of,
     set_schedule,
@@ -66,17 +66,6 @@ def get_report_deliveries(customer_id: CustomerId, session: SessionDep, access: 
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-def _manager(access: AccessDep, manager: str | None) -> str:
-    """The manager asked for: a manager's own (another code is 404), any for an admin, who must name one."""
-    p = access.principal
-    code = manager or p.manager
-    if code is None:
-        raise BadInput("name the account manager: ?manager=CODE", "manager")
-    if p.role != Role.ADMIN and code != p.manager:
-        raise NotFound(f"no account manager {code!r}", "manager")
-    return code
-
-
 @router.get("/portfolio/report-schedule", dependencies=[needs(Capability.CUSTOMER_FILE)])
 def get_portfolio_schedule(gw: GatewayDep, session: SessionDep, access: AccessDep,
                            manager: ManagerCode = None) -> PortfolioSchedulePublic:
@@ -84,14 +73,15 @@ def get_portfolio_schedule(gw: GatewayDep, session: SessionDep, access: AccessDe
 
     `custom` false: none set; the defaults hold and it goes to the manager's own address in the registry.
     """
-    return portfolio_schedule_of(session, _manager(access, manager), gw.config.gateway.timezone)
+    code = portfolio_manager(access.principal.role, access.principal.manager, manager)
+    return portfolio_schedule_of(session, code, gw.config.gateway.timezone)
 
 
 @router.put("/portfolio/report-schedule", dependencies=[needs(Capability.CUSTOMER_FILE)])
 def put_portfolio_schedule(body: PortfolioScheduleUpdate, gw: GatewayDep, session: SessionDep, access: AccessDep,
                            manager: ManagerCode = None) -> PortfolioSchedulePublic:
     """Replace the portfolio schedule and its recipients (422 naming the field, as for a customer's)."""
-    code = _manager(access, manager)
+    code = portfolio_manager(access.principal.role, access.principal.manager, manager)
     portfolio_schedule_of(session, code, gw.config.gateway.timezone)  # 404 for a manager that does not exist
     set_schedule(session, manager_owner(code), body, access.principal.username)
     return portfolio_schedule_of(session, code, gw.config.gateway.timezone)
@@ -101,5 +91,6 @@ def put_portfolio_schedule(body: PortfolioScheduleUpdate, gw: GatewayDep, sessio
 def get_portfolio_deliveries(session: SessionDep, access: AccessDep, page: PageParams,
                              manager: ManagerCode = None) -> Page[ReportDeliveryPublic]:
     """Which portfolio report went to whom, and its status; newest first."""
-    items, total = deliveries_of(session, manager_owner(_manager(access, manager)), page.limit, page.offset)
+    code = portfolio_manager(access.principal.role, access.principal.manager, manager)
+    items, total = deliveries_of(session, manager_owner(code), page.limit, page.offset)
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
