@@ -8,6 +8,7 @@ the shipped file alone). The rules an import must keep are `crm_bridge.tariffs.v
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -32,6 +33,10 @@ from crm_bridge.tariffs.versions import (
 )
 from gateway.usecases.desk import Actor, Audit
 from gateway.usecases.errors import BadInput, Conflict, Forbidden, NotFound
+
+# Joined tariffs by (tariff id, its stored versions' dates and documents), whichever registry they came from
+_MERGED: dict[tuple[str, tuple[Any, ...]], Tariff | None] = {}
+_MERGED_LOCK = threading.Lock()
 
 
 class VersionPublic(BaseModel):
@@ -84,11 +89,22 @@ class Tariffs:
 
     def effective(self, tariff_id: str) -> Tariff | None:
         """The tariff with every version, shipped and imported; None if nothing prices `tariff_id`."""
+        rows = tariff_version_rows(self.s, tariff_id)
+        # Every bill asks: the joined tariff is made once per set of stored versions, not on each call.
+        key = (tariff_id, tuple((r.valid_from, r.valid_to, json.dumps(r.document, sort_keys=True)) for r in rows))
+        with _MERGED_LOCK:
+            if key in _MERGED:
+                return _MERGED[key]
         shipped = load_tariff(tariff_id) if tariff_id in available_tariffs() else None
         try:
-            return merged_tariff(tariff_id, shipped, [r.document for r in tariff_version_rows(self.s, tariff_id)])
+            tariff = merged_tariff(tariff_id, shipped, [r.document for r in rows])
         except TariffError as exc:
             raise Conflict(str(exc), where="tariff") from None
+        with _MERGED_LOCK:
+            if len(_MERGED) > 256:
+                _MERGED.clear()
+            _MERGED[key] = tariff
+        return tariff
 
     def summary(self, tariff_id: str) -> TariffSummary:
         spans = self._spans(tariff_id)
