@@ -8,9 +8,8 @@ gateway/jobs.py send the queue, escalate and fold digests. Nothing is installed 
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -98,24 +97,6 @@ def digest_job(gw: Gateway) -> int:
 
 
 BRIEF_TITLE = {"zh": "每日简报", "en": "daily brief"}
-
-
-def report_deliverer(gw: Gateway) -> Callable[..., None]:
-    """A `gateway.report_jobs.Deliver` that hands each report to the notifier as "report ready" for the account.
-
-    `recipients` are customer ids here: the notifier chooses the people (the account's managers always, its users
-    by their preferences) and records every message; the event's key makes a second hand-over of one report a no-op.
-    """
-
-    def deliver(recipients: list[str], subject: str, body: str, attachment_name: str, attachment_bytes: bytes,
-                lang: str, period: str) -> None:
-        kind = mimetypes.guess_type(attachment_name)[0] or "application/octet-stream"
-        title = BRIEF_TITLE if attachment_name.startswith("brief_") else None  # None: the monthly report's
-        for customer in recipients:
-            report_ready(gw, customer, period=period, attachment=Attachment(attachment_name, kind, attachment_bytes),
-                         title=title)
-
-    return deliver
 
 
 def report_ready(gw: Gateway, customer: str, *, period: str, attachment: Attachment,

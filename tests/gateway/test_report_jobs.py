@@ -232,15 +232,15 @@ def test_the_scheduled_job_mails_the_pdf_through_the_notifier_to_a_real_smtp_ser
             s.commit()
         register_jobs(w.gw)
         report_job = next(j for j in w.gw.scheduler.specs if j.name == "reports")
-        from gateway.notifications import report_deliverer
+        from gateway.report_jobs import NotifierDelivery
 
         # The registered job on the schedule that is due now; then the notifier's send job.
-        first = send_due_reports(UseCases(w.gw), report_deliverer(w.gw), schedule=ALWAYS,
+        first = send_due_reports(UseCases(w.gw), NotifierDelivery(w.gw), schedule=ALWAYS,
                                  recipients=lambda customer: [customer], managers=lambda _code: [])
         assert report_job.description.startswith("Monthly reports and daily briefs")
         assert {(d.kind, d.customer) for d in first if d.outcome == "sent"} >= {("monthly", "acme"), ("brief", "acme")}
         w.gw.scheduler.run_now("notify_send")
-        again = send_due_reports(UseCases(w.gw), report_deliverer(w.gw), schedule=ALWAYS,
+        again = send_due_reports(UseCases(w.gw), NotifierDelivery(w.gw), schedule=ALWAYS,
                                  recipients=lambda customer: [customer], managers=lambda _code: [])
         w.gw.scheduler.run_now("notify_send")
     finally:
