@@ -8,6 +8,7 @@ language (422). A manager reaches only its own accounts: another's is the same 4
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
@@ -183,6 +184,7 @@ class _Ctx:
     def __init__(self, request: Request, gw: Gateway, v: UseCasesDep, accounts: AccountsDep, registry: RegistryDep,
                  actor: ActorDep, p: User, customer: str) -> None:
         self.args = (request, gw, v, accounts, registry, actor, p, customer)
+        self.customer = customer
         self.lang = _lang(request, p, gw)
 
     def again(self, form: str, errors: dict[str, str], values: dict[str, str]) -> HTMLResponse:
@@ -212,18 +214,25 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> tuple[Any, Valid
         return None, exc
 
 
+def _create(ctx: _Ctx, form: str, model: type[BaseModel], raw: dict[str, str], names: tuple[str, ...],
+            save: Callable[[Any], object], anchor: str) -> Response:
+    """A form that adds one record: its fields validated by `model` (errors beside them), then `save`d."""
+    new, exc = _validated(model, _fields(raw, names))
+    if exc is not None:
+        return ctx.again(form, _problems(exc, ctx.lang), raw)
+    try:
+        save(new)
+    except UseCaseError as err:
+        return ctx.usecase_error(form, err, raw)
+    return _done(ctx.customer, anchor)
+
+
 @router.post("/portal/accounts/{customer_id}/contacts", dependencies=[Csrf, needs(Capability.CUSTOMER_FILE)])
 def add_contact(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, accounts: AccountsDep,
                 registry: RegistryDep, actor: ActorDep, p: User, raw: RawForm) -> Response:
     ctx = _Ctx(request, gw, v, accounts, registry, actor, p, customer_id)
-    new, exc = _validated(ContactCreate, _fields(raw, ("name", "email", "phone", "role")))
-    if exc is not None:
-        return ctx.again("contact_new", _problems(exc, ctx.lang), raw)
-    try:
-        registry.create_contact(actor, customer_id, new)
-    except UseCaseError as err:
-        return ctx.usecase_error("contact_new", err, raw)
-    return _done(customer_id, "contacts")
+    return _create(ctx, "contact_new", ContactCreate, raw, ("name", "email", "phone", "role"),
+                   lambda new: registry.create_contact(actor, customer_id, new), "contacts")
 
 
 @router.post("/portal/accounts/{customer_id}/contacts/{contact_id}",
@@ -255,14 +264,8 @@ def change_contact(request: Request, customer_id: CustomerId, contact_id: RowId,
 def add_equipment(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCasesDep, accounts: AccountsDep,
                   registry: RegistryDep, actor: ActorDep, p: User, raw: RawForm) -> Response:
     ctx = _Ctx(request, gw, v, accounts, registry, actor, p, customer_id)
-    new, exc = _validated(EquipmentCreate, _fields(raw, ("kind", "name", "site", "rating", "rating_unit")))
-    if exc is not None:
-        return ctx.again("equipment_new", _problems(exc, ctx.lang), raw)
-    try:
-        registry.create_equipment(actor, customer_id, new)
-    except UseCaseError as err:
-        return ctx.usecase_error("equipment_new", err, raw)
-    return _done(customer_id, "equipment")
+    return _create(ctx, "equipment_new", EquipmentCreate, raw, ("kind", "name", "site", "rating", "rating_unit"),
+                   lambda new: registry.create_equipment(actor, customer_id, new), "equipment")
 
 
 @router.post("/portal/accounts/{customer_id}/equipment/{equipment_id}/inspections",
@@ -288,14 +291,8 @@ def add_contract(request: Request, customer_id: CustomerId, gw: GatewayDep, v: U
                  registry: RegistryDep, actor: ActorDep, p: User, raw: RawForm) -> Response:
     """A new contract version from `valid_from` (the version in force then ends that day): the history is kept."""
     ctx = _Ctx(request, gw, v, accounts, registry, actor, p, customer_id)
-    new, exc = _validated(ContractCreate, _fields(raw, CONTRACT_FIELDS))
-    if exc is not None:
-        return ctx.again("contract_new", _problems(exc, ctx.lang), raw)
-    try:
-        registry.create_contract(actor, customer_id, new)
-    except UseCaseError as err:
-        return ctx.usecase_error("contract_new", err, raw)
-    return _done(customer_id, "contracts")
+    return _create(ctx, "contract_new", ContractCreate, raw, CONTRACT_FIELDS,
+                   lambda new: registry.create_contract(actor, customer_id, new), "contracts")
 
 
 @router.post("/portal/accounts/{customer_id}/interactions", dependencies=[Csrf, needs(Capability.CUSTOMER_FILE)])
