@@ -224,6 +224,14 @@ class Scraper:
         seen = [age for t, ages in self.ages if start <= t <= end for d, age in ages.items() if d in devices]
         return round(max(seen), 2) if seen else None
 
+    def worst_where(self, devices: list[str], start: float, end: float, t0: float) -> dict[str, Any] | None:
+        """The device whose age peaked in the window, and when (seconds into the run): which one to chase."""
+        seen = [(age, d, t) for t, ages in self.ages if start <= t <= end for d, age in ages.items() if d in devices]
+        if not seen:
+            return None
+        age, device, t = max(seen)
+        return {"device": device, "age_s": round(age, 2), "at_s": round(t - t0, 1)}
+
     def recovered(self, devices: list[str], since: float, within: float) -> float | None:
         """Seconds after `since` until every one of `devices` had a good poll less than `within` seconds old."""
         for t, ages in self.ages:
@@ -348,6 +356,9 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
     stalls["garbage_meter"] = scraper.worst(HEALTHY, t0 + warm, t0 + d)  # all along
     stalls["silent_unit_on_shared_connection"] = scraper.worst(SILENT_NEIGHBOURS, t0 + warm, t0 + d)
     baseline = scraper.worst(HEALTHY, t0 + warm, t0 + kill_at)
+    where = {name: scraper.worst_where(HEALTHY, start, end + settle, t0) for name, (start, end) in faults.items()}
+    where["garbage_meter"] = scraper.worst_where(HEALTHY, t0 + warm, t0 + d, t0)
+    where["silent_unit_on_shared_connection"] = scraper.worst_where(SILENT_NEIGHBOURS, t0 + warm, t0 + d, t0)
     recovered = {name: scraper.recovered(KILLED[name], faults[name][1], 2 * interval) for name in KILLED}
     growth = (usage_end["rss_kib"] - usage_start["rss_kib"]) / usage_start["rss_kib"] * 100
     lost = stats["collected"] - stats["dropped"] - stats.get("rejected", 0) - stored_points
@@ -363,6 +374,7 @@ def main() -> None:  # noqa: PLR0915 - one scenario, read top to bottom
         "rss_kib": {"start": usage_start["rss_kib"], "end": usage_end["rss_kib"], "growth_pct": round(growth, 1)},
         "open_files": {"start": usage_start["open_files"], "end": usage_end["open_files"]},
         "longest_healthy_stall_s": {"baseline_no_fault": baseline, **stalls},
+        "longest_stall_where": where,
         "recovered_after_s": recovered,
         "targets": {
             "nothing_lost_or_duplicated": lost == 0 and stats["stored"] >= stored_points,
