@@ -87,7 +87,16 @@ def tiering_job(gw: Gateway) -> dict[str, str]:
 
 
 def register_jobs(gw: Gateway) -> None:
-    """Register every job this installation has. Only the process with `run_scheduler = true` runs them."""
+    """Register every job this installation has.
+
+    Only the process with `run_scheduler = true` runs them, and on a shared PostgreSQL registry only the one of those
+    that holds the scheduler lease (gateway.scheduler_lease).
+    """
+    from gateway.scheduler_lease import lease_for
+
+    bind = gw.db.kw.get("bind")
+    if gw.scheduler.lease is None and bind is not None:
+        gw.scheduler.lease = lease_for(bind)
     gw.scheduler.register(JobSpec(
         name="outbox_expire", func=gw.outbox.expire, trigger="interval", trigger_args={"minutes": 5},
         description="Drop (and count) outbox readings older than outbox.max_age_s",

@@ -1,7 +1,9 @@
 """In-process job scheduler (APScheduler). Packages' jobs are registered here by the composition root.
 
 Only one process of a deployment may run jobs: `gateway.run_scheduler` in gateway.toml is that switch. A process
-with the switch off still knows the jobs (so `energy-gateway jobs` can list them) but never starts them.
+with the switch off still knows the jobs (so `energy-gateway jobs` can list them) but never starts them. With a
+`lease` (gateway.scheduler_lease: a shared PostgreSQL registry), a second process with the switch on is a standby: its
+job times pass without running anything until the first process stops holding the lease.
 
 With a `state_path` (`data_dir/jobs.json`), each job's last run and, while the scheduler runs, its next run are kept
 in that file, so `energy-gateway jobs list` in another process shows them; a run from `jobs run` is recorded there too.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,10 +44,20 @@ class JobSpec:
     description: str = ""
 
 
+class Lease(Protocol):
+    def held(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+STANDBY = object()  # what a job "returns" in a process without the lease
+
+
 class Scheduler:
-    def __init__(self, enabled: bool, timezone: str = "UTC", state_path: Path | None = None) -> None:
+    def __init__(self, enabled: bool, timezone: str = "UTC", state_path: Path | None = None,
+                 lease: Lease | None = None) -> None:
         self.enabled = enabled
         self.state_path = state_path
+        self.lease = lease
         self._specs: dict[str, JobSpec] = {}
         self._sched = BackgroundScheduler(timezone=timezone, job_defaults={"coalesce": True, "max_instances": 1,
                                                                            "misfire_grace_time": 300})
@@ -74,10 +86,20 @@ class Scheduler:
                 # process start, a scheduler restarted more often than a job's interval would never run it.
                 args["start_date"] = datetime.fromtimestamp(last_run, UTC) + _interval(args)
                 args["next_run_time"] = max(args["start_date"], datetime.now(UTC))
-            self._sched.add_job(spec.func, spec.trigger, id=spec.name, name=spec.name, **args)
+            self._sched.add_job(self._leased(spec.func), spec.trigger, id=spec.name, name=spec.name, **args)
         self._sched.start()
         self._save_state()
         log.info("scheduler started with %d jobs", len(self._specs))
+
+    def _leased(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        lease = self.lease
+        if lease is None:
+            return func
+
+        def run() -> Any:
+            return func() if lease.held() else STANDBY
+
+        return run
 
     def run_now(self, name: str) -> Any:
         """Run one job in the caller's thread (CLI and tests)."""
@@ -100,6 +122,8 @@ class Scheduler:
         if self._sched.running:
             self._sched.shutdown(wait=True)
             self._save_state()
+        if self.lease is not None:
+            self.lease.release()
 
     def next_run(self, name: str) -> float | None:
         """When the running scheduler will next start job `name` (Unix time); None when it is not scheduled here."""
@@ -108,6 +132,9 @@ class Scheduler:
         return when.timestamp() if when is not None else None
 
     def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.retval is STANDBY:  # another process holds the lease and ran (or will run) this one
+            JOB_RUNS.labels(job=event.job_id, outcome="standby").inc()
+            return
         outcome = "error" if event.exception else "ok"
         JOB_RUNS.labels(job=event.job_id, outcome=outcome).inc()
         self._ran(event.job_id, outcome)
