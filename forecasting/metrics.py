@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -38,3 +41,43 @@ def weekly_naive_scale(values: np.ndarray, season: int) -> float:
         return float("nan")
     d = np.abs(values[season:] - values[:-season])
     return float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastAccuracy:
+    """A forecast against the measured actuals: MAE and bias in kWh per interval, and what was left out.
+
+    `bias_kwh` is the mean of forecast - actual: above zero the forecast ran high. Only intervals whose actual is
+    measured and that have a forecast are scored; those with a forecast whose actual is estimated, missing or
+    pending are counted apart (never scored, never filled), as are measured intervals without a forecast.
+    """
+
+    mae_kwh: float | None
+    bias_kwh: float | None
+    intervals: int
+    estimated: int
+    missing: int
+    pending: int
+    no_forecast: int
+
+
+def forecast_accuracy(actual: np.ndarray, forecast: np.ndarray, status: Sequence[str]) -> ForecastAccuracy:
+    """MAE and bias of `forecast` over the intervals whose `status` is measured (kWh per interval, same grid)."""
+    a = np.asarray(actual, dtype=np.float64)
+    f = np.asarray(forecast, dtype=np.float64)
+    st = np.asarray(status, dtype=object)
+    if not len(a) == len(f) == len(st):
+        raise ValueError(f"actual, forecast and status differ in length ({len(a)}, {len(f)}, {len(st)})")
+    has_fc = ~np.isnan(f)
+    measured = (st == "measured") & ~np.isnan(a)
+    scored = measured & has_fc
+    err = f[scored] - a[scored]
+    return ForecastAccuracy(
+        mae_kwh=float(np.mean(np.abs(err))) if len(err) else None,
+        bias_kwh=float(np.mean(err)) if len(err) else None,
+        intervals=int(scored.sum()),
+        estimated=int((has_fc & (st == "estimated")).sum()),
+        missing=int((has_fc & ((st == "missing") | ((st == "measured") & np.isnan(a)))).sum()),
+        pending=int((has_fc & (st == "pending")).sum()),
+        no_forecast=int((measured & ~has_fc).sum()),
+    )

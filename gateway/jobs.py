@@ -7,16 +7,23 @@ crm_bridge.tiering.classify_accounts, ...); here they get their sessions, the qu
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from gateway.intervals import MAX_TOLERANCE_S
+from gateway.query import QueryService, day_bounds
 from gateway.scheduler import JobSpec
 
 if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
     from gateway.runtime import Gateway
     from gateway.store.base import TimeSeriesStore
 
@@ -168,7 +175,7 @@ def register_notification_jobs(gw: Gateway) -> None:
     ))
 
 
-def load_plan(gw: Gateway, customer: str, tz: str) -> pd.DataFrame | None:
+def load_plan(gw: ForecastSources, customer: str, tz: str) -> pd.DataFrame | None:
     """The customer's production plan CSV from `forecast.plans_dir`, if there is one."""
     from forecasting import ForecastError, plan_from_frame
 
@@ -182,12 +189,48 @@ def load_plan(gw: Gateway, customer: str, tz: str) -> pd.DataFrame | None:
         return None
 
 
+# When the nightly day-ahead forecast is issued, local time (register_jobs' "forecast" cron): a backfilled issue
+# is dated, and sees the data, as the live one of that night would have.
+FORECAST_ISSUE_AT = dt_time(21, 30)
+BACKFILL_BATCH_DAYS = 7  # days per forecast batch: a year of histories for every customer at once would not fit
+
+
+class ForecastSources(Protocol):
+    """What the forecast jobs read: the config and the query layer (a running Gateway, or a CLI's OfflineSources)."""
+
+    @property
+    def config(self) -> GatewayConfig: ...
+
+    @property
+    def query(self) -> QueryService: ...
+
+
+def _run_forecasts(gw: ForecastSources, histories: Mapping[str, pd.Series], plans: Mapping[str, pd.DataFrame | None],
+                   executor: Executor | None = None) -> dict[str, Any]:
+    """forecast_day_ahead over the histories, on `executor`, else the Dask cluster of [forecast], else a local pool."""
+    from forecasting import forecast_day_ahead
+
+    cfg = gw.config.forecast
+    client = None
+    if executor is None and cfg.dask_scheduler:
+        from distributed import Client
+
+        client = Client(cfg.dask_scheduler)
+        executor = client.get_executor()
+    try:
+        return dict(forecast_day_ahead(histories, plans, executor=executor, holidays_country=cfg.holidays_country))
+    finally:
+        if client is not None:
+            client.close()
+
+
 def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
     """Forecast `day` (default: tomorrow, local) for every customer from history up to its start; store it.
 
-    Returns customer -> chosen model name, or the error text for a customer that could not be forecast.
+    Each run is a new issue (gateway.query.QueryService.store_forecast), kept beside the earlier ones. Returns
+    customer -> chosen model name, or the error text for a customer that could not be forecast.
     """
-    from forecasting import ForecastError, forecast_day_ahead
+    from forecasting import ForecastError
 
     cfg = gw.config.forecast
     histories, plans = {}, {}
@@ -198,18 +241,7 @@ def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
         start = (target - pd.Timedelta(days=cfg.history_days)).tz_localize(c.timezone)
         histories[c.id] = gw.query.customer_intervals(c.id, start, origin)["kwh"]
         plans[c.id] = load_plan(gw, c.id, c.timezone)
-    executor = None
-    client = None
-    if cfg.dask_scheduler:
-        from distributed import Client
-
-        client = Client(cfg.dask_scheduler)
-        executor = client.get_executor()
-    try:
-        results = forecast_day_ahead(histories, plans, executor=executor, holidays_country=cfg.holidays_country)
-    finally:
-        if client is not None:
-            client.close()
+    results = _run_forecasts(gw, histories, plans)
     made = time.time_ns()
     outcome: dict[str, str] = {}
     for cid, fc in results.items():
@@ -217,6 +249,98 @@ def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
             log.error("forecast failed: %s", fc)
             outcome[cid] = f"error: {fc}"
             continue
-        gw.query.store_forecast(cid, fc, made)
-        outcome[cid] = str(fc.attrs.get("model", "?"))
+        model = str(fc.attrs.get("model", "?"))
+        gw.query.store_forecast(cid, fc, made, model=model)
+        outcome[cid] = model
     return outcome
+
+
+def _fixed(t: datetime) -> Callable[[], datetime]:
+    return lambda: t
+
+
+def backfill_issue_time(day: date, tz: str) -> pd.Timestamp:
+    """When the live job would have issued `day`'s forecast: FORECAST_ISSUE_AT on the local day before."""
+    return pd.Timestamp(datetime.combine(day - timedelta(days=1), FORECAST_ISSUE_AT)).tz_localize(
+        tz, ambiguous=False, nonexistent="shift_forward")
+
+
+def backfill_forecasts(gw: ForecastSources, first: date, last: date, customers: Sequence[str] | None = None,
+                       executor: Executor | None = None) -> dict[str, dict[str, str]]:
+    """Issue the day-ahead forecasts the customers would have had for the local days `first`..`last` (inclusive).
+
+    Each day's issue is dated FORECAST_ISSUE_AT the evening before and made from the intervals known by then only
+    (the rest of that evening is unknown, as it was to the live job); it is stored marked backfilled. A day that
+    already has a day-ahead issue, or has not begun yet, is skipped. Runs BACKFILL_BATCH_DAYS days at a time (all
+    customers in one batch) on `executor`, else the job's. Returns customer -> day -> the model, `skipped: ...` or
+    `error: ...`.
+    """
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    if (last - first).days > 366:
+        raise ValueError(f"--from {first} --to {last}: at most 367 days at a time")
+    known = {c.id: c.timezone for c in gw.config.customers}
+    unknown = [c for c in customers or () if c not in known]
+    if unknown:
+        raise ValueError(f"unknown customer(s): {', '.join(unknown)}")
+    chosen = list(dict.fromkeys(customers)) if customers else list(known)
+    outcome: dict[str, dict[str, str]] = {cid: {} for cid in chosen}
+    plans = {cid: load_plan(gw, cid, known[cid]) for cid in chosen}
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    own = None
+    if executor is None and not gw.config.forecast.dask_scheduler:
+        own = executor = ProcessPoolExecutor(max_workers=os.cpu_count() or 1)  # one pool for every batch
+    try:
+        for i in range(0, len(days), BACKFILL_BATCH_DAYS):
+            _backfill_batch(gw, days[i : i + BACKFILL_BATCH_DAYS], {c: known[c] for c in chosen}, plans, executor,
+                            outcome)
+    finally:
+        if own is not None:
+            own.shutdown()
+    return outcome
+
+
+def _backfill_batch(gw: ForecastSources, days: Sequence[date], zones: Mapping[str, str],
+                    plans: Mapping[str, pd.DataFrame | None], executor: Executor | None,
+                    outcome: dict[str, dict[str, str]]) -> None:
+    """Backfill `days` for the customers of `zones` (id -> time zone) in one forecast batch; note each in outcome."""
+    from forecasting import ForecastError
+
+    q = gw.query
+    histories: dict[str, pd.Series] = {}
+    issues: dict[str, tuple[str, date, int]] = {}
+    for cid, tz in zones.items():
+        today = datetime.now(ZoneInfo(tz)).date()
+        for day in days:
+            origin, end = day_bounds(day.isoformat(), tz)
+            if day > today:
+                outcome[cid][day.isoformat()] = "skipped: the day has not begun"
+                continue
+            if q.forecast(cid, origin, end)["day_ahead"].any():
+                outcome[cid][day.isoformat()] = "skipped: has a day-ahead forecast"
+                continue
+            issued = backfill_issue_time(day, tz)
+            start = pd.Timestamp(origin) - pd.Timedelta(days=gw.config.forecast.history_days)
+            # The intervals as they were known at the issue time: with the query layer's clock set two boundary
+            # tolerances before it, no reading after it is read (a boundary's window reaches one tolerance past
+            # it), nothing is estimated across it, and the rest of the evening is pending (NaN).
+            as_of = (issued - pd.Timedelta(seconds=2 * MAX_TOLERANCE_S)).to_pydatetime()
+            then = QueryService(q.store, q.topology, max_estimate_s=q.max_estimate_ns / 10**9,
+                                min_power_coverage=q.min_power_coverage, clock=_fixed(as_of))
+            history = then.customer_intervals(cid, start, origin)["kwh"]
+            ends = pd.DatetimeIndex(history.index) + pd.Timedelta(minutes=15)
+            key = f"{cid}\x00{day.isoformat()}"
+            histories[key] = history.where(ends <= pd.Timestamp(as_of))
+            issues[key] = (cid, day, int(issued.value))
+    if not histories:
+        return
+    results = _run_forecasts(gw, histories, {k: plans[issues[k][0]] for k in histories}, executor)
+    for key, fc in results.items():
+        cid, day, issued_ns = issues[key]
+        if isinstance(fc, ForecastError):
+            log.error("backfill of %s for %s failed: %s", cid, day, fc)
+            outcome[cid][day.isoformat()] = f"error: {fc}"
+            continue
+        model = str(fc.attrs.get("model", "?"))
+        q.store_forecast(cid, fc, issued_ns, model=model, backfilled=True)
+        outcome[cid][day.isoformat()] = model

@@ -31,11 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from collectors.reading import (
     ACTIVE_ENERGY_IMPORT_KWH,
@@ -43,7 +42,6 @@ from collectors.reading import (
     REACTIVE_ENERGY_IMPORT_KVARH,
     REACTIVE_POWER_KVAR,
     Quality,
-    Reading,
 )
 from gateway.intervals import (
     DEFAULT_MAX_ESTIMATE_S,
@@ -63,7 +61,23 @@ from gateway.intervals import (
     register_values,
     status_names,
 )
-from gateway.store.base import TimeSeriesStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecasting.metrics import ForecastAccuracy
+    from gateway.store.base import TimeSeriesStore
+else:
+
+    class _LazyPandas:
+        """pandas, loaded at first use: the collector role imports this module (Topology) and never needs pandas."""
+
+        def __getattr__(self, name: str) -> Any:
+            import pandas
+
+            return getattr(pandas, name)
+
+    pd = _LazyPandas()
 
 Scope = Literal["meter", "site", "customer"]
 Freq = Literal["15min", "1h", "1d"]
@@ -71,6 +85,7 @@ INTERVAL = timedelta(minutes=15)
 _INTERVAL_S = 900
 _INTERVAL_NS = _INTERVAL_S * 10**9
 FORECAST_POINTS = ("forecast_kwh", "lower80_kwh", "upper80_kwh", "lower95_kwh", "upper95_kwh")
+FORECAST_COLUMNS = ("forecast", "lower80", "upper80", "lower95", "upper95")  # as gateway.store.base's
 DEFAULT_POLL_S = 1.0  # the collectors' default interval_s
 TOLERANCE_POLLS = 3.0
 _NEAR_LIMIT = 64  # readings per boundary window at most, for a tolerance set far above the poll interval
@@ -389,38 +404,101 @@ class QueryService:
         return out[SERIES_COLUMNS]
 
     # -- forecasts ---------------------------------------------------------------------------------
-    def store_forecast(self, customer: str, forecast: pd.DataFrame, made_at_ns: int) -> int:
-        """Keep a day-ahead forecast (columns forecast, lower80, upper80, lower95, upper95; kWh per interval)."""
+    def store_forecast(self, customer: str, forecast: pd.DataFrame, made_at_ns: int, model: str | None = None,
+                       backfilled: bool = False) -> int:
+        """Keep one issue of a forecast (columns forecast, lower80, upper80, lower95, upper95; kWh per interval).
+
+        The issue is (customer, made_at_ns, model; model defaults to the frame's `attrs["model"]`); a re-issue for
+        the same intervals is kept beside the earlier ones. `backfilled` marks an issue made afterwards for a past
+        day (`gateway.jobs.backfill_forecasts`). Returns the number of values stored.
+        """
+        from gateway.store.base import ForecastIssue
+
         self.topology.meters_of("customer", customer)
-        cols = ("forecast", "lower80", "upper80", "lower95", "upper95")
-        readings: list[Reading] = []
-        device = f"forecast:{customer}"
-        for ts, row in forecast.iterrows():
-            ts_ns = int(pd.Timestamp(ts).value)  # type: ignore[arg-type]
-            for col, point in zip(cols, FORECAST_POINTS, strict=True):
-                v = row.get(col)
-                if v is None or pd.isna(v):
-                    continue
-                readings.append(
-                    Reading(device, point, float(v), "kWh", Quality.GOOD, ts_ns, made_at_ns, customer, "", device)
-                )
-        self.store.write(readings)
-        return len(readings)
+        name = model or str(forecast.attrs.get("model") or "") or "unknown"
+        idx = pd.DatetimeIndex(forecast.index)
+        if idx.tz is None:
+            raise QueryError(f"forecast of {customer!r}: the index must be time-zone aware (interval starts)")
+        frame = pd.DataFrame({c: (forecast[c].to_numpy(dtype=float) if c in forecast.columns else np.nan)
+                              for c in FORECAST_COLUMNS}, index=range(len(idx)))
+        frame.insert(0, "ts", idx.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]").astype(np.int64))
+        return self.store.write_forecast(ForecastIssue(customer, int(made_at_ns), name, bool(backfilled)), frame)
 
     def forecast(self, customer: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """The newest stored forecast per interval, on the same grid as customer_intervals (NaN if none)."""
+        """The forecast each interval is shown with, on the same grid as customer_intervals (NaN if none).
+
+        For a local day that is over, the last issue made before the day began: the one that was day-ahead; a day
+        without one shows its first issue, with day_ahead false. For today and later days, the latest issue.
+        Columns: FORECAST_COLUMNS, issued_at (UTC, NaT when none), model, backfilled, and day_ahead (issued before
+        the interval's day began: only those are scored, see `forecast_accuracy`).
+        Forecasts stored as readings before issues were kept (device `forecast:<customer>`) are shown where the
+        archive holds none in the range, with no issue time (never day-ahead).
+        """
         tz = self.topology.tz_of("customer", customer)
-        self.topology.meters_of("customer", customer)
         grid = self._grid(start, end, tz)
-        meter = f"forecast:{customer}"
-        start_ns, end_ns = int(grid[0].value), int(grid[-1].value) + _INTERVAL_S * 10**9
-        cols = {}
-        for point, name in zip(FORECAST_POINTS, ("forecast", "lower80", "upper80", "lower95", "upper95"), strict=True):
-            cols[name] = self.store.buckets([meter], point, start_ns, end_ns, _INTERVAL_S, "last")[meter].reindex(grid)
-        frame = pd.DataFrame(cols, index=grid)
+        start_ns, end_ns = int(grid[0].value), int(grid[-1].value) + _INTERVAL_NS
+        rows = self.store.read_forecasts(customer, start_ns, end_ns)
+        if rows.empty:
+            return self._legacy_forecast(customer, grid, tz)
+        # Each row's local day: the local midnights from the grid's first day to the one after its last.
+        first_day = pd.Timestamp(grid[0]).tz_convert(tz).date()
+        days = (pd.Timestamp(grid[-1]).tz_convert(tz).date() - first_day).days + 1
+        midnights = np.array([int(pd.Timestamp(day_bounds((first_day + timedelta(days=k)).isoformat(), tz)[0]).value)
+                              for k in range(days + 1)], dtype=np.int64)
+        k = np.searchsorted(midnights, rows["ts"].to_numpy(dtype=np.int64), side="right") - 1
+        day_start, day_end = midnights[k], midnights[k + 1]
+        issued = rows["issued_at"].to_numpy(dtype=np.int64)
+        ahead = issued < day_start
+        over = day_end <= self._now_ns()
+        # Ranked so that each interval's shown issue sorts last: for a day that is over, its last day-ahead issue,
+        # else its first; for today and later days, the latest.
+        rank = rows.assign(day_ahead=ahead, _first=np.where(over, ahead, True).astype(np.int8),
+                           _then=np.where(over & ~ahead, -issued, issued))
+        chosen = (rank.sort_values(["_first", "_then", "model"], kind="stable")
+                  .drop_duplicates("ts", keep="last").set_index("ts"))
+        chosen.index = pd.to_datetime(chosen.index.to_numpy(), utc=True)
+        chosen["issued_at"] = pd.to_datetime(chosen["issued_at"], utc=True)  # before reindex: NaT, never a float
+        frame = chosen.reindex(grid)
+        frame["day_ahead"] = frame["day_ahead"].eq(True)
+        frame = frame[[*FORECAST_COLUMNS, "issued_at", "model", "backfilled", "day_ahead"]]
         frame.index = grid.tz_convert(tz)
         frame.index.name = "interval_start"
         return frame
+
+    def _legacy_forecast(self, customer: str, grid: pd.DatetimeIndex, tz: ZoneInfo) -> pd.DataFrame:
+        """The newest forecast per interval as stored before issues were kept, as `forecast` answers."""
+        meter = f"forecast:{customer}"
+        start_ns, end_ns = int(grid[0].value), int(grid[-1].value) + _INTERVAL_NS
+        cols = {}
+        for point, name in zip(FORECAST_POINTS, FORECAST_COLUMNS, strict=True):
+            got = self.store.buckets([meter], point, start_ns, end_ns, _INTERVAL_S, "last")[meter].reindex(grid)
+            cols[name] = got.astype("float64")
+            if name == "forecast" and got.isna().all():  # nothing stored the old way either: one read, not five
+                cols.update({c: pd.Series(np.nan, index=grid) for c in FORECAST_COLUMNS[1:]})
+                break
+        frame = pd.DataFrame(cols, index=grid)
+        frame["issued_at"] = pd.Series(pd.NaT, index=grid, dtype="datetime64[ns, UTC]")
+        frame["model"] = pd.Series(None, index=grid, dtype="object")
+        frame["backfilled"] = pd.Series(None, index=grid, dtype="object")
+        frame["day_ahead"] = False
+        frame.index = grid.tz_convert(tz)
+        frame.index.name = "interval_start"
+        return frame
+
+    def forecast_accuracy(self, customer: str, start: datetime, end: datetime,
+                          intervals: pd.DataFrame | None = None) -> ForecastAccuracy:
+        """MAE and bias of the day-ahead forecasts over [start, end) against measured intervals only.
+
+        `intervals`: the range's `customer_intervals`, when the caller has read them already. Intervals shown with
+        a forecast that was not day-ahead (made on the day, or of unknown issue) are not scored.
+        """
+        from forecasting.metrics import forecast_accuracy
+
+        actual = self.customer_intervals(customer, start, end) if intervals is None else intervals
+        fc = self.forecast(customer, start, end).reindex(actual.index)
+        ahead = fc["day_ahead"].eq(True).to_numpy(dtype=bool)
+        values = np.where(ahead, fc["forecast"].to_numpy(dtype=float), np.nan)
+        return forecast_accuracy(actual["kwh"].to_numpy(dtype=float), values, actual["status"].astype(str).tolist())
 
 
 def day_bounds(day: datetime | pd.Timestamp | str, tz: str | ZoneInfo) -> tuple[datetime, datetime]:

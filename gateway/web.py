@@ -33,11 +33,14 @@ from gateway.api.routers import (
     accounts,
     alert_rules,
     alerts,
+    allocation,
     auth,
     customers,
     devices,
+    forecast_accuracy,
     meters,
     notifications,
+    performance,
     portfolio,
     registry,
     registry_file,
@@ -278,7 +281,8 @@ def create_app(gw: Gateway) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports,
-                   report_schedule, tariffs, devices, users, notifications, registry, registry_file):
+                   report_schedule, tariffs, devices, users, notifications, registry, registry_file, allocation,
+                   forecast_accuracy, performance):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)

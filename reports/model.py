@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from crm_bridge.tariffs import MonthBill, MonthUsage
+from forecasting.metrics import ForecastAccuracy
 from reports.i18n import Lang
 
 
@@ -67,6 +68,8 @@ class CustomerMonthReport:
     alerts: list[AlertRow]
     advice: list[dict[str, Any]] | None  # the services' advice ranked by money; None: no money in this report
     requests: list[RequestRow]
+    # MAE and bias of the month's day-ahead forecasts over its measured intervals (gateway/usecases/forecast_accuracy)
+    forecast_accuracy: ForecastAccuracy | None = None
 
     @property
     def money(self) -> bool:

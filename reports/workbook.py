@@ -119,6 +119,9 @@ def _summary_rows(x: CustomerMonthReport, f: Texts, money: str) -> list[tuple[st
                  (f.t("total_money", currency=b.currency), b.total, money)]
     if x.forecast is not None:
         rows += [(f.t("forecast_kwh"), x.forecast.forecast_kwh, KWH), (f.t("accuracy"), x.forecast.accuracy, PCT)]
+    if x.forecast_accuracy is not None and x.forecast_accuracy.mae_kwh is not None:
+        a = x.forecast_accuracy
+        rows += [(f.t("forecast_mae_kwh"), a.mae_kwh, KWH), (f.t("forecast_bias_kwh"), a.bias_kwh, KWH)]
     return rows
 
 

@@ -16,6 +16,7 @@ from crm_bridge.alerts.own_rules import own_limits, rules_of
 from crm_bridge.alerts.rules import (
     Finding,
     base_load_rise,
+    budget_exceeded,
     consumption_change,
     data_gap,
     demand_watch,
@@ -26,6 +27,7 @@ from crm_bridge.alerts.rules import (
 from crm_bridge.errors import CrmError, TariffNotInForce
 from crm_bridge.ports import IntervalSource
 from crm_bridge.registry.models import Contract, Customer, MeterAssignment, Site, TariffVersion, TierRecord
+from crm_bridge.registry.performance_models import EnergyBudget
 from crm_bridge.registry.repo import meters_of_customer
 from crm_bridge.tariffs import Tariff, available_tariffs, effective_contract_kw, load_tariff
 
@@ -89,6 +91,10 @@ def _bill_forecast(session: Session, contract: Contract, frame: pd.DataFrame, no
     return float(frame["kwh"].sum()) * price / elapsed + basic
 
 
+# The month's bill projection the bill-threshold and budget rules compare; the budgets view shows the same figure.
+bill_projection = _bill_forecast
+
+
 def evaluate_alerts(
     session: Session, source: IntervalSource, now: datetime, settings: AlertSettings | None = None
 ) -> list[int]:
@@ -141,6 +147,7 @@ def _evaluate_customer(
                                 contract.hv_motors_kw or 0.0, version)
             out += pf_below_standard(mtd, code, period, contract.pf_standard)
             out += _bill_rule(session, contract, mtd, now_local, period, cfg)
+            out += _budget_rule(session, contract, mtd, now_local, period, cfg)
     if mtd is not None and not mtd.empty:
         out += _own_rules(session, source, customer, mtd, month, end, now_local)
         if code in cfg.kw_thresholds:
@@ -184,6 +191,29 @@ def _bill_rule(
         message=(f"{code}: forecast bill {forecast:,.0f} for {period} exceeds the threshold "
                  f"{contract.bill_threshold:,.0f}"),
     )]
+
+
+def _budget_rule(
+    session: Session, contract: Contract, mtd: pd.DataFrame, now_local: datetime, period: str, cfg: AlertSettings
+) -> list[Finding]:
+    """The account's budget for the month (crm_bridge.registry.performance_models) against the bill forecast."""
+    code = contract.customer.code
+    budget = session.scalar(select(EnergyBudget).where(
+        EnergyBudget.customer_code == code, EnergyBudget.month == period, EnergyBudget.cost_centre == ""))
+    if budget is None or not cfg.delivery_start <= now_local.time() < cfg.delivery_end:
+        return []
+    tariff = _shipped_tariff(contract.tariff_id)
+    if tariff is not None and tariff.currency != budget.currency:
+        log.warning("budget of %s for %s is in %s, its bill in %s: not compared", code, period, budget.currency,
+                    tariff.currency)
+        return []
+    forecast = _bill_forecast(session, contract, mtd, now_local)
+    if forecast is None or forecast <= float(budget.amount):
+        return []
+    if not mark_period_once(session, "budget", code, period):
+        return []
+    return budget_exceeded(forecast, float(budget.amount), budget.currency, code, period,
+                           mtd.index[0].to_pydatetime(), now_local)
 
 
 def _site_intervals(session: Session, source: IntervalSource, site: str, start: datetime, end: datetime,

@@ -173,3 +173,17 @@ def meter_offline(meter: str, customer: str, last_seen: datetime | None, now: da
         text_key="alert_meter_offline" if last_seen else "alert_meter_never",
         params={"meter": meter, "at": last_seen.isoformat() if last_seen else None},
     )]
+
+
+def budget_exceeded(forecast: float, budget: float, currency: str, customer: str, period: str, start: datetime,
+                    end: datetime) -> list[Finding]:
+    """The month's bill forecast (the bill-threshold rule's projection) above the account's budget for the month."""
+    if forecast <= budget:
+        return []
+    return [Finding(
+        key=f"budget:{customer}:{period}", type="budget_exceeded", severity="warning", window_start=start,
+        window_end=end, text_key="alert_budget_exceeded",
+        params={"value": forecast, "limit": budget, "month": period, "currency": currency},
+        message=(f"{customer}: forecast bill {forecast:,.0f} {currency} for {period} exceeds the budget "
+                 f"{budget:,.0f} {currency}"),
+    )]

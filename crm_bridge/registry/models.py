@@ -518,3 +518,7 @@ class AdviceRequest(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     money_per_month: Mapped[float] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3))
+
+
+from crm_bridge.registry import allocation_models as _allocation_models  # noqa: E402, F401 - cost allocation tables
+from crm_bridge.registry import performance_models as _performance_models  # noqa: E402, F401 - energy performance

@@ -1,4 +1,7 @@
-"""Services 5, 6 and 7: off-hours base load, bill forecast with the customer's threshold, energy performance."""
+"""Services 5, 6 and 7: off-hours base load, bill forecast with the customer's threshold, energy performance.
+
+Energy performance (ISO 50006) lives in crm_bridge.services.performance; its names stay importable from here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from crm_bridge.services.inputs import ContractInputs, Evidence, ServiceError, check_frame, evidence, kw_of, settings
+from crm_bridge.services.performance import EnergyPerformance, energy_performance
 from crm_bridge.tariffs import Tariff, month_bill, priced_intervals
 from crm_bridge.tariffs.bill import local_zone, month_bounds
 
@@ -194,82 +198,5 @@ def bill_forecast(mtd: pd.DataFrame, contract: ContractInputs, tariff: Tariff, a
     )
 
 
-class EnergyPerformance(BaseModel):
-    """ISO 50006-style: SEC, baseline E = a + b x output, savings, CUSUM, and next month from the plan."""
-
-    currency: str  # of next_month_cost
-    months: list[str]
-    sec_kwh_per_unit: list[float | None]
-    a: float | None
-    b: float | None
-    r2: float | None
-    valid: bool
-    reason: str | None
-    predicted_kwh: list[float | None]
-    savings_kwh: list[float | None]  # predicted - actual (positive: better than the baseline)
-    cusum_kwh: list[float | None]
-    next_month_kwh: float | None
-    next_month_cost: float | None
-    evidence: Evidence
-
-
-def energy_performance(monthly: pd.DataFrame, baseline_months: int | None = None, next_output: float | None = None,
-                       price_per_kwh: float | None = None, currency: str = "CNY") -> EnergyPerformance:
-    """`monthly`: one row per month (index: month start), columns kwh and output (units of product).
-
-    The first `baseline_months` rows (default: all) fit the baseline; savings and CUSUM run over every row.
-    """
-    cfg = settings()["energy_performance"]
-    if not {"kwh", "output"} <= set(monthly.columns):
-        raise ServiceError("energy performance: monthly data needs columns kwh and output")
-    if len(monthly) == 0:
-        raise ServiceError("energy performance: no months given")
-    months = [pd.Timestamp(m).strftime("%Y-%m") for m in monthly.index]
-    kwh = monthly["kwh"].to_numpy(dtype=float)
-    out = monthly["output"].to_numpy(dtype=float)
-    sec = [None if not o or np.isnan(o) or np.isnan(e) else float(e / o) for e, o in zip(kwh, out, strict=True)]
-    n_base = baseline_months or len(monthly)
-    fit = ~(np.isnan(kwh[:n_base]) | np.isnan(out[:n_base]))
-    a = b = r2 = None
-    valid, reason = False, None
-    if fit.sum() < int(cfg["min_months"]):
-        reason = f"{int(fit.sum())} months with data; the baseline needs at least {cfg['min_months']}"
-    elif np.ptp(out[:n_base][fit]) == 0:
-        reason = "output does not vary: no regression possible"
-    else:
-        b_, a_ = np.polyfit(out[:n_base][fit], kwh[:n_base][fit], 1)
-        a, b = float(a_), float(b_)
-        pred = a + b * out[:n_base][fit]
-        ss_res = float(((kwh[:n_base][fit] - pred) ** 2).sum())
-        ss_tot = float(((kwh[:n_base][fit] - kwh[:n_base][fit].mean()) ** 2).sum())
-        r2 = 1 - ss_res / ss_tot if ss_tot else 0.0
-        valid = r2 >= float(cfg["min_r2"])
-        if not valid:
-            reason = f"R^2 {r2:.2f} below {cfg['min_r2']}: output explains too little of the energy"
-    predicted: list[float | None] = [None] * len(kwh)
-    savings: list[float | None] = [None] * len(kwh)
-    cusum: list[float | None] = [None] * len(kwh)
-    if a is not None and b is not None:
-        running = 0.0
-        for i, (e, o) in enumerate(zip(kwh, out, strict=True)):
-            if np.isnan(e) or np.isnan(o):
-                continue
-            predicted[i] = a + b * o
-            savings[i] = a + b * o - e
-            running += a + b * o - e
-            cusum[i] = running
-    nxt = a + b * next_output if valid and a is not None and b is not None and next_output is not None else None
-    first = pd.Timestamp(monthly.index[0])
-    return EnergyPerformance(
-        currency=currency, months=months, sec_kwh_per_unit=sec, a=a, b=b, r2=r2, valid=valid, reason=reason,
-        predicted_kwh=predicted,
-        savings_kwh=savings, cusum_kwh=cusum, next_month_kwh=nxt,
-        next_month_cost=nxt * price_per_kwh if nxt is not None and price_per_kwh is not None else None,
-        evidence=Evidence(data="monthly kWh and output", period_start=first.to_pydatetime(),
-                          period_end=(pd.Timestamp(monthly.index[-1]) + pd.offsets.MonthBegin(1)).to_pydatetime(),
-                          intervals=len(monthly), missing_intervals=int(np.isnan(kwh).sum()),
-                          assumptions=[f"baseline over the first {n_base} months",
-                                       f"valid when R^2 >= {cfg['min_r2']} over >= {cfg['min_months']} months"]),
-    )
-
-
+__all__ = ["BaseLoad", "BillForecast", "EnergyPerformance", "base_load", "bill_forecast", "energy_performance",
+           "off_hours_mask"]

@@ -1,4 +1,4 @@
-"""`energy-gateway forecast backtest`: rolling-origin day-ahead backtest of a history CSV with its production plan."""
+"""`energy-gateway forecast`: rolling-origin backtest of a history CSV, and backfill of past day-ahead issues."""
 
 from __future__ import annotations
 
@@ -106,3 +106,48 @@ def backtest(
     typer.echo(f"model {chosen}: {o['origins']} origins, MAE {o['mae']:.3f}, RMSE {o['rmse']:.3f}, "
                f"WAPE {o['wape']:.3f}, MASE {o['mase']:.3f}, coverage 80 % {o['coverage80']:.3f}, "
                f"95 % {o['coverage95']:.3f}")
+
+
+@app.command()
+def backfill(
+    config: Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")],
+    first: Annotated[str, typer.Option("--from", help="first local day to backfill (YYYY-MM-DD)")],
+    last: Annotated[str, typer.Option("--to", help="last local day to backfill, inclusive (YYYY-MM-DD)")],
+    customer: Annotated[list[str] | None, typer.Option(help="only this customer (repeatable); default all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the outcome as JSON")] = False,
+) -> None:
+    """Issue the day-ahead forecasts past days would have had, from the data known the evening before each.
+
+    Each is dated when the nightly job would have issued it and marked backfilled wherever it is shown; a day that
+    already has a day-ahead forecast is skipped.
+    """
+    from datetime import date
+
+    from gateway.config import ConfigError, load_config
+    from gateway.jobs import backfill_forecasts
+    from gateway.runtime import StartupError, offline_sources
+
+    days = []
+    for option, value in (("--from", first), ("--to", last)):
+        try:
+            days.append(date.fromisoformat(value))
+        except ValueError:
+            typer.echo(f"{option} {value!r} is not a date (YYYY-MM-DD)", err=True)
+            raise typer.Exit(2) from None
+    try:
+        cfg = load_config(config, secrets={"store", "database"})
+        sources = offline_sources(cfg)
+    except (ConfigError, StartupError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    try:
+        outcome = backfill_forecasts(sources, days[0], days[1], customer or None)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(outcome))
+        return
+    for cid, per_day in outcome.items():
+        for day, what in per_day.items():
+            typer.echo(f"{cid} {day} {what}")

@@ -31,13 +31,14 @@ from gateway.api.errors import ApiError, not_found
 from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import ActorDep, AlertId, CustomerId, DeskDep, GatewayDep, TicketId
 from gateway.auth import AuthError, AuthService, LoginRateLimited, PasswordRejected, Principal
-from gateway.portal import i18n
+from gateway.portal import i18n, units
 from gateway.portal.charts import day_chart
 from gateway.portal.i18n import messages
 from gateway.runtime import Gateway
 from gateway.usecases import BeforeTariff, NoContract, NoData, UseCaseError, parse_day, parse_month, without_money
 from gateway.usecases.desk import NEXT_ON_DESK, advice_month
 from gateway.usecases.figures import customer_config
+from gateway.usecases.forecast_accuracy import day_forecast_note, month_forecast_note
 
 LANG_COOKIE = "eg_lang"
 LOGIN_CSRF_COOKIE = "eg_login_csrf"
@@ -97,6 +98,10 @@ def _render(request: Request, gw: Gateway, name: str, principal: Principal | Non
         "alert_text": lambda a, z=None: i18n.alert_message(a.message_key, a.message_params, a.message, z or zone, lang),
         "category": lambda c: _category(c, lang),
         "advice_title": lambda item: i18n.advice_title(item, lang),
+        # Quantities and money with their unit and precision (gateway/portal/units.py: the one set of rules).
+        "q": lambda x, unit="": units.q(x, unit, lang), "cash": lambda x, currency: units.cash(x, currency, lang),
+        "signed_cash": lambda x, currency: units.cash(x, currency, lang, signed=True),
+        "pct": lambda x, signed=False: units.pct(x, lang, signed),
     }
     response = templates.TemplateResponse(request, name, {
         "can": can, "lang": lang, "user": principal, "csrf": getattr(request.state, "csrf", ""), **helpers,
@@ -265,8 +270,10 @@ def day_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: UseCa
     labels = {k: messages().get(k, {}).get(lang, k) for k in ("actual", "forecast", "last_week", "estimated")}
     labels |= {s: messages().get(f"status_{s}", {}).get(lang, s) for s in ("pending", "missing")}
     pending = [pt["start"] for pt in curve["points"] if pt["status"] == "pending"]
-    return _render(request, gw, "day.html.j2", p, page="day", curve=curve, chart=day_chart(curve["points"], labels),
+    return _render(request, gw, "day.html.j2", p, page="day", curve=curve,
+                   chart=day_chart(curve["points"], labels, lang),
                    pending_from=pending[0][11:16] if pending else None,
+                   forecast_note=day_forecast_note(v, customer_id, d),
                    day=d.isoformat(), prev_day=(d - timedelta(days=1)).isoformat(),
                    next_day=(d + timedelta(days=1)).isoformat(), **_nav(gw, customer_id))
 
@@ -297,8 +304,12 @@ def month_page(request: Request, customer_id: CustomerId, gw: GatewayDep, v: Use
         view, reason = None, exc
     prev = (first - timedelta(days=1)).replace(day=1)
     nxt = next_month(first)
-    return _render(request, gw, "month.html.j2", p, page="month", view=view,
+    from gateway.portal.curve_pages import month_extras  # the chart, the total and the comparison
+
+    extras = month_extras(v, customer_id, first, view, _lang(request, p, gw), allowed(p.role, Capability.MONEY))
+    return _render(request, gw, "month.html.j2", p, page="month", view=view, **extras,
                    reason=_month_reason(reason, first, datetime.now(tz).date()),
+                   forecast_note=month_forecast_note(v, customer_id, first),
                    month=first.strftime("%Y-%m"), prev_month=prev.strftime("%Y-%m"),
                    next_month=nxt.strftime("%Y-%m"), **_nav(gw, customer_id))
 
@@ -432,6 +443,7 @@ def mount_portal(app: FastAPI) -> None:
     app.include_router(desk_router)
     app.include_router(reports_router)
     app.include_router(accounts_router)
+    app.include_router(__import__("gateway.portal.curve_pages", fromlist=["router"]).router)  # ranges, kW now
     app.include_router(__import__("gateway.portal.admin_pages", fromlist=["router"]).router)  # admin users
     docs = frozenset(u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u)
     app.add_middleware(SecurityHeaders, exempt=docs)

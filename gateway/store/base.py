@@ -13,6 +13,7 @@ import pandas as pd
 from collectors.reading import Reading
 
 Agg = Literal["last", "first", "mean", "max", "min", "count", "sum"]
+FORECAST_COLUMNS = ("forecast", "lower80", "upper80", "lower95", "upper95")  # kWh per interval
 
 
 class StoreError(Exception):
@@ -72,6 +73,52 @@ class LatestValue:
     quality: str
     source_ts: int
     meter: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastIssue:
+    """One issue of a customer's forecast: when it was made, by which model, and whether live or backfilled.
+
+    An issue is identified by (customer, issued_at_ns, model); each of its values by that and the target interval.
+    A re-issue for the same day is a new issue beside the earlier ones, never written over them.
+    """
+
+    customer: str
+    issued_at_ns: int
+    model: str
+    backfilled: bool = False
+
+
+def forecast_rows(rows: Sequence[tuple[object, ...]]) -> pd.DataFrame:
+    """The frame `read_forecasts` returns, from (ts, issued_at, model, backfilled, *FORECAST_COLUMNS) rows.
+
+    Columns ts and issued_at (int64 ns), model (str), backfilled (bool), FORECAST_COLUMNS (float64, NaN for none),
+    sorted by issued_at, model and ts.
+    """
+    names = ["ts", "issued_at", "model", "backfilled", *FORECAST_COLUMNS]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    frame = pd.DataFrame({
+        "ts": np.array(cols[0], dtype=np.int64), "issued_at": np.array(cols[1], dtype=np.int64),
+        "model": np.array(cols[2], dtype=object), "backfilled": np.array(cols[3], dtype=bool),
+        **{c: np.array(v, dtype=np.float64) for c, v in zip(FORECAST_COLUMNS, cols[4:], strict=True)}})
+    return frame.sort_values(["issued_at", "model", "ts"], kind="stable").reset_index(drop=True)
+
+
+def check_forecast_frame(issue: ForecastIssue, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a forecast to write: int64 `ts` (target interval start, ns) and float FORECAST_COLUMNS.
+
+    Rows without any value are left out; an issue without a customer or model is refused (StoreRejected).
+    """
+    if not issue.customer or not issue.model:
+        raise StoreRejected(f"forecast issue {issue!r}: customer and model must not be empty")
+    missing = [c for c in ("ts", *FORECAST_COLUMNS) if c not in frame.columns]
+    if missing:
+        raise StoreRejected(f"forecast of {issue.customer!r}: columns {missing} missing")
+    out = frame[["ts", *FORECAST_COLUMNS]].astype({"ts": "int64", **dict.fromkeys(FORECAST_COLUMNS, "float64")})
+    values = out[list(FORECAST_COLUMNS)].to_numpy()
+    if np.isinf(values).any():
+        raise StoreRejected(f"forecast of {issue.customer!r} issued at {issue.issued_at_ns}: infinite value")
+    return out[~np.isnan(values).all(axis=1)]
 
 
 class TimeSeriesStore(abc.ABC):
@@ -159,6 +206,18 @@ class TimeSeriesStore(abc.ABC):
     @abc.abstractmethod
     def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
         """Number of stored values and the sum of their numeric values in [start_ns, end_ns), as a float."""
+
+    @abc.abstractmethod
+    def write_forecast(self, issue: ForecastIssue, frame: pd.DataFrame) -> int:
+        """Keep one forecast issue: `frame` has `ts` (target interval start, int ns) and FORECAST_COLUMNS.
+
+        Writing the same issue again stores it once; another issue for the same intervals is kept beside it.
+        Returns the number of values stored (NaN ones are left out).
+        """
+
+    @abc.abstractmethod
+    def read_forecasts(self, customer: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        """Every issue's values for targets in [start_ns, end_ns): `forecast_rows`' frame, oldest issue first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

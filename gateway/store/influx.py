@@ -27,16 +27,26 @@ import pandas as pd
 from collectors.base import ReadingBatch
 from collectors.reading import Reading
 from gateway.store.base import (
+    FORECAST_COLUMNS,
     Agg,
+    ForecastIssue,
     LatestValue,
     StoreError,
     StoreRejected,
     StoreUnavailable,
     TimeSeriesStore,
+    check_forecast_frame,
     near_frame,
 )
 from gateway.store.exact import bucket_frame, from_influx, influx_int, value_series
 from gateway.store.influx_config import InfluxStoreConfig
+from gateway.store.influx_forecasts import (
+    FORECAST_MEASUREMENT,
+    READ_FIELDS,
+    forecast_lines,
+    frame_from_series,
+    slot_for,
+)
 from gateway.store.line_protocol import _NO_VALUE, MAX_NS, MEASUREMENT, MIN_NS, LineEncoder
 
 log = logging.getLogger(__name__)
@@ -101,6 +111,7 @@ class _InfluxStore(TimeSeriesStore):
         )
         rp = cfg.retention_policy if cfg.api == "v1" else ""
         self._from = (quote_ident(rp) + "." if rp else "") + quote_ident(MEASUREMENT)
+        self._forecast_from = (quote_ident(rp) + "." if rp else "") + quote_ident(FORECAST_MEASUREMENT)
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -294,6 +305,25 @@ class _InfluxStore(TimeSeriesStore):
             )
         out.sort(key=lambda v: (v.device, v.point))
         return out
+
+    # -- the forecast archive (gateway.store.influx_forecasts) ----------------------------------------------
+    def _forecast_query(self, fields: str, customer: str, start_ns: int, end_ns: int) -> list[Series]:
+        where = f"time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}"
+        return self._series(f'SELECT {fields} FROM {self._forecast_from} '  # noqa: S608 - every value goes through quote_string/quote_ident
+                            f'WHERE "customer" = {quote_string(customer)} AND {where} GROUP BY "slot"')
+
+    def write_forecast(self, issue: ForecastIssue, frame: pd.DataFrame) -> int:
+        rows = check_forecast_frame(issue, frame)
+        if rows.empty:
+            return 0
+        first, last = int(rows["ts"].min()), int(rows["ts"].max())
+        stored = self._forecast_query('"issued_at", "model"', issue.customer, first, last + 1)
+        self._write_body(forecast_lines(issue, rows, slot_for(stored, issue)))
+        return int(rows[list(FORECAST_COLUMNS)].notna().to_numpy().sum())
+
+    def read_forecasts(self, customer: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        fields = ", ".join(quote_ident(f) for f in READ_FIELDS)
+        return frame_from_series(self._forecast_query(fields, customer, start_ns, end_ns))
 
     def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
         where = f"time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}"

@@ -24,11 +24,15 @@ import pandas as pd
 from collectors.base import ReadingBatch
 from collectors.reading import Quality, Reading
 from gateway.store.base import (
+    FORECAST_COLUMNS,
     Agg,
+    ForecastIssue,
     LatestValue,
     StoreError,
     StoreUnavailable,
     TimeSeriesStore,
+    check_forecast_frame,
+    forecast_rows,
     near_frame,
 )
 from gateway.store.exact import (
@@ -62,6 +66,17 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
 """
+# Every issue of every forecast (gateway.store.base.ForecastIssue): a re-issue is a row beside the earlier ones.
+_FORECAST_SCHEMA = """
+CREATE TABLE IF NOT EXISTS forecasts (
+    customer TEXT NOT NULL, ts INTEGER NOT NULL, issued_at INTEGER NOT NULL, model TEXT NOT NULL,
+    backfilled INTEGER NOT NULL,
+    forecast REAL, lower80 REAL, upper80 REAL, lower95 REAL, upper95 REAL,
+    PRIMARY KEY (customer, ts, issued_at, model)
+) WITHOUT ROWID;
+"""
+_INSERT_FORECAST = ("INSERT OR REPLACE INTO forecasts (customer, ts, issued_at, model, backfilled, forecast, lower80, "
+                    "upper80, lower95, upper95) VALUES (?,?,?,?,?,?,?,?,?,?)")
 # `value_int` is declared without a type on purpose: no affinity, so an INTEGER stays an INTEGER and the digits of
 # a uint64 above 2**63 - 1 stay TEXT (REAL or NUMERIC affinity would turn both into floats). It comes last, where
 # ALTER TABLE puts it in a store made by an earlier version.
@@ -99,6 +114,7 @@ class SqliteStore(TimeSeriesStore):
         self._conns: list[sqlite3.Connection] = []
         with self._conn() as c:
             c.executescript(_SCHEMA)
+            c.executescript(_FORECAST_SCHEMA)
             self._add_value_int(c)
             for row in c.execute("SELECT id, device, point, unit, meter, site, customer FROM series"):
                 self._series[tuple(row[1:])] = row[0]  # type: ignore[index]
@@ -293,6 +309,29 @@ class SqliteStore(TimeSeriesStore):
                         meter=m)
             for d, p, u, m, ts, v, q, vi in rows
         ]
+
+    def write_forecast(self, issue: ForecastIssue, frame: pd.DataFrame) -> int:
+        rows = check_forecast_frame(issue, frame)
+        head = (issue.customer,)
+        tail = (int(issue.issued_at_ns), issue.model, int(bool(issue.backfilled)))
+        params = [(*head, int(r[0]), *tail, *(None if v != v else float(v) for v in r[1:]))
+                  for r in rows.itertuples(index=False)]
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT_FORECAST, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return int(rows[list(FORECAST_COLUMNS)].notna().to_numpy().sum())
+
+    def read_forecasts(self, customer: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT ts, issued_at, model, backfilled, forecast, lower80, upper80, lower95, upper95 FROM forecasts "
+                "WHERE customer = ? AND ts >= ? AND ts < ?", (customer, int(start_ns), int(end_ns))).fetchall()
+        return forecast_rows(rows)  # a NULL value becomes NaN in the float columns
 
     def count(self, start_ns: int, end_ns: int) -> tuple[int, float]:
         with self._conn() as conn:

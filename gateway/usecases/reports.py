@@ -37,6 +37,7 @@ from gateway.query import day_bounds
 from gateway.usecases.accounts import account_summaries, open_advice_money
 from gateway.usecases.errors import BadInput, NoData, NotFound, UseCaseError
 from gateway.usecases.figures import UseCases, customer_config
+from gateway.usecases.forecast_accuracy import month_accuracy
 from reports.i18n import Lang, language
 from reports.model import (
     AlertRow,
@@ -185,7 +186,7 @@ def customer_month(uc: UseCases, customer: str, first: date, lang: str | None = 
         before=None if before is None else Month(prior, before[0], before[1] if money else None),
         last_year=month_or_none(uc, customer, first.replace(year=first.year - 1), money), peak_day=peak_day,
         forecast=checked, alerts=alerts_between(uc, customer, start, end), advice=advice,
-        requests=open_requests(uc, customer))
+        requests=open_requests(uc, customer), forecast_accuracy=month_accuracy(uc, customer, first, frames[first]))
 
 
 def daily_brief(uc: UseCases, customer: str, day: date, lang: str | None = None, money: bool = True) -> DailyBrief:

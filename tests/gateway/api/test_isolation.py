@@ -27,7 +27,7 @@ def _owned(world: World, username: str) -> set[str]:
 def _ids(world: World, customer: str) -> dict[str, str]:
     return {"customer_id": customer, "site_id": f"{customer}-site", "meter_id": f"{customer}-m1",
             "alert_id": str(world.alerts[customer]), "ticket_id": str(world.tickets[customer]),
-            "device": f"{customer}-dev", "key": "load_shift"}
+            "device": f"{customer}-dev", "key": "load_shift", "code": "CC-1"}
 
 
 def _query(op: dict[str, Any], world: World, customer: str) -> dict[str, str]:
