@@ -4,6 +4,17 @@ from forecasting.backtest import BacktestResult, backtest, origins_between, sele
 from forecasting.batch import forecast_day_ahead
 from forecasting.data import history_from_frame, plan_from_frame, plan_on
 from forecasting.errors import ForecastError
+from forecasting.horizons import (
+    MonthAhead,
+    WeekNaive,
+    WeekProfile,
+    backtest_month,
+    backtest_week,
+    forecast_month_ahead,
+    forecast_week_ahead,
+    month_origins,
+    week_origins,
+)
 from forecasting.models import (
     BASELINES,
     DayModel,
@@ -18,4 +29,6 @@ __all__ = [
     "BASELINES", "BacktestResult", "DayModel", "ForecastError", "PlanAwareNaive", "PlanProfile", "PlanRegression",
     "SeasonalNaive", "backtest", "model_factories", "forecast_day_ahead", "history_from_frame", "origins_between",
     "plan_from_frame", "plan_on", "select_model",
+    "MonthAhead", "WeekNaive", "WeekProfile", "backtest_month", "backtest_week", "forecast_month_ahead",
+    "forecast_week_ahead", "month_origins", "week_origins",
 ]

@@ -40,10 +40,19 @@ def backtest(
     plan: pd.DataFrame | None,
     make_model: Callable[[], DayModel],
     origins: list[pd.Timestamp],
-    horizon: int,
+    horizon: int | Callable[[pd.Timestamp], int],
     mape_floor: float | None = None,
+    issue_lead: pd.Timedelta | None = None,
 ) -> BacktestResult:
-    """Fit on history strictly before each origin, forecast `horizon` intervals, score against the actuals."""
+    """Fit on history strictly before each origin, forecast `horizon` intervals, score against the actuals.
+
+    `horizon` may be a function of the origin (a week from a local midnight is 668 or 676 intervals across a
+    clock change).
+
+    `issue_lead`: the forecast is issued this long before its origin (the day-ahead job runs at 21:30, 2 h 30 min
+    before midnight), so the model sees only data before origin - issue_lead; the intervals in between are handed
+    over as missing (NaN), as a live store would have them, never filled.
+    """
     if not origins:
         raise ForecastError("no forecast origins in the requested range (history too short, or start/end outside)")
     idx = pd.DatetimeIndex(history.index)
@@ -55,12 +64,14 @@ def backtest(
     name = ""
     for origin in origins:
         train = history[history.index < origin]
+        if issue_lead is not None and issue_lead > pd.Timedelta(0):
+            train = train.where(train.index < origin - issue_lead)  # pending at issue time: NaN, not dropped
         model = make_model()
         name = model.name
         t0 = time.perf_counter()
         model.fit(train, plan)
         t1 = time.perf_counter()
-        fc = model.predict(horizon, plan)
+        fc = model.predict(horizon(origin) if callable(horizon) else horizon, plan)
         t2 = time.perf_counter()
         actual = history.reindex(fc.index)
         fc = fc.assign(actual=actual.to_numpy(), origin=origin)
@@ -78,6 +89,8 @@ def backtest(
     scales = np.array([r["mase_scale"] for r in rows], dtype=float)
     maes = np.array([r["mae"] if r["mae"] is not None else np.nan for r in rows], dtype=float)
     overall = point_metrics(a, f, float(np.nanmean(scales)), floor)
+    scored = ~(np.isnan(a) | np.isnan(f))
+    overall["bias"] = float(np.mean(f[scored] - a[scored])) if scored.any() else None  # above 0: ran high
     overall["mase"] = float(np.nanmean(maes / scales))  # mean of per-origin MASE, each on its own training scale
     overall.update({
         "coverage80": coverage(a, all_fc["lower80"].to_numpy(), all_fc["upper80"].to_numpy()),

@@ -12,14 +12,14 @@ from forecasting.backtest import select_model
 from forecasting.errors import ForecastError
 from forecasting.models import model_factories
 
-BATCH_CANDIDATES = ("plan_profile_8", "plan_profile_4", "plan_aware_naive")
+BATCH_CANDIDATES = ("plan_profile_16s1", "plan_profile_8", "plan_profile_4", "plan_aware_naive")
 
 
 def _one(history: pd.Series, plan: pd.DataFrame | None, horizon: int, country: str | None, select: int
          ) -> pd.DataFrame:
     """Choose the customer's model by a rolling-origin backtest over its last `select` days, then forecast."""
     factories = model_factories(country)
-    name = "plan_profile_8"
+    name = BATCH_CANDIDATES[0]
     if select:
         name, _ = select_model(history, plan, {k: factories[k] for k in BATCH_CANDIDATES}, horizon, select)
     out = factories[name]().fit(history, plan).predict(horizon, plan)
@@ -38,7 +38,7 @@ def forecast_day_ahead(
     """Forecast the interval after each history's end for `horizon` intervals (default: one day).
 
     Each customer's model is chosen among BATCH_CANDIDATES by a rolling-origin backtest over its last
-    `select_days` days (0: always plan_profile_8); the choice is in each frame's `attrs["model"]`.
+    `select_days` days (0: always the first, plan_profile_16s1); the choice is in each frame's `attrs["model"]`.
     A customer whose data cannot be forecast gets its ForecastError in the result instead of stopping the batch.
     With no executor, a local process pool of `os.cpu_count()` workers is used. Pass
     `distributed.Client(address).get_executor()` to run on a Dask cluster.

@@ -13,6 +13,7 @@ with only the data before that day), grouped by operating status and 4-hour bloc
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Callable
 from typing import Self
 
@@ -104,6 +105,7 @@ class DayModel(abc.ABC):
             if np.isnan(actual).all():
                 continue
             extra = self.extra_.iloc[i] if len(self.extra_.columns) else None
+            self.day_ = pd.Timestamp(self.table_.index[i])  # the day being forecast, for models that need its date
             point = self._day_point(i, self.ops_[i], int(self.types_[i]), extra)
             res = actual - point
             for k, slot in enumerate(self.table_.columns):
@@ -143,6 +145,7 @@ class DayModel(abc.ABC):
             dtype = int(day_types(dday, self.holidays_country)[0])
             extra_frame = self._day_extra(dday, plan)
             extra = extra_frame.iloc[0] if len(extra_frame.columns) else None
+            self.day_ = pd.Timestamp(day)
             point = self._day_point(n, op, dtype, extra)
             slot_pos = {int(s): k for k, s in enumerate(self.table_.columns)}
             for p in (int(x) for x in pos):
@@ -158,7 +161,8 @@ class DayModel(abc.ABC):
         """Slots a model could not fill take the median of the last 7 days at that slot (never left empty)."""
         if np.isnan(point).any():
             recent = self.table_.iloc[max(0, before - 7):before].to_numpy()
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a slot empty all week: the next line fills it
                 fallback = np.nanmedian(recent, axis=0) if len(recent) else np.zeros_like(point)
             point = np.where(np.isnan(point), fallback, point)
             point = np.where(np.isnan(point), np.nanmean(self.table_.to_numpy()), point)
@@ -197,24 +201,53 @@ class PlanProfile(DayModel):
 
     Day types are weekday, Saturday, Sunday/holiday. The median shrugs off outliers, and a short window follows
     level shifts within about a week. With too few matching days it relaxes the day type, then the status.
+    `slot_window` > 0 pools each slot's neighbours within that many slots into its median (a plant's schedule
+    jitters by a quarter-hour from day to day; pooling trades a little sharpness for a steadier median).
     """
 
-    def __init__(self, n_days: int = 8, **kw: object) -> None:
+    def __init__(self, n_days: int = 8, slot_window: int = 0, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.n_days = n_days
-        self.name = f"plan_profile_{n_days}"
+        self.slot_window = slot_window
+        self.name = f"plan_profile_{n_days}" + (f"s{slot_window}" if slot_window else "")
+
+    def matchers(self, op: float, dtype: int, extra: pd.Series | None) -> list[Callable[[int], bool]]:
+        """Which earlier days (table rows) stand for a day like this one, from the closest match to any day.
+
+        With the plan's `shift` count for the day, days with the same count come first: a three-shift day looks
+        like the last three-shift days, not like the last one-shift weekdays.
+        """
+        same_type: list[Callable[[int], bool]] = [
+            lambda j: self.ops_[j] == op and self.types_[j] == dtype,
+            lambda j: self.ops_[j] == op and (self.types_[j] == DAYTYPE_SATURDAY) == (dtype == 1),
+            lambda j: self.ops_[j] == op,
+            lambda j: True]
+        shift = float(extra["shift"]) if extra is not None and "shift" in extra.index else 0.0
+        if shift > 0 and op > 0:
+            shifts = self.extra_["shift"].to_numpy(dtype=float)
+            return [lambda j: shifts[j] == shift and same_type[0](j),
+                    lambda j: shifts[j] == shift and self.ops_[j] == op, *same_type]
+        return same_type
+
+    def _pooled(self, rows: np.ndarray) -> np.ndarray:
+        if not self.slot_window:
+            return rows
+        n_slots = rows.shape[1]
+        parts = [rows]
+        for s in range(1, self.slot_window + 1):
+            pad = np.full((rows.shape[0], s), np.nan)
+            parts.append(np.hstack([pad, rows[:, : n_slots - s]]))  # the slot s earlier (none before midnight)
+            parts.append(np.hstack([rows[:, s:], pad]))  # the slot s later
+        return np.vstack(parts)
 
     def _day_point(self, before: int, op: float, dtype: int, extra: pd.Series | None) -> np.ndarray:
         values = self.table_.to_numpy()
         has = ~np.isnan(values[:before]).all(axis=1)
-        for match in (lambda j: self.ops_[j] == op and self.types_[j] == dtype,
-                      lambda j: self.ops_[j] == op and (self.types_[j] == DAYTYPE_SATURDAY) == (dtype == 1),
-                      lambda j: self.ops_[j] == op,
-                      lambda j: True):
+        for match in self.matchers(op, dtype, extra):
             picked = [j for j in range(before - 1, -1, -1) if has[j] and match(j)][: self.n_days]
             if len(picked) >= min(2, self.n_days):
                 with np.errstate(all="ignore"):
-                    return self._fill(np.nanmedian(values[picked], axis=0), before)
+                    return self._fill(np.nanmedian(self._pooled(values[picked]), axis=0), before)
         return self._fill(np.full(values.shape[1], np.nan), before)
 
 
@@ -283,6 +316,8 @@ def model_factories(holidays_country: str | None = "CN") -> dict[str, Callable[[
         "plan_aware_naive": lambda: PlanAwareNaive(holidays_country=c),
         "plan_profile_8": lambda: PlanProfile(8, holidays_country=c),
         "plan_profile_4": lambda: PlanProfile(4, holidays_country=c),
+        # chosen on Jan-Jun of the real plant (bench/forecast_real.py): 16 days, slots pooled +-1, 56 days calibrate
+        "plan_profile_16s1": lambda: PlanProfile(16, slot_window=1, holidays_country=c, interval_days=56),
         "plan_regression": lambda: PlanRegression(holidays_country=c),
     }
 

@@ -41,6 +41,7 @@ from gateway.api.routers import (
     meters,
     notifications,
     performance,
+    planning,
     portfolio,
     registry,
     registry_file,
@@ -282,7 +283,7 @@ def create_app(gw: Gateway) -> FastAPI:
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports,
                    report_schedule, tariffs, devices, users, notifications, registry, registry_file, allocation,
-                   forecast_accuracy, performance):
+                   forecast_accuracy, performance, planning):
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from crm_bridge.services.curves import TouAdvice, load_curve_card, tou_advice
 from crm_bridge.services.demand import DemandAdvice, PfAdvice, demand_advice, pf_advice
-from crm_bridge.services.inputs import ContractInputs, Evidence, check_frame, months_covered
+from crm_bridge.services.inputs import ContractInputs, Evidence, check_frame, months_covered, production_hours
 from crm_bridge.services.usage import (
     BaseLoad,
     BillForecast,
@@ -19,6 +19,7 @@ from crm_bridge.services.usage import (
     base_load,
     bill_forecast,
     energy_performance,
+    off_hours_mask,
 )
 from crm_bridge.tariffs import Tariff, load_tariff
 from crm_bridge.tariffs.bill import local_zone
@@ -47,11 +48,13 @@ def _item(kind: str, title: str, per_month: float, currency: str, ev: Evidence, 
 
 def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = None, pf: PfAdvice | None = None,
                   base: BaseLoad | None = None, months_of_data: float = 1.0,
-                  energy: EnergyPerformance | None = None, price_per_kwh: float | None = None) -> list[AdviceItem]:
+                  energy: EnergyPerformance | None = None, price_per_kwh: float | None = None,
+                  hours_from_plan: bool = False) -> list[AdviceItem]:
     """Advice items from whichever results are given, largest money first; items worth nothing are left out.
 
     `months_of_data` turns the TOU result (money over its data period) into money per month; `price_per_kwh`
-    prices the energy-performance gap (last month's kWh above the baseline).
+    prices the energy-performance gap (last month's kWh above the baseline); `hours_from_plan`: the base load's
+    off-hours came from the production plan's shifts (its text says so).
     """
     items: list[AdviceItem] = []
     per = max(months_of_data, 1e-9)
@@ -88,9 +91,11 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
                            "advice_power_factor" if pf.capacitor_kvar else "advice_power_factor_any",
                            kvar=pf.capacitor_kvar, pf=pf.target_pf, payback_months=pf.payback_months))
     if base is not None and base.money_per_month > 0:
-        items.append(_item("base_load", f"Cut {base.cut_kw:,.0f} kW of off-hours base load "
+        where = "outside the plan's shifts" if hours_from_plan else "off-hours"
+        items.append(_item("base_load", f"Cut {base.cut_kw:,.0f} kW of {where} base load "
                            f"({base.base_kw or 0:,.0f} kW now)", base.money_per_month, base.currency, base.evidence,
-                           [], cut=base.cut_kw, now=base.base_kw or 0.0))
+                           [], "advice_base_load_plan" if hours_from_plan else "advice_base_load", cut=base.cut_kw,
+                           now=base.base_kw or 0.0))
     if energy is not None and energy.valid and price_per_kwh:
         gaps = [(m, g) for m, g in zip(energy.months, energy.savings_kwh, strict=True) if g is not None]
         if gaps and gaps[-1][1] < 0:
@@ -105,14 +110,17 @@ def saving_advice(tou: TouAdvice | None = None, demand: DemandAdvice | None = No
 def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None = None,
             as_of: datetime | None = None, forecast: pd.DataFrame | None = None,
             monthly_pmax_kw: Sequence[float | None] | None = None, operating: pd.Series | None = None,
-            monthly: pd.DataFrame | None = None, next_output: float | None = None) -> dict[str, Any]:
+            monthly: pd.DataFrame | None = None, next_output: float | None = None,
+            plan: pd.DataFrame | None = None) -> dict[str, Any]:
     """Every service on one local month of 15-min data (the card for its last full day), keyed by service.
 
     Keys: card, tou, demand, pf, base_load, bill, advice; plus energy_performance when `monthly` (one row per
     month: kwh, output) is given, whose next month is priced at this month's average energy price. The frame is
     taken on the customer's clock (contract.timezone, else the tariff's). `monthly_pmax_kw`: the peak demand of
     each earlier month, oldest first, up to the month before (see demand_advice): the capacity-upgrade advice
-    needs them.
+    needs them. `plan`: the customer's production plan (forecasting.plan_from_frame's rows): when given (and no
+    `operating`), the base load's off-hours are outside the plan's shifts, the shift calendar only where the plan
+    says nothing; its evidence says which was used.
     """
     check_frame(month, "services", ("kwh", "kvarh"))
     tariff = tariff or load_tariff(contract.tariff_id)
@@ -125,7 +133,15 @@ def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None
     tou = tou_advice(month, tariff, tz=zone)
     demand = demand_advice(month, contract, tariff, monthly_pmax_kw)
     pf = pf_advice(month, contract, tariff)
+    from_plan = False
+    hours = None
+    if operating is None and plan is not None:
+        hours = production_hours(idx, plan, off_hours_mask(idx))
+        operating, from_plan = hours.producing, hours.source != "calendar"
     base = base_load(month, tariff, operating, tz=zone)
+    if hours is not None and from_plan:
+        said = [hours.assumption, *(a for a in base.evidence.assumptions if not a.startswith("off-hours from"))]
+        base = base.model_copy(update={"evidence": base.evidence.model_copy(update={"assumptions": said})})
     bill: BillForecast = bill_forecast(month, contract, tariff, as_of or (idx[-1] + pd.Timedelta(minutes=15)),
                                        forecast)
     months = months_covered(idx)
@@ -135,5 +151,6 @@ def run_all(month: pd.DataFrame, contract: ContractInputs, tariff: Tariff | None
     if monthly is not None:
         energy = energy_performance(monthly, next_output=next_output, price_per_kwh=price, currency=tariff.currency)
         out["energy_performance"] = energy
-    out["advice"] = saving_advice(tou, demand, pf, base, months_of_data=months, energy=energy, price_per_kwh=price)
+    out["advice"] = saving_advice(tou, demand, pf, base, months_of_data=months, energy=energy, price_per_kwh=price,
+                                  hours_from_plan=from_plan)
     return out

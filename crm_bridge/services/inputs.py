@@ -20,8 +20,9 @@ from crm_bridge.tariffs.model import zone_of
 from crm_bridge.tariffs.power_factor import pf_standards
 
 # ServiceError lives in crm_bridge.errors (the bill raises it too); it is still importable from here.
-__all__ = ["ContractInputs", "Evidence", "ServiceError", "bill_of", "check_frame", "contract_in_force", "evidence",
-           "kw_of", "missing_mask", "months_covered", "priced_by_band", "settings"]
+__all__ = ["ContractInputs", "Evidence", "ProductionHours", "ServiceError", "bill_of", "check_frame",
+           "contract_in_force", "evidence", "kw_of", "missing_mask", "months_covered", "priced_by_band",
+           "production_hours", "settings"]
 
 
 
@@ -207,3 +208,76 @@ def priced_by_band(kwh: pd.Series, tariff: Tariff,
     cost = np.bincount(which, weights=values * table["price"].to_numpy(), minlength=len(names))
     return ({str(b): float(v) for b, v in zip(names, energy, strict=True)},
             {str(b): float(v) for b, v in zip(names, cost, strict=True)})
+
+
+# Local [from, to) hours of a plan row's shifts by their number, when the row gives a count and not its own end.
+# Two 8-hour shifts cover 06:00-22:00, three the whole day; one is the day shift.
+SHIFT_HOURS: dict[int, tuple[int, int]] = {1: (8, 16), 2: (6, 22), 3: (0, 24)}
+
+
+class ProductionHours(BaseModel):
+    """Which intervals are production time, and what that stands on (shown as the base load's assumption)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    producing: pd.Series  # bool per interval, on the frame's index
+    source: str  # "plan", "calendar" or "plan+calendar"
+    assumption: str
+
+
+def production_hours(idx: pd.DatetimeIndex, plan: pd.DataFrame | None, calendar_off: np.ndarray
+                     ) -> ProductionHours:
+    """Production time per interval from the production plan, the shift calendar where the plan says nothing.
+
+    `plan` is a parsed plan (forecasting.plan_from_frame: rows on tz-aware starts, `operating`, `shift`, optional
+    end). A row that is not operating (operating 0, or 0 shifts) is off all its time. A row with a `shift` count
+    produces during SHIFT_HOURS[count] (3 shifts: all day, so no idle nights); a row with its own `end` produces for
+    its whole span (its rows are the shifts) and the time between such rows is off; an operating row without either
+    takes its hours from the calendar. Intervals no row holds take the calendar (`calendar_off`: True = off).
+    """
+    from forecasting import plan_on
+
+    calendar = pd.Series(~np.asarray(calendar_off, dtype=bool), index=idx)
+    if plan is None or plan.empty:
+        return ProductionHours(producing=calendar, source="calendar", assumption="")
+    rows = plan_on(idx, plan)
+    explicit = "_end" in plan.columns
+    held = rows.notna().any(axis=1).to_numpy()
+    if explicit:  # where a row's own end has passed, plan_on holds nothing: off until the next row
+        after_first = idx >= plan.index[0]
+        held = held | after_first
+    if not held.any():  # a plan for other dates: the calendar, as without one
+        return ProductionHours(producing=calendar, source="calendar", assumption="")
+    op = rows["operating"].to_numpy(dtype=float) if "operating" in rows.columns else np.ones(len(idx))
+    op = np.where(np.isnan(op), 1.0, op)
+    producing = calendar.to_numpy().copy()
+    hour = idx.hour.to_numpy() + idx.minute.to_numpy() / 60
+    shifts = rows["shift"].to_numpy(dtype=float) if "shift" in rows.columns else np.full(len(idx), np.nan)
+    counted = held & ~np.isnan(shifts)
+    in_shift = np.zeros(len(idx), dtype=bool)
+    for n, (lo, hi) in SHIFT_HOURS.items():
+        in_shift |= (np.clip(np.round(np.nan_to_num(shifts)), 0, 3) == n) & (hour >= lo) & (hour < hi)
+    producing[counted] = (in_shift & (op > 0))[counted]
+    own_end = held & ~counted if explicit else np.zeros(len(idx), dtype=bool)
+    producing[own_end] = (rows.notna().any(axis=1).to_numpy() & (op > 0))[own_end]
+    flag_only = np.zeros(len(idx), dtype=bool) if explicit else held & ~counted
+    producing[flag_only] = (calendar.to_numpy() & (op > 0))[flag_only]
+    counts = np.clip(np.round(np.nan_to_num(shifts)), 0, 3)
+    days = pd.Series(np.where(counted & (op > 0), counts, np.nan), index=idx)
+    per_day = days.groupby(idx.tz_localize(None).normalize()).max().dropna()
+    tally = per_day[per_day > 0].astype(int).value_counts()
+    pairs = sorted((int(n), int(c)) for n, c in zip(tally.index, tally.to_numpy(dtype=int), strict=True))
+    parts = [f"{n} shift{'s' if n != 1 else ''} ({SHIFT_HOURS[n][0]:02d}:00–{SHIFT_HOURS[n][1]:02d}:00) on {c} "
+             f"day{'s' if c != 1 else ''}" for n, c in pairs]
+    day_key = idx.tz_localize(None).normalize()
+    grp = pd.DataFrame({"held": held, "on": producing}, index=idx).groupby(day_key).agg({"held": "all", "on": "any"})
+    stopped = int((grp["held"] & ~grp["on"]).sum())
+    if stopped:
+        parts.append(f"not operating on {stopped} day{'s' if stopped != 1 else ''}")
+    if own_end.any():
+        parts.append("production during the plan rows' own start-end spans")
+    if flag_only.any():
+        parts.append("calendar hours on the plan's operating days")
+    source = "plan" if held.all() else "plan+calendar"
+    note = "" if held.all() else f"; shift calendar for {int((~held).sum())} intervals the plan does not cover"
+    return ProductionHours(producing=pd.Series(producing, index=idx), source=source,
+                           assumption="off-hours from the production plan: " + ", ".join(parts) + note)

@@ -49,10 +49,13 @@ def _services(v: UseCases, customer: str, tz: ZoneInfo, start: datetime, end: da
         raise NoData(f"no measured intervals for {customer} from {start.date()} to {end.date()}")
     if forecast is None:
         forecast = v.gw.query.forecast(customer, start, end + timedelta(days=32))
+    from gateway.jobs import load_plan  # the plan's shifts decide the base load's off-hours
+
     try:
         results = run_all(frame, ContractInputs.from_contract(contract, timezone=str(tz)),
                           tariff=tariff_of(v.gw, contract), as_of=end, forecast=forecast,
-                          monthly_pmax_kw=earlier_peaks(v, customer, start.date()) if peaks is None else peaks)
+                          monthly_pmax_kw=earlier_peaks(v, customer, start.date()) if peaks is None else peaks,
+                          plan=load_plan(v.gw, customer, str(tz)))
     except TariffNotInForce as exc:
         raise BeforeTariff(exc.tariff_id, exc.first_date, exc.asked) from None
     except CrmError as exc:
