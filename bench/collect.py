@@ -8,7 +8,10 @@ Phases (simulated meters served by `collectors.sim.modbus_server` in another pro
 3. sustained: 200 devices x 50 points at 1 s (10,000 points/s): readings/s, p99 lateness, overruns.
 4. overload (`--overload-devices N`): N devices at 0.1 s through the real pipeline into the embedded store:
    collected and stored per second, the outbox depth each second (bounded by back-pressure while the store is up),
-   and the time the flush on stop takes.
+   and the time the flush on stop takes; with the store writer in a thread (the baseline) and in a process of its
+   own (gateway.store_writer), in the same run.
+5. sustained with the store (`--sustained-store thread|process|both`): phase 3's load through the pipeline into the
+   embedded store: poll-start p99 while the store writes.
 
 Lateness is reported two ways: `poll_start` (how late each poll started against its schedule, from the
 collector) and `emit` (how late each device's readings reached `emit` against an ideal 1 s grid fitted to that
@@ -18,6 +21,10 @@ Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/collect.py [--protocol modbus|opcua|all] [--devices 20] [--duration 5] [--rounds 3]
        [--sustained-devices 200] [--sustained-points 50] [--sustained-duration 30]
        [--overload-devices 100] [--overload-interval 0.1] [--overload-duration 20] [--high-water 200000]
+       [--overload-writer thread|process|both] [--sustained-store none|thread|process|both] [--stop-budget 10]
+       [--phases throughput,dead,sustained,overload]
+Issue 16's runs: --phases overload --overload-devices 200 --overload-interval 0.1 --overload-duration 60
+             and --phases sustained --sustained-store both (200 devices x 50 points at 1 s with the store on)
 """
 
 from __future__ import annotations
@@ -280,56 +287,92 @@ async def bench_sustained(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-async def bench_overload(args: argparse.Namespace) -> dict[str, Any]:
-    """More devices at 0.1 s than the store takes, through the real pipeline into the embedded store.
+async def into_store(args: argparse.Namespace, n: int, interval_s: float, duration_s: float, writer: str
+                     ) -> dict[str, Any]:
+    """N devices through the real pipeline into the embedded store, its writer a `thread` or a `process`.
 
-    Reports readings collected and stored per second, the backlog (memory + outbox) each second, the back-pressure
-    factor and how many hand-overs it slowed, and how long the flush on stop took (30 s budget, as SIGTERM's).
+    Reports poll-start lateness, readings collected and stored per second, the outbox depth each second (bounded by
+    back-pressure while the store is up), the back-pressure factor and the hand-overs it slowed, and the stop:
+    how long the flush took within its budget (`--stop-budget`, as SIGTERM's) and what it left in the outbox.
     """
     import tempfile
 
+    from gateway.config import parse_config
     from gateway.outbox import Outbox
     from gateway.pipeline import Pipeline
-    from gateway.store.sqlite import SqliteStore
+    from gateway.store_writer import StoreWriterProcess
 
-    n, points = args.overload_devices, args.sustained_points
+    points = args.sustained_points
     with SimProcess(n) as sim, tempfile.TemporaryDirectory() as tmp:
-        devices = devices_for(sim.ports, interval_s=args.overload_interval, points=points, timeout_s=2.0)
-        store = SqliteStore(Path(tmp) / "ts.db")
-        pipe = Pipeline(Outbox(Path(tmp) / "outbox.db"), store, high_water=args.high_water)
+        devices = devices_for(sim.ports, interval_s=interval_s, points=points, timeout_s=2.0)
+        cfg = parse_config({"gateway": {"data_dir": tmp}, "store": {"type": "embedded", "path": "ts.db"},
+                            "outbox": {"path": "outbox.db", "high_water": args.high_water}})
+        if writer == "process":
+            pipe = Pipeline(Outbox(Path(tmp) / "outbox.db", shared=True), None, high_water=args.high_water,
+                            store_writer=StoreWriterProcess(cfg))
+        else:
+            from gateway.store.sqlite import SqliteStore
+
+            pipe = Pipeline(Outbox(Path(tmp) / "outbox.db"), SqliteStore(Path(tmp) / "ts.db"),
+                            high_water=args.high_water)
         pipe.start()
-        log(f"overload: {n} devices x {points} points at {args.overload_interval} s into the embedded store, "
-            f"{args.overload_duration} s, high-water mark {args.high_water}")
+        log(f"into the store: {n} devices x {points} points at {interval_s} s, store writer in a {writer}, "
+            f"{duration_s} s, high-water mark {args.high_water}")
         col = ModbusCollector(devices)
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(pipe.ingest, stop))
         await asyncio.sleep(2.0)
         first = pipe.stats()
+        skip = {name: len(xs) for name, xs in col.lateness_samples().items()}  # the warm-up's polls
         t0 = time.perf_counter()
         backlog, factors = [], []
-        for _ in range(int(args.overload_duration)):
+        for _ in range(int(duration_s)):
             await asyncio.sleep(1.0)
             st = pipe.stats()
             backlog.append(int(st["outbox_depth"]))  # type: ignore[call-overload]
             factors.append(st["backpressure"]["factor"])  # type: ignore[index]
         elapsed = time.perf_counter() - t0
         last = pipe.stats()
+        starts = [x for name, xs in col.lateness_samples().items() for x in xs[max(1, skip.get(name, 0)):]]
         stop.set()
         await task
         t = time.perf_counter()
-        pipe.stop(flush=True, timeout=30.0)
+        await asyncio.to_thread(pipe.stop, True, args.stop_budget)
         stop_s = time.perf_counter() - t
         left = pipe.outbox.depth
-        store.close()
+        pipe.outbox.close()
+        if pipe.store is not None:
+            pipe.store.close()
     collected = int(last["collected"]) - int(first["collected"])  # type: ignore[call-overload]
     stored = int(last["stored"]) - int(first["stored"])  # type: ignore[call-overload]
-    return {"devices": n, "points_per_device": points, "interval_s": args.overload_interval,
-            "offered_points_per_s": round(n * points / args.overload_interval),
+    return {"store_writer": writer, "devices": n, "points_per_device": points, "interval_s": interval_s,
+            "offered_points_per_s": round(n * points / interval_s),
             "collected_per_s": round(collected / elapsed), "stored_per_s": round(stored / elapsed),
-            "outbox_depth_each_s": backlog, "backpressure_factor_each_s": factors,
+            "poll_start_p50_ms": _pct(starts, 50), "poll_start_p99_ms": _pct(starts, 99),
+            "poll_start_samples": len(starts), "overruns": sum(h.overruns for h in col.health()),
+            "outbox_depth_each_s": backlog, "outbox_depth_max": max(backlog, default=0),
+            "backpressure_factor_each_s": factors,
             "slowed_handovers": last["backpressure"]["slowed"],  # type: ignore[index]
-            "dropped": last["dropped"], "stop_flush_s": round(stop_s, 1), "left_in_outbox_after_stop": left,
-            "high_water": args.high_water}
+            "dropped": last["dropped"], "stop_budget_s": args.stop_budget, "stop_s": round(stop_s, 1),
+            "left_in_outbox_after_stop": left, "high_water": args.high_water}
+
+
+def _writers(choice: str) -> list[str]:
+    return ["thread", "process"] if choice == "both" else [choice]
+
+
+async def bench_overload(args: argparse.Namespace) -> dict[str, Any]:
+    """More devices at 0.1 s than the store takes; with `both`, the thread writer first: the baseline."""
+    runs = {w: await into_store(args, args.overload_devices, args.overload_interval, args.overload_duration, w)
+            for w in _writers(args.overload_writer)}
+    return {**runs, "target_stored_per_s": 33_400}
+
+
+async def bench_sustained_store(args: argparse.Namespace) -> dict[str, Any]:
+    """The sustained load (N x P at 1 s) with the store on: does storing disturb polling (poll-start p99)?"""
+    runs = {w: await into_store(args, args.sustained_devices, 1.0, args.sustained_duration, w)
+            for w in _writers(args.sustained_store)}
+    return {**runs, "target_poll_start_p99_ms": 20}
 
 
 def run_opcua(args: argparse.Namespace) -> dict[str, Any]:
@@ -346,11 +389,17 @@ def run_opcua(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_modbus(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"throughput": await bench_throughput(args)}
-    out["dead_device"] = await bench_dead_device(args)
-    if args.sustained_devices > 0:
+    phases = set(args.phases.split(","))
+    out: dict[str, Any] = {}
+    if "throughput" in phases:
+        out["throughput"] = await bench_throughput(args)
+    if "dead" in phases:
+        out["dead_device"] = await bench_dead_device(args)
+    if "sustained" in phases and args.sustained_devices > 0:
         out["sustained"] = await bench_sustained(args)
-    if args.overload_devices > 0:
+    if "sustained" in phases and args.sustained_devices > 0 and args.sustained_store != "none":
+        out["sustained_with_store"] = await bench_sustained_store(args)
+    if "overload" in phases and args.overload_devices > 0:
         out["overload"] = await bench_overload(args)
     return out
 
@@ -369,6 +418,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--overload-interval", type=float, default=0.1)
     ap.add_argument("--overload-duration", type=float, default=20.0)
     ap.add_argument("--high-water", type=int, default=200_000, help="the pipeline's back-pressure mark")
+    ap.add_argument("--overload-writer", choices=["thread", "process", "both"], default="both",
+                    help="where the overload run's store writer runs (both: thread, the baseline, then process)")
+    ap.add_argument("--sustained-store", choices=["none", "thread", "process", "both"], default="none",
+                    help="also run the sustained load into the embedded store with this store writer")
+    ap.add_argument("--stop-budget", type=float, default=10.0, help="seconds the flush on stop may take")
+    ap.add_argument("--phases", default="throughput,dead,sustained,overload",
+                    help="comma-separated phases to run: throughput, dead, sustained, overload")
     args, extra = ap.parse_known_args(argv)
     args.extra = extra  # options meant for bench/collect_opcua.py
     result: dict[str, Any] = {"cpus": _cpus(), "python": sys.version.split()[0]}

@@ -3,6 +3,7 @@ throughput; one-year daily load-curve query latency per store; SQLite vs DuckDB 
 
 Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/store_write.py [--readings 300000] [--queries 200]
+       .venv/bin/python bench/store_write.py --writers-only   (store writer in a thread vs in its own process)
 """
 
 from __future__ import annotations
@@ -90,6 +91,35 @@ def pipeline_rate(store: TimeSeriesStore, readings: list[Reading], workdir: Path
     if not ok or stats["stored"] != len(readings):
         raise RuntimeError(f"pipeline did not deliver everything: {stats}")
     return {"readings_per_s": len(readings) / elapsed, "seconds": elapsed}
+
+
+def writer_rates(readings: list[Reading], workdir: Path, batch: int) -> dict[str, object]:
+    """The embedded store through the pipeline, its writer a thread (the baseline) then a process of its own.
+
+    The process is started before the clock starts (it imports the store's libraries first); then the same readings
+    are handed over and timed until the outbox is empty, as in `pipeline_rate`.
+    """
+    from gateway.config import parse_config
+    from gateway.store_writer import StoreWriterProcess
+
+    thread = pipeline_rate(SqliteStore(workdir / "ts-thread.db"), readings, workdir, batch)
+    cfg = parse_config({"gateway": {"data_dir": str(workdir)}, "store": {"type": "embedded", "path": "ts-proc.db"},
+                        "outbox": {"path": "outbox-proc.db", "batch_size": batch}})
+    pipe = Pipeline(Outbox(workdir / "outbox-proc.db", shared=True), None, batch_size=batch,
+                    store_writer=StoreWriterProcess(cfg))
+    pipe.start()
+    t = time.perf_counter()
+    for poll in polls(readings):
+        pipe.ingest(poll)
+    ok = pipe.flush(600)
+    elapsed = time.perf_counter() - t
+    pipe.stop()
+    stored = pipe.stats()["stored"]
+    if not ok or stored != len(readings):
+        raise RuntimeError(f"the store writer process did not deliver everything: {stored} of {len(readings)}")
+    process = len(readings) / elapsed
+    return {"thread_readings_per_s": round(thread["readings_per_s"]), "process_readings_per_s": round(process),
+            "process_vs_thread": round(process / thread["readings_per_s"], 3)}
 
 
 def stages(readings: list[Reading], workdir: Path, batch: int) -> dict[str, float]:
@@ -225,10 +255,17 @@ def main() -> None:
     ap.add_argument("--readings", type=int, default=300_000)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--writers-only", action="store_true",
+                    help="only the embedded store's writer in a thread vs in a process (gateway.store_writer)")
     args = ap.parse_args()
     result: dict[str, object] = {"readings": args.readings, "batch": args.batch}
     t0 = 1_750_000_000 * 10**9
     readings = make_readings(args.readings, t0)
+    if args.writers_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["embedded_store_writer"] = writer_rates(readings, Path(tmp), args.batch)
+        print(json.dumps(result))
+        return
     year = year_of_registers("dev1", "m1", pd.Timestamp("2025-01-01", tz="Asia/Shanghai"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -69,6 +69,10 @@ class GatewaySection(_Strict):
     run_scheduler: bool = True
     # False on an API-only process: it knows the meters and devices (for the portal and queries) but polls none.
     collect: bool = True
+    # What `energy-gateway run` runs (its --role wins): "all", everything the switches here and in [api] enable;
+    # "collector", only meters -> outbox -> store, with /metrics, /health and /ready on [api] host:port, and without
+    # the web stack, the registry database or the scheduler (gateway.collector_role).
+    role: Literal["all", "collector"] = "all"
     log_level: LogLevel = "INFO"  # the gateway's own loggers (gateway, collectors, forecasting, ...)
     # Any logger by name, e.g. {asyncua = "INFO"}: the chatty libraries are at WARNING unless named here.
     log_levels: dict[str, LogLevel] = {}
@@ -106,6 +110,12 @@ class OutboxConfig(_Strict):
     # polls more slowly, by the same factor, up to max_slowdown (never during a store outage: the outbox holds that).
     high_water: int = Field(200_000, gt=0)
     max_slowdown: float = Field(10.0, ge=1, le=100)
+    # SIGTERM's flush: seconds to deliver what the store takes; the rest stays in the outbox for the next start.
+    stop_flush_s: float = Field(10.0, gt=0, le=600)
+    # Where the collector role's store writer (outbox -> store) runs: "process", a process of its own, so that
+    # collection cannot starve it of CPU; "thread", in the collector's process (which then loads the store's
+    # libraries). The full gateway (role "all") writes from a thread.
+    store_writer: Literal["thread", "process"] = "process"
 
 
 def _network(value: str) -> str:

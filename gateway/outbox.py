@@ -123,8 +123,13 @@ class Outbox:
         max_rows: int = 5_000_000,
         max_age_s: float = 7 * 24 * 3600,
         policy: DropPolicy = DropPolicy.DROP_OLDEST,
+        shared: bool = False,
     ) -> None:
         self.path = Path(path)
+        # Shared: another process (the store writer, gateway.store_writer) acks, or writes, this same file, so the
+        # depth is read from disk where it matters (bounds, back-pressure) instead of kept in this process only.
+        self.shared = shared
+        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_rows = max_rows  # readings, not batches
         self.max_age_s = max_age_s
@@ -135,7 +140,7 @@ class Outbox:
         # NORMAL in WAL survives a process crash (kill -9); only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._depth = int(self._db.execute("SELECT coalesce(sum(n), 0) FROM outbox_batches").fetchone()[0])
+        self._depth = self._depth_on_disk()
         self.drops: dict[str, int] = {
             name: int(v) for name, v in self._db.execute("SELECT name, value FROM counters").fetchall()
         }
@@ -150,9 +155,11 @@ class Outbox:
             return 0
         b = ReadingBatch.of(readings)
         with self._lock:
-            room = self.max_rows - self._depth
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if self.shared:
+                    self._depth = self._depth_on_disk()
+                room = self.max_rows - self._depth
                 if len(b) > room:
                     if self.policy is DropPolicy.DROP_NEWEST:
                         keep = max(room, 0)
@@ -284,7 +291,15 @@ class Outbox:
 
     @property
     def depth(self) -> int:
+        """Readings waiting; in a shared outbox read from disk (the other process's acks count at once)."""
+        if self.shared:
+            with self._lock:
+                if not self._closed:  # closed: the depth at the close
+                    self._depth = self._depth_on_disk()
         return self._depth
+
+    def _depth_on_disk(self) -> int:
+        return int(self._db.execute("SELECT coalesce(sum(n), 0) FROM outbox_batches").fetchone()[0])
 
     def oldest_age_s(self, now_ns: int | None = None) -> float:
         with self._lock:
@@ -303,4 +318,7 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            if self.shared and not self._closed:
+                self._depth = self._depth_on_disk()
+            self._closed = True
             self._db.close()

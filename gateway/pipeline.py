@@ -14,6 +14,13 @@ Back-pressure: while the store is up, a backlog that grows more than `high_water
 factor, the same for every device (fair), which the collectors apply to their poll interval (see
 `collectors.base.stretched`): polling slows, counted and exported, instead of the outbox growing without end or
 dropping readings. During an outage nothing slows: the outbox is there to hold it.
+
+The drainer can run in a process of its own instead (`store_writer`, see gateway.store_writer): then collection
+and storage do not share a GIL, and the store keeps its share of the CPU under any collection load. The outbox is
+then shared by the two processes and its depth read from disk; the writer's counters come back over a pipe.
+
+Stopping is bounded: `stop(timeout=...)` persists memory, delivers what the store takes in the time left, and leaves
+the rest in the (durable) outbox for the next start, saying how many readings wait there.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge
 
 from collectors.base import ReadingBatch
 from collectors.reading import Reading
 from gateway.outbox import Outbox
-from gateway.store.base import StoreError, StoreRejected, StoreUnavailable, TimeSeriesStore
+
+if TYPE_CHECKING:  # the store's modules load pandas: a collector process whose writer runs apart never needs them
+    from gateway.store.base import TimeSeriesStore
+    from gateway.store_writer import StoreWriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,9 @@ STORE_ERRORS = Counter("gateway_store_write_errors_total", "Failed store writes 
 OUTBOX_DEPTH = Gauge("gateway_outbox_depth", "Readings waiting in the outbox")
 BACKPRESSURE = Gauge("gateway_backpressure_factor",
                      "How many times slower the collectors poll because the store falls behind (1: not slowed)")
+# Back-pressure's push: while the backlog is past the mark and still growing, the factor grows by PUSH_STEP a second.
+PUSH_EVERY_S = 1.0
+PUSH_STEP = 1.25
 SLOWED = Counter("gateway_backpressure_slowed_total", "Hand-overs answered with a slow-down (polls stretched)")
 
 
@@ -59,7 +73,7 @@ class Pipeline:
     def __init__(
         self,
         outbox: Outbox,
-        store: TimeSeriesStore,
+        store: TimeSeriesStore | None,
         batch_size: int = 5000,
         commit_interval_s: float = 0.05,
         memory_limit: int = 500_000,
@@ -68,7 +82,11 @@ class Pipeline:
         expire_every_s: float = 60.0,
         high_water: int = 200_000,
         max_slowdown: float = 10.0,
+        store_writer: StoreWriterProcess | None = None,
     ) -> None:
+        """`store` is written by a drainer thread here; or give `store_writer` (and no store) to drain apart."""
+        if (store is None) == (store_writer is None):
+            raise ValueError("a pipeline drains to a store or through a store writer process, exactly one")
         self.outbox = outbox
         self.store = store
         self.batch_size = batch_size
@@ -94,16 +112,31 @@ class Pipeline:
         self._stats_lock = threading.Lock()
         self._store_down_since: float | None = None
         self._stop_by = float("inf")  # when stopping: the deadline of the whole stop
+        self.store_writer = store_writer
+        self._relayed = {"stored": 0, "errors": 0}  # the writer process's counters already in our Prometheus ones
+        self._writer_down_said = 0.0  # when a dead writer process was last restarted
+        self._push = 1.0  # back-pressure's growing part (see _update_pressure)
+        self._push_at = 0.0
+        self._push_backlog = 0
 
     # -- public API --------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, writer: bool = True) -> None:
+        """Start the outbox writer (unless `writer` is False: a store writer process drains only) and the drain.
+
+        With a store writer process, the process is started first and its failure to open the store raises
+        `gateway.store_writer.StoreWriterError`.
+        """
         self._stop.clear()
         with self._cond:
             self._floor = self._pending_n + self.outbox.depth  # a backlog left by the last run is no growth
-        self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
-        self._drainer = threading.Thread(target=self._drain_loop, name="outbox-drainer", daemon=True)
-        self._writer.start()
-        self._drainer.start()
+        if self.store_writer is not None:
+            self.store_writer.start()
+        else:
+            self._drainer = threading.Thread(target=self._drain_loop, name="outbox-drainer", daemon=True)
+            self._drainer.start()
+        if writer:
+            self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
+            self._writer.start()
 
     def ingest(self, readings: Sequence[Reading]) -> float:
         """Hand readings over (a list or, cheaper, a `ReadingBatch`); never blocks on disk or network.
@@ -164,31 +197,80 @@ class Pipeline:
         with self._cond:
             self._cond.notify_all()
         self._drain_now.set()
+        if self.store_writer is not None:
+            self.store_writer.stop(deadline)
         for t in (self._writer, self._drainer):
             if t is not None:
                 t.join(timeout=max(0.1, deadline - time.monotonic()))
         self._persist_pending()
+        if self._writer is not None and (left := self.outbox.depth):  # said by the process that collected them
+            log.warning("stopped with %d readings left in the outbox %s: the store did not take them within the "
+                        "%.0f s stop budget; they are delivered after the next start", left, self.outbox.path,
+                        timeout)
 
     def stats(self) -> dict[str, object]:
+        depth = self.outbox.depth
         with self._stats_lock:
             s = self._stats
             dropped = dict(self.outbox.drops)
             for k, v in s.dropped.items():
                 dropped[k] = dropped.get(k, 0) + v
-            return {
+            out: dict[str, object] = {
                 "collected": s.collected,
                 "stored": s.stored,
                 "errors": s.errors,
                 "rejected": s.rejected,
                 "dropped": sum(v for k, v in dropped.items() if k != "rejected"),
                 "dropped_by_reason": dropped,
-                "outbox_depth": self.outbox.depth,
+                "outbox_depth": depth,
                 "store_down_s": round(time.monotonic() - self._store_down_since, 1)
                 if self._store_down_since is not None else 0.0,
                 "backpressure": {"factor": round(self._factor, 2), "slowed": s.slowed,
                                  "high_water": self.high_water},
                 "last_error": s.last_error,
             }
+        if self.store_writer is not None:
+            w = self.store_writer.stats()
+            out.update(stored=w["stored"], errors=w["errors"], rejected=w["rejected"],
+                       store_down_s=round(w["store_down_s"], 1), last_error=w["last_error"] or s.last_error,
+                       store_writer={"process": True, "pid": self.store_writer.pid,
+                                     "restarts": self.store_writer.restarts})
+        return out
+
+    def store_writer_alive(self) -> bool:
+        """Whether what delivers the outbox (the drainer thread or the store writer process) is running."""
+        if self.store_writer is not None:
+            return self.store_writer.alive()
+        return self._drainer is not None and self._drainer.is_alive()
+
+    def _store_down(self) -> bool:
+        if self.store_writer is not None:
+            return bool(self.store_writer.stats()["store_down_s"] > 0)
+        return self._store_down_since is not None
+
+    def _watch_store_writer(self) -> None:
+        """Relay the writer process's counters to our Prometheus ones; start a new writer if it ended (5 s apart)."""
+        w = self.store_writer
+        if w is None:
+            return
+        st = w.stats()
+        for key, metric in (("stored", READINGS_STORED), ("errors", STORE_ERRORS)):
+            if st[key] > self._relayed[key]:
+                metric.inc(st[key] - self._relayed[key])
+                self._relayed[key] = st[key]
+        if not w.alive() and not self._stop.is_set() and time.monotonic() - self._writer_down_said > 5.0:
+            self._writer_down_said = float("inf")  # until this restart has ended
+            log.error("the store writer process ended by itself; starting a new one (readings wait in the outbox)")
+            # In a thread of its own: this one keeps moving readings from memory to the outbox meanwhile.
+            threading.Thread(target=self._restart_store_writer, name="store-writer-restart", daemon=True).start()
+
+    def _restart_store_writer(self) -> None:
+        assert self.store_writer is not None
+        try:
+            self.store_writer.restart()
+        except Exception:
+            log.exception("the store writer process could not be started again; retrying in 5 s")
+        self._writer_down_said = time.monotonic()
 
     # -- threads -----------------------------------------------------------------------------------
     def _persist_pending(self) -> None:
@@ -212,15 +294,29 @@ class Pipeline:
 
     def _update_pressure(self) -> None:
         """Recompute the slow-down factor from the backlog (memory and outbox) and the store's state."""
+        depth = self.outbox.depth  # not under _cond: a shared outbox reads it from disk, and ingest waits on _cond
         with self._cond:
-            backlog = self._pending_n + self._in_flight + self.outbox.depth
+            backlog = self._pending_n + self._in_flight + depth
+        down = self._store_down()
         with self._stats_lock:  # the writer and the drainer both call this
-            if self._store_down_since is not None or self._floor is None:
+            if down or self._floor is None:
                 self._floor = backlog  # an outage (or the start) is the outbox's job: measure growth from here
             else:
                 self._floor = min(self._floor, backlog)
             excess = backlog - self._floor
-            factor = 1.0 if excess <= self.high_water else min(self.max_slowdown, excess / self.high_water)
+            # Past the mark, the backlog's excess sets the factor (proportional) and, while it still grows, a push
+            # that multiplies each PUSH_EVERY_S until it stops growing: the proportional part alone holds a store
+            # at a third of the collection rate only with the backlog at three marks, and lets it grow on the way.
+            # Down to half the mark, both let go (the episode ends).
+            now = time.monotonic()
+            if excess <= self.high_water / 2:
+                self._push = 1.0
+            elif now - self._push_at >= PUSH_EVERY_S:
+                if excess > self.high_water and backlog > self._push_backlog:
+                    self._push = min(self.max_slowdown, self._push * PUSH_STEP)
+                self._push_at, self._push_backlog = now, backlog
+            proportional = 1.0 if excess <= self.high_water else excess / self.high_water
+            factor = min(self.max_slowdown, max(proportional, self._push))
             self._factor = factor
             BACKPRESSURE.set(factor)
             # Logged once per episode: it begins past the mark and ends only when the excess is down to half of it.
@@ -242,6 +338,7 @@ class Pipeline:
                     self._cond.wait(self.commit_interval_s)
             try:
                 self._persist_pending()
+                self._watch_store_writer()
                 if time.monotonic() - last_expire > self.expire_every_s:
                     self.outbox.expire()
                     last_expire = time.monotonic()
@@ -291,6 +388,8 @@ class Pipeline:
             sender.shutdown(wait=True)  # the store must not be closed under a running write
 
     def _failed(self, exc: BaseException, delay: float) -> None:
+        from gateway.store.base import StoreUnavailable
+
         self._note_error(exc)
         if isinstance(exc, StoreUnavailable):
             if self._store_down_since is None:
@@ -308,6 +407,9 @@ class Pipeline:
 
     def _deliver(self, batch: ReadingBatch) -> None:
         """Write a batch; if the store refuses it, bisect so that only the offending readings are set aside."""
+        from gateway.store.base import StoreRejected
+
+        assert self.store is not None  # the drainer thread runs only with a store
         try:
             self.store.write(batch)
         except StoreRejected as exc:
@@ -341,4 +443,4 @@ class Pipeline:
         log.warning("pipeline dropped %d readings (%s)", n, reason)
 
 
-__all__ = ["Pipeline", "PipelineStats", "StoreError"]
+__all__ = ["Pipeline", "PipelineStats"]

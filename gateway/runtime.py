@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,10 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from collectors import registry as collector_plugins
 from collectors.base import Collector, CollectorContext, DeviceHealth
@@ -30,12 +27,16 @@ from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.query import QueryService, Topology
 from gateway.scheduler import Scheduler
-from gateway.store.base import StoreError, TimeSeriesStore
-from gateway.store.sqlite import SqliteStore
 from gateway.tagger import Tagger
 
+# The web stack, SQLAlchemy and the store's libraries (pandas) load where they are used, not with this module:
+# the collector role (gateway.collector_role) builds on it and must start without them.
 if TYPE_CHECKING:
+    import uvicorn
+    from sqlalchemy.orm import Session, sessionmaker
+
     from gateway.auth import AuthService
+    from gateway.store.base import TimeSeriesStore
     from gateway.usecases.figures import OfflineSources
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,15 @@ class StartupError(Exception):
 
 
 # What the environment throws at start-up: missing or unwritable folders, files that are not databases, database
-# servers that refuse, migrations that cannot run. Anything else is a bug and keeps its traceback.
-_ENVIRONMENT_ERRORS: tuple[type[Exception], ...] = (OSError, sqlite3.Error, SQLAlchemyError, StoreError)
+# servers that refuse, migrations that cannot run, a store writer process that cannot open the store. Anything else
+# is a bug and keeps its traceback. The classes of libraries not loaded yet are left out: nothing can raise them.
+_ENVIRONMENT_ERRORS = (("sqlalchemy.exc", "SQLAlchemyError"), ("gateway.store.base", "StoreError"),
+                       ("alembic.util.exc", "CommandError"), ("gateway.store_writer", "StoreWriterError"))
+
+
+def _environment_errors() -> tuple[type[BaseException], ...]:
+    loaded = [getattr(sys.modules[mod], name) for mod, name in _ENVIRONMENT_ERRORS if mod in sys.modules]
+    return (OSError, sqlite3.Error, *loaded)
 
 
 def _reason(exc: BaseException) -> str:
@@ -60,12 +68,10 @@ def _reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def _starting(what: str) -> Iterator[None]:
     """Turn an environment error while starting `what` into one StartupError line."""
-    from alembic.util.exc import CommandError
-
     try:
         yield
     except Exception as exc:
-        if not isinstance(exc, (*_ENVIRONMENT_ERRORS, CommandError)):
+        if not isinstance(exc, _environment_errors()):
             raise
         raise StartupError(f"{what}: {_reason(exc)}") from exc
 
@@ -73,6 +79,7 @@ def _starting(what: str) -> Iterator[None]:
 def _shown_url(url: str) -> str:
     """A database URL fit for a message: the password masked."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -91,6 +98,8 @@ def _sqlite_file(url: str) -> Path | None:
 def build_store(cfg: GatewayConfig, environ: Mapping[str, str] | None = None) -> TimeSeriesStore:
     store = cfg.store
     if isinstance(store, EmbeddedStoreConfig):
+        from gateway.store.sqlite import SqliteStore
+
         return SqliteStore(cfg.data_path(store.path))
     from gateway.store.influx import build_influx_store
 
@@ -115,6 +124,8 @@ def build_collectors(cfg: GatewayConfig) -> list[Collector]:
 
 def open_registry(cfg: GatewayConfig, environ: Mapping[str, str]) -> sessionmaker[Session]:
     """Migrate the relational database to head, bring it in step with the config, and return sessions."""
+    from sqlalchemy.orm import sessionmaker
+
     from crm_bridge.registry import make_engine, migrate
     from gateway.registry_sync import sync_registry
 
@@ -234,12 +245,13 @@ class Gateway:
         finally:
             stop_signals.on_reload(None)
             self.stopping.set()
-            log.info("stopping: collectors, API, scheduler, then flushing the outbox")
+            log.info("stopping: collectors, API, scheduler, then flushing the outbox (at most %.0f s)",
+                     self.config.outbox.stop_flush_s)
             if server is not None:
                 server.should_exit = True
             await _finish(tasks)
             self.scheduler.shutdown()
-            await asyncio.to_thread(self.pipeline.stop, True, 30.0)
+            await asyncio.to_thread(self.pipeline.stop, True, self.config.outbox.stop_flush_s)
             if await asyncio.to_thread(_store_readers_done, 10.0):
                 self.store.close()
             else:  # closing a SQLite connection under a running query can crash the process
@@ -248,6 +260,8 @@ class Gateway:
             data_dir_lock.release()
 
     def _api_server(self) -> Any:
+        import uvicorn
+
         from gateway.web import create_app
 
         app = create_app(self)
@@ -255,7 +269,7 @@ class Gateway:
         # log_config and log_level None: uvicorn leaves logging alone, so `[gateway] log_levels` reaches its loggers.
         config = uvicorn.Config(app, host=self.config.api.host, port=self.config.api.port, log_config=None,
                                 log_level=None, lifespan="on", proxy_headers=False)
-        return _QuietServer(config)
+        return _quiet_server()(config)
 
 
 async def _finish(tasks: list[asyncio.Task[None]]) -> None:
@@ -314,12 +328,17 @@ async def _serve(server: uvicorn.Server) -> None:
         raise StartupError(f"cannot listen on the API address {cfg.host}:{cfg.port} (the log above says why)") from None
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling.
+def _quiet_server() -> type[uvicorn.Server]:
+    import uvicorn
 
-    The gateway owns SIGTERM, so that it stops the collectors and flushes the outbox before the API goes away.
-    """
+    class _QuietServer(uvicorn.Server):
+        """uvicorn without its own signal handling.
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+        The gateway owns SIGTERM, so that it stops the collectors and flushes the outbox before the API goes away.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return _QuietServer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,6 +14,7 @@ import typer.main
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from gateway.collector_role import CollectorRole
     from gateway.runtime import Gateway
 
 # Sub-commands owned by other modules, each exposing a Typer `app`. They are imported when used (or asked for
@@ -116,7 +118,7 @@ def check_config(config: ConfigOpt) -> None:
     )
 
 
-async def _run_until_stopped(gw: Gateway) -> None:
+async def _run_until_stopped(gw: Gateway | CollectorRole) -> None:
     import asyncio
     import logging
 
@@ -131,22 +133,44 @@ async def _run_until_stopped(gw: Gateway) -> None:
         stop_signals.detach()
 
 
+class Role(StrEnum):
+    ALL = "all"
+    COLLECTOR = "collector"
+
+
 @app.command()
-def run(config: ConfigOpt) -> None:
+def run(
+    config: ConfigOpt,
+    role: Annotated[Role | None, typer.Option(
+        help="all: collectors, pipeline, scheduler and API (as the config switches them); collector: only the "
+             "meters -> outbox -> store path, with /metrics, /health and /ready, without the web stack. "
+             "Default: the config's gateway.role")] = None,
+) -> None:
     """Production: collectors, pipeline, scheduler and API until SIGTERM (which flushes and exits cleanly)."""
     import asyncio
+    import os
 
-    from gateway.config import ConfigError, load_config
+    from gateway.config import ALL_SECRETS, ConfigError, check_secrets, load_config
     from gateway.logs import setup_logging
-    from gateway.runtime import Gateway, StartupError
+    from gateway.runtime import StartupError
 
     try:
-        cfg = load_config(config)
-        setup_logging(cfg)
-        gw = Gateway.from_config(cfg)
-        from gateway.jobs import register_jobs
+        cfg = load_config(config, secrets=())
+        if (role or Role(cfg.gateway.role)) is Role.COLLECTOR:
+            from gateway.collector_role import CollectorRole
 
-        register_jobs(gw)
+            check_secrets(cfg, config, os.environ, {"store", "devices"})  # no API key, database or notify secret
+            setup_logging(cfg)
+            gw: Gateway | CollectorRole = CollectorRole.from_config(cfg)
+        else:
+            from gateway.runtime import Gateway
+
+            check_secrets(cfg, config, os.environ, ALL_SECRETS)
+            setup_logging(cfg)
+            gw = Gateway.from_config(cfg)
+            from gateway.jobs import register_jobs
+
+            register_jobs(gw)
         asyncio.run(_run_until_stopped(gw))
     except (ConfigError, StartupError) as exc:
         raise _fail(exc) from None
