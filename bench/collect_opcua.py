@@ -1,18 +1,30 @@
-"""OPC UA collector benchmark against the OPC UA plant simulator (run as its own process, so it has its own core).
+"""OPC UA collector benchmark: the collector against OPC UA plant simulators, 10,000 nodes at 1 s (issue 16).
 
 1. Poll throughput: values/s of the collector's chunked reads (DataValue -> Reading with quality and timestamps)
-   against raw asyncua `read_attributes` of the same nodes, alternating, in the same run.
+   against raw asyncua `read_attributes` of the same nodes, alternating, in the same run (one simulator process).
 2. Subscriptions: notifications/s delivered through the collector against a raw asyncua subscription on the same
    nodes, each for the same time.
-3. Sustained: how many nodes at 1 s the collector keeps up with through subscriptions (target 10,000), the nodes
-   spread over `--servers` simulator processes (one session each), so that the servers are not the ceiling: the
-   share of expected notifications that arrive, their lateness (gateway time - source time) at the collector, and
-   the collector's CPU seconds per 1,000 notifications.
-Notifications are counted by source timestamp inside the measuring window on both sides.
+3. Sustained, before and after in the same run, at `--sustained-nodes` (10,000) written every second:
+   - before: the old setup, asyncua's server in this process (each node written through write_attribute_value)
+     and the collector in its old configuration (one session, one subscription publishing every interval), for a
+     short window (`--baseline-duration`);
+   - after: the nodes spread over `--servers` simulator processes of their own (`python -m
+     collectors.sim.opcua_server --fast`, each writing its share once a second in one pass with the source time
+     set), the collector as the gateway runs it with `--sessions-per-server` device entries per server, each
+     spreading its nodes over subscriptions of `--items-per-subscription`, publishing every `--publishing-ms`
+     with `--queue-size` values kept per node (a publish that comes late then loses nothing),
+     measured over `--sustained-duration` seconds after `--warmup` seconds.
+   Reported: notifications/s against expected (nodes / interval) and against what the servers wrote, lateness
+   (the collector's receive time - source time) p50/p95/p99, this process's CPU seconds per 1,000 notifications
+   (the servers are processes of their own in "after"; in "before" they are in this process and counted too),
+   its RSS, each server process's CPU share (saturated above 90 % of a core), and the load average.
+Notifications are counted by source timestamp inside the measuring window.
 
 Prints one JSON object as its last stdout line (`run(args)` returns it for bench/collect.py --protocol opcua).
 Usage: .venv/bin/python bench/collect_opcua.py [--nodes 200] [--duration 5] [--sustained-nodes 10000]
-       [--servers 4] [--sustained-duration 20]
+       [--servers 4] [--sessions-per-server 1] [--items-per-subscription 1000] [--publishing-ms 500]
+       [--queue-size 4]
+       [--warmup 10] [--sustained-duration 60] [--baseline-duration 20]
 """
 
 from __future__ import annotations
@@ -20,38 +32,66 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asyncua import Client, ua  # noqa: E402
 
+from collectors.base import ReadingBatch  # noqa: E402
 from collectors.opcua import OpcUaCollector, OpcUaDeviceConfig  # noqa: E402
 from collectors.opcua.collector import _Device  # noqa: E402
 from collectors.reading import Reading  # noqa: E402
+from collectors.sim.load import LoadModel  # noqa: E402
+from collectors.sim.opcua_server import OpcUaPlantSimulator, SimOpcUaMeter  # noqa: E402
 
 POINTS_PER_METER = 8
+MODELS = 8  # distinct load models cycled over the meters: starting 1,250 meters takes seconds, not minutes
+# Every sample is a notification, also an unchanged value (a power factor at its limit stays put for seconds):
+# otherwise "every node every second" is not what the servers send.
+EVERY_SAMPLE = "status_value_timestamp"
+ROOT = Path(__file__).resolve().parents[1]
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class Simulator:
-    """python -m collectors.sim.opcua_server in `servers` subprocesses (each its own core when there is one).
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
-    The nodes are spread over the servers; `urls` and `node_ids` are per server, `node_ids` also flat (the first).
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+class Simulator:
+    """python -m collectors.sim.opcua_server in `servers` subprocesses, the nodes spread over them.
+
+    `urls` and `per_server` (node ids) are per server; `node_ids` is every node (one server) or the first's.
     """
 
-    def __init__(self, nodes: int, servers: int = 1) -> None:
+    def __init__(self, nodes: int, servers: int = 1, fast: bool = False) -> None:
         self.meters = max(1, -(-nodes // POINTS_PER_METER))
         self.servers = max(1, min(servers, self.meters))
+        self.fast = fast
         self.procs: list[subprocess.Popen[str]] = []
         self.urls: list[str] = []
         self.per_server: list[list[str]] = []
@@ -64,20 +104,23 @@ class Simulator:
     def node_ids(self) -> list[str]:
         return [n for ids in self.per_server for n in ids] if self.servers == 1 else self.per_server[0]
 
+    def cpu_s(self) -> list[float]:
+        return [proc_cpu_s(p.pid) for p in self.procs]
+
     def __enter__(self) -> Simulator:
         t = time.monotonic()
         share = [self.meters // self.servers + (i < self.meters % self.servers) for i in range(self.servers)]
         for meters in share:  # started together: building the address space is the slow part
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "collectors.sim.opcua_server", "--meters",
-                                                str(meters)], stdout=subprocess.PIPE, text=True,
-                                               cwd=Path(__file__).resolve().parents[1]))
+            cmd = [sys.executable, "-m", "collectors.sim.opcua_server", "--meters", str(meters),
+                   "--models", str(MODELS)] + (["--fast"] if self.fast else [])
+            self.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT))
         for proc in self.procs:
             assert proc.stdout is not None
             info = json.loads(proc.stdout.readline())
             self.urls.append(info["url"])
             self.per_server.append([nid for meter in info["nodes"].values() for nid in meter.values()])
         log(f"simulator: {self.meters} meters, {sum(map(len, self.per_server))} nodes in {self.servers} server "
-            f"process(es), up in {time.monotonic() - t:.1f} s")
+            f"process(es){' (--fast)' if self.fast else ''}, up in {time.monotonic() - t:.1f} s")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,10 +130,10 @@ class Simulator:
             proc.wait(30)
 
 
-def device(url: str, node_ids: list[str], mode: str, name: str = "bench") -> OpcUaDeviceConfig:
+def device(url: str, node_ids: list[str], mode: str, name: str = "bench", **keys: object) -> OpcUaDeviceConfig:
     return OpcUaDeviceConfig.model_validate({
         "type": "opcua", "name": name, "url": url, "mode": mode, "interval_s": 1.0, "timeout_s": 30,
-        "nodes": [{"point": f"p{i}", "node_id": nid} for i, nid in enumerate(node_ids)]})
+        "nodes": [{"point": f"p{i}", "node_id": nid} for i, nid in enumerate(node_ids)], **keys})
 
 
 async def poll_throughput(url: str, node_ids: list[str], duration: float, rounds: int) -> dict[str, Any]:
@@ -121,38 +164,160 @@ async def poll_throughput(url: str, node_ids: list[str], duration: float, rounds
             "ratio": round(statistics.median(c / r for c, r in zip(col_rates, raw_rates, strict=True)), 3)}
 
 
-async def collector_notifications(urls: list[str], per_server: list[list[str]], duration: float
-                                  ) -> tuple[int, float, list[float], float, int]:
-    """Notifications through the collector (one device, so one session, per server) counted by source time.
+class Received:
+    """The emit callback: keeps each batch as it comes (no per-reading work here, so little of the CPU counted)."""
 
-    Returns the count, the window, the lateness of each notification, the collector's CPU seconds in the window
-    (this process runs nothing else then; the servers are processes of their own) and how many values the servers
-    wrote in the window: a server stamps all its nodes with one source time per pass, so its passes are the
-    distinct source times seen, each worth one value per node. A server slower than 1 s a pass writes less.
-    """
-    col = OpcUaCollector([device(u, ids, "subscribe", f"bench{i}") for i, (u, ids) in
-                          enumerate(zip(urls, per_server, strict=True))], Path(tempfile.mkdtemp()))
-    got: list[Reading] = []
+    def __init__(self) -> None:
+        self.batches: list[ReadingBatch] = []
+
+    def __call__(self, readings: Sequence[Reading]) -> None:
+        self.batches.append(ReadingBatch.of(readings))
+
+    def columns(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(device, source ns, gateway ns) of every reading received."""
+        whole = ReadingBatch.concat(self.batches)
+        return whole.device, np.asarray(whole.source_ts, dtype=np.int64), np.asarray(whole.gateway_ts, dtype=np.int64)
+
+
+async def sustained(devices: list[OpcUaDeviceConfig], nodes: int, warmup: float, duration: float,
+                    servers: Simulator | None) -> dict[str, Any]:
+    """Run the collector on `devices` and measure a steady window (see the module docstring)."""
+    col = OpcUaCollector(devices, Path(tempfile.mkdtemp()))
+    got = Received()
     stop = asyncio.Event()
-    task = asyncio.create_task(col.run(got.extend, stop))
-    while not got:  # noqa: ASYNC110 - subscribed and the first publish arrived
+    task = asyncio.create_task(col.run(got, stop))
+    t_start = time.monotonic()
+    while not got.batches and not task.done():  # noqa: ASYNC110 - subscribed and the first publish arrived
         await asyncio.sleep(0.05)
-    await asyncio.sleep(2.0)  # the initial burst of every node's current value
+    subscribed_s = time.monotonic() - t_start
+    await asyncio.sleep(warmup)  # the initial burst of every node's current value, and the first passes
+    load0 = os.getloadavg()
+    srv0 = servers.cpu_s() if servers else []
     t0, cpu0 = time.time_ns(), time.process_time()
     await asyncio.sleep(duration)
     t1, cpu1 = time.time_ns(), time.process_time()
-    await asyncio.sleep(1.5)  # readings of the window still in the collector's 1 s emit buffer
-    # Counted by source time inside the window, so the emit batching does not shift the count.
-    n = sum(1 for r in got if t0 <= r.source_ts < t1)
-    lateness = [(r.gateway_ts - r.source_ts) / 1e9 for r in got if t0 <= r.source_ts < t1]
-    passes: dict[str, set[int]] = {}
-    for r in got:
-        if t0 <= r.source_ts < t1:
-            passes.setdefault(r.device, set()).add(r.source_ts)
-    written = sum(len(passes.get(f"bench{i}", ())) * len(ids) for i, ids in enumerate(per_server))
+    srv1 = servers.cpu_s() if servers else []
+    load1 = os.getloadavg()
+    publishing_s = max(d.publishing_interval_ms or d.interval_s * 1000 for d in devices) / 1000
+    await asyncio.sleep(1.5 + publishing_s)  # readings of the window still at the server or in the emit buffer
+    rss = rss_mb()
+    stop.set()
+    await asyncio.wait_for(task, 60)
+    dev, src, gw = got.columns()
+    inside = (src >= t0) & (src < t1)
+    n = int(inside.sum())
+    window = (t1 - t0) / 1e9
+    late = (gw[inside] - src[inside]) / 1e9
+    # A server stamps all its nodes with one source time per pass: its passes are the distinct source times seen,
+    # each worth one value per node it serves. A server slower than a pass a second writes less.
+    names = np.asarray(dev, dtype=object)[inside]
+    written = 0
+    for d in devices:
+        mine = src[inside][names == d.name]
+        written += len(np.unique(mine)) * len(d.nodes)
+    server_share = [round((b - a) / window, 3) for a, b in zip(srv0, srv1, strict=True)]
+    expected = nodes / devices[0].interval_s
+    return {
+        "nodes": nodes, "window_s": round(window, 1),
+        "sessions": len(devices), "subscriptions": sum(d.subscriptions for d in col.devices),
+        "publishing_ms": publishing_s * 1000,
+        "notifications_per_s": round(n / window),
+        "expected_per_s": round(expected),
+        "delivered_share": round(n / window / expected, 4),
+        "servers_wrote_per_s": round(written / window),
+        "delivered_of_written": round(n / written, 4) if written else None,
+        "lateness_p50_s": round(float(np.percentile(late, 50)), 3) if n else None,
+        "lateness_p95_s": round(float(np.percentile(late, 95)), 3) if n else None,
+        "lateness_p99_s": round(float(np.percentile(late, 99)), 3) if n else None,
+        "process_cpu_s_per_1000": round((cpu1 - cpu0) / n * 1000, 4) if n else None,
+        "process_cpu_share": round((cpu1 - cpu0) / window, 3),
+        "rss_mb": rss, "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "notifications_per_process_cpu_s": round(n / (cpu1 - cpu0)) if cpu1 > cpu0 else None,
+        "server_cpu_share": server_share,
+        "server_cpu_s_per_1000_written": round(sum(server_share) * window / written * 1000, 4)
+        if server_share and written else None,
+        "server_saturated": any(s > 0.9 for s in server_share) if server_share else None,
+        "load_avg_1m": [round(load0[0], 2), round(load1[0], 2)],
+        "subscribed_after_s": round(subscribed_s, 1),
+        "online": all(h.online for h in col.health()),
+    }
+
+
+async def before(nodes: int, duration: float) -> dict[str, Any]:
+    """The old setup: asyncua's server in this process and the collector's old configuration (short window)."""
+    meters = [SimOpcUaMeter(f"meter{i + 1}", LoadModel(peak_kw=500.0 * (i % MODELS + 1), seed=100 + i % MODELS))
+              for i in range(max(1, -(-nodes // POINTS_PER_METER)))]
+    sim = OpcUaPlantSimulator(meters)
+    t = time.monotonic()
+    await sim.start()
+    ids = [n for m in meters for n in sim.node_ids(m.name).values()]
+    log(f"before: {len(ids)} nodes on an in-process server, up in {time.monotonic() - t:.1f} s")
+    try:
+        return await sustained([device(sim.url, ids, "subscribe", "before", data_change_trigger=EVERY_SAMPLE)],
+                               len(ids), 5.0, duration, None)
+    finally:
+        await sim.stop()
+
+
+async def after(args: argparse.Namespace) -> dict[str, Any]:
+    with Simulator(args.sustained_nodes, args.servers, fast=True) as sim:
+        devices = []
+        for s, (url, ids) in enumerate(zip(sim.urls, sim.per_server, strict=True)):
+            k = max(1, args.sessions_per_server)
+            for j in range(k):
+                devices.append(device(url, ids[j::k], "subscribe", f"s{s}-{j}",
+                                      publishing_interval_ms=args.publishing_ms, data_change_trigger=EVERY_SAMPLE,
+                                      queue_size=args.queue_size,
+                                      max_items_per_subscription=args.items_per_subscription))
+        out = await sustained(devices, sum(map(len, sim.per_server)), args.warmup, args.sustained_duration, sim)
+        out["servers"] = sim.servers
+        return out
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.nodes:
+        with Simulator(args.nodes) as sim:
+            out["poll"] = await poll_throughput(sim.url, sim.node_ids, args.duration, args.rounds)
+            log(f"poll: {out['poll']}")
+            rec = Received()
+            col = OpcUaCollector([device(sim.url, sim.node_ids, "subscribe")], Path(tempfile.mkdtemp()))
+            n, el = await _count(col, rec, args.duration * 2)
+            rn, rel = await raw_notifications(sim.urls, sim.per_server, args.duration * 2)
+            out["subscribe"] = {"nodes": len(sim.node_ids), "collector_notifications_per_s": round(n / el),
+                                "raw_asyncua_notifications_per_s": round(rn / rel),
+                                "ratio": round((n / el) / (rn / rel), 3) if rn else None}
+            log(f"subscribe: {out['subscribe']}")
+    if args.sustained_nodes:
+        res: dict[str, Any] = {"interval_s": 1.0, "target": {"nodes": 10_000, "delivered_share": 0.98,
+                                                             "lateness_p95_s": 1.0}}
+        if args.baseline_duration:
+            res["before"] = await before(args.sustained_nodes, args.baseline_duration)
+            log(f"sustained before: {res['before']}")
+        res["after"] = a = await after(args)
+        log(f"sustained after: {a}")
+        res["met"] = (a["nodes"] >= 10_000 and a["delivered_share"] >= 0.98 and a["lateness_p95_s"] is not None
+                      and a["lateness_p95_s"] <= 1.0)
+        res["cores"] = os.cpu_count()
+        out["sustained"] = res
+    return {"opcua": out}
+
+
+async def _count(col: OpcUaCollector, rec: Received, duration: float) -> tuple[int, float]:
+    """Notifications through the collector counted by source time in a window of `duration` seconds."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(rec, stop))
+    while not rec.batches:  # noqa: ASYNC110 - subscribed and the first publish arrived
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.0)
+    t0 = time.time_ns()
+    await asyncio.sleep(duration)
+    t1 = time.time_ns()
+    await asyncio.sleep(1.5)
     stop.set()
     await asyncio.wait_for(task, 30)
-    return n, (t1 - t0) / 1e9, lateness, cpu1 - cpu0, written
+    _, src, _ = rec.columns()
+    return int(((src >= t0) & (src < t1)).sum()), (t1 - t0) / 1e9
 
 
 async def raw_notifications(urls: list[str], per_server: list[list[str]], duration: float) -> tuple[int, float]:
@@ -184,56 +349,22 @@ async def raw_notifications(urls: list[str], per_server: list[list[str]], durati
             await client.disconnect()
 
 
-async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with Simulator(args.nodes) as sim:
-        out["poll"] = await poll_throughput(sim.url, sim.node_ids, args.duration, args.rounds)
-        log(f"poll: {out['poll']}")
-        n, el, _, _, _ = await collector_notifications(sim.urls, sim.per_server, args.duration * 2)
-        rn, rel = await raw_notifications(sim.urls, sim.per_server, args.duration * 2)
-        out["subscribe"] = {"nodes": len(sim.node_ids), "collector_notifications_per_s": round(n / el),
-                            "raw_asyncua_notifications_per_s": round(rn / rel),
-                            "ratio": round((n / el) / (rn / rel), 3) if rn else None}
-        log(f"subscribe: {out['subscribe']}")
-    if args.sustained_nodes:
-        with Simulator(args.sustained_nodes, args.servers) as sim:
-            n, el, lateness, cpu, written = await collector_notifications(sim.urls, sim.per_server,
-                                                                          args.sustained_duration)
-            log(f"sustained, collector: {n / el:.0f} notifications/s, {cpu:.1f} CPU s")
-            try:
-                rn, rel = await raw_notifications(sim.urls, sim.per_server, args.sustained_duration)
-            except (OSError, TimeoutError) as exc:  # the raw client is a reference; its failure must not lose ours
-                log(f"raw asyncua client failed: {exc!r}")
-                rn, rel = 0, 1.0
-            nodes = sum(map(len, sim.per_server))
-            expected = nodes / 1.0
-            out["sustained"] = {
-                "nodes": nodes, "servers": sim.servers, "sessions": sim.servers, "interval_s": 1.0,
-                "notifications_per_s": round(n / el),
-                "collector_cpu_s_per_1000": round(cpu / n * 1000, 4) if n else None,
-                "delivered_share": round((n / el) / expected, 3),
-                "servers_wrote_per_s": round(written / el),
-                "delivered_of_written": round(n / written, 4) if written else None,
-                "raw_asyncua_notifications_per_s": round(rn / rel),
-                "ratio_to_raw": round((n / el) / (rn / rel), 3) if rn else None,
-                "lateness_p50_s": round(statistics.median(lateness), 2) if lateness else None,
-                "lateness_p95_s": round(sorted(lateness)[int(0.95 * (len(lateness) - 1))], 2) if lateness else None,
-                "target_nodes": 10_000,
-                "note": f"{sim.servers} simulator processes (asyncua's Python server, each writing its nodes once a "
-                        "second) and the collector share this machine's cores",
-            }
-            log(f"sustained: {out['sustained']}")
-    return {"opcua": out}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--nodes", type=int, default=200, help="nodes of the poll and subscribe phases (0 skips them)")
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sustained-nodes", type=int, default=10_000, help="0 skips the sustained run")
-    ap.add_argument("--sustained-duration", type=float, default=20.0)
-    ap.add_argument("--servers", type=int, default=4, help="simulator processes the sustained run's nodes spread over")
+    ap.add_argument("--servers", type=int, default=4, help="simulator processes the sustained nodes spread over")
+    ap.add_argument("--sessions-per-server", type=int, default=1, help="device entries (sessions) per server")
+    ap.add_argument("--items-per-subscription", type=int, default=1000, help="max_items_per_subscription")
+    ap.add_argument("--publishing-ms", type=float, default=500.0, help="publishing_interval_ms (0: interval_s)")
+    ap.add_argument("--queue-size", type=int, default=4, help="queue_size: values kept per node for a late publish")
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--sustained-duration", type=float, default=60.0)
+    ap.add_argument("--baseline-duration", type=float, default=20.0, help="0 skips the before run")
     return ap.parse_args(argv)
 
 

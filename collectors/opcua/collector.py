@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Client, Node, ua
-from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+from asyncua.client.ua_session import SessionState, UaSession
+from asyncua.common.subscription import Subscription
 
 from collectors.base import (
     Collector,
@@ -50,6 +52,9 @@ def _ts_ns(t: Any) -> int | None:
     return int(t.timestamp() * _NS)
 
 
+# When the server reports a monitored value: on a new status or value (OPC UA's default), or on every new sample.
+_TRIGGERS = {"status_value": ua.DataChangeTrigger.StatusValue,
+             "status_value_timestamp": ua.DataChangeTrigger.StatusValueTimestamp}
 _WIDE_INTS = (ua.VariantType.Int64, ua.VariantType.UInt64)  # more digits than a float holds
 
 
@@ -77,21 +82,39 @@ class _Point:
         self.exact = self.cfg.scale == 1.0 and self.cfg.offset == 0.0
 
 
-async def _take_notifications(device: _Device, sub: Subscription) -> None:
-    """Move a subscription's notifications into the device's buffer (a `ReadingBatch`) as they come.
+async def _server_limit(client: Client, node_id: int) -> int:
+    """One of the server's ServerCapabilities limits; 0 when it states none (or has no such node)."""
+    try:
+        return int(await client.get_node(node_id).read_value() or 0)
+    except ua.UaError:
+        return 0
 
-    asyncua's callback mode starts one asyncio task per notification (10,000 a second at 10,000 nodes); its
-    iterator mode, used here, puts them on a queue this one task empties. Its bound (`queue_maxsize`) is set far
-    above one publish, and an overflow reconnects (DISCONNECT), which the collector sees: never a silent drop.
+
+async def _publish(session: UaSession) -> None:
+    """Keep one more Publish request at the server and hand each answer to its subscription, until the session ends.
+
+    asyncua's own loop does the same with one request; errors while the session closes end this one quietly.
     """
-    by_node, buffer_of = device.by_node, device.take
-    async for ev in sub:
-        if isinstance(ev, DataChangeEvent):
-            dv = ev.data.monitored_item.Value
-            for point in by_node.get(ev.node.nodeid, ()):
-                buffer_of(point, dv)
-        elif isinstance(ev, StatusChangeEvent):
-            device.lost_reason = f"subscription status {ev.notification.Status}"
+    acks: list[ua.SubscriptionAcknowledgement] = []
+    while session.state is SessionState.ACTIVATED:
+        try:
+            response = await session.publish(acks)
+        except (ua.UaError, ConnectionError):  # a timeout, or BadSessionClosed at the end: asyncua's loop goes on
+            acks = []
+            if session.state is not SessionState.ACTIVATED:
+                return
+            await asyncio.sleep(1.0)  # as asyncua's loop after a failed round
+            continue
+        result = response.Parameters
+        acks = []
+        callback = session._subscription_callbacks.get(result.SubscriptionId)
+        if callback is not None:
+            done = callback(result)
+            if asyncio.iscoroutine(done):
+                await done
+        if result.NotificationMessage.NotificationData:
+            acks.append(ua.SubscriptionAcknowledgement(SubscriptionId=result.SubscriptionId,
+                                                       SequenceNumber=result.NotificationMessage.SequenceNumber))
 
 
 class _Device:
@@ -107,6 +130,8 @@ class _Device:
         self.chunk = cfg.max_nodes_per_read or DEFAULT_CHUNK
         self.lost_reason = ""
         self.client: Client | None = None
+        self.subscriptions = 0  # subscriptions of the current session
+        self.publishers: list[asyncio.Task[None]] = []  # its extra Publish loops (see subscribe_loop)
 
     # -- readings --------------------------------------------------------------------------------
     def reading(self, p: _Point, dv: ua.DataValue) -> Reading:
@@ -165,11 +190,17 @@ class _Device:
 
     async def close(self) -> None:
         client, self.client = self.client, None
+        publishers, self.publishers = self.publishers, []
         if client is not None:
             try:
                 await asyncio.wait_for(client.disconnect(), timeout=2)
             except Exception:  # noqa: BLE001 - the connection is already gone; nothing to save
                 log.debug("device %s: disconnect after failure", self.cfg.name, exc_info=True)
+        for task in publishers:  # most ended with the session; asyncua ignores answers to the rest once closed
+            task.cancel()
+        for task in publishers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def resolve(self, client: Client) -> None:
         """Node ids of every form, and browse paths from the Root folder; failures are kept per point."""
@@ -209,12 +240,8 @@ class _Device:
     async def read_limits(self, client: Client) -> None:
         if self.cfg.max_nodes_per_read:
             return
-        try:
-            limit = await client.get_node(
-                ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead).read_value()
-        except ua.UaError:
-            limit = 0
-        self.chunk = int(limit) if limit else DEFAULT_CHUNK
+        limit = await _server_limit(client, ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+        self.chunk = limit or DEFAULT_CHUNK
 
     # -- polling ---------------------------------------------------------------------------------
     async def read_all(self, client: Client, fresh_only: bool) -> list[Reading]:
@@ -254,53 +281,104 @@ class _Device:
 
     # -- subscriptions -------------------------------------------------------------------------
     async def subscribe_loop(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
+        """Monitor every node, spread over as many subscriptions as the limits ask, then emit each period."""
         cfg = self.cfg
-        period_ms = cfg.interval_s * 1000
-        # Iterator mode (see _take_notifications), its queue sized for several publishes of every node.
-        sub = await client.create_subscription(period_ms, None, queue_maxsize=max(10_000, 4 * len(self.points)),
-                                               overflow=OverflowPolicy.DISCONNECT)
-        taker = asyncio.create_task(_take_notifications(self, sub), name=f"opcua-notifications:{cfg.name}")
-        try:
-            await self._subscribed(client, sub, emit, stop)
-        finally:
-            taker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await taker
-
-    async def _subscribed(self, client: Client, sub: Subscription, emit: Emit, stop: asyncio.Event) -> None:
-        """Monitor every node in chunks the server takes, then emit the buffer each period until stopped."""
-        cfg = self.cfg
-        period_ms = cfg.interval_s * 1000
-        sampling = cfg.sampling_interval_ms or period_ms
-        try:
-            per_call = int(await client.get_node(
-                ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall).read_value() or 0)
-        except ua.UaError:
-            per_call = 0
-        per_call = per_call or DEFAULT_CHUNK
+        publishing_ms = cfg.publishing_interval_ms or cfg.interval_s * 1000
+        per_call = await _server_limit(
+            client, ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall) or DEFAULT_CHUNK
         bad = [self.bad(p) for p in self.points if p.node is None]
         seen: set[ua.NodeId] = set()
-        plain = []
-        for p in self.points:
-            if p.node is not None and not p.cfg.deadband and p.node.nodeid not in seen:
+        monitored = []  # one point per node (the others read the node's notifications through by_node)
+        for p in sorted((p for p in self.points if p.node is not None), key=lambda p: bool(p.cfg.deadband)):
+            if p.node is not None and p.node.nodeid not in seen:
                 seen.add(p.node.nodeid)
-                plain.append(p)
-        for i in range(0, len(plain), per_call):
-            part = plain[i:i + per_call]
-            results = await sub.subscribe_data_change([p.node for p in part if p.node is not None],
-                                                      queuesize=cfg.queue_size, sampling_interval=sampling)
-            bad += [self.bad(q) for p, r in zip(part, results, strict=True) if isinstance(r, ua.StatusCode)
-                    for q in self.by_node[p.node.nodeid]]  # type: ignore[union-attr]
-        for p in self.points:
-            node = p.node
-            if node is None or not p.cfg.deadband or node.nodeid in seen:
-                continue
-            seen.add(node.nodeid)
-            r = await sub.deadband_monitor(node, p.cfg.deadband, 1, queuesize=cfg.queue_size)
-            if isinstance(r, ua.StatusCode):
-                bad += [self.bad(q) for q in self.by_node[node.nodeid]]
+                monitored.append(p)
+        groups = await self.subscription_groups(client, monitored)
+        session = client.uaclient.session
+        for group in groups:
+            sub = await client.create_subscription(publishing_ms, None)
+            if sub.subscription_id is None:
+                raise CollectorError(f"device {cfg.name!r}: the server gave the subscription no id")
+            # Its Publish answers come here, before any item exists (see `published`), not to asyncua's queue.
+            session._subscription_callbacks[sub.subscription_id] = functools.partial(self.published, sub)
+            bad += await self._monitor(sub, group, per_call)
+        self.subscriptions = len(groups)
+        # asyncua keeps one Publish request at the server per session; a subscription whose turn comes while
+        # none is there waits for the client's next one, and a busy client's lag becomes a lost value. One
+        # more request per subscription (Part 4 5.13.5: keep several queued) lets each publish when due.
+        self.publishers += [asyncio.create_task(_publish(session), name=f"opcua-publish:{cfg.name}:{i}")
+                            for i in range(len(groups))]
         if bad:
             emit(bad)
+        await self._subscribed(client, emit, stop)
+
+    def published(self, sub: Subscription, result: ua.PublishResult) -> None:
+        """A Publish answer of `sub` straight into the buffer, as columns.
+
+        asyncua's iterator makes an event object per notification and passes it through a bounded queue (a burst
+        of late publishes overflows it); its callback mode starts a task per notification. Here a publish of
+        thousands of values is one loop, in the publish loop that received it, and never drops one.
+        """
+        # asyncua's own line for each Publish answer (its logger, so `log_levels` asyncua = "INFO" still shows it)
+        sub.logger.info("Publish callback called with result: %s", result)
+        sub.last_publish_at = time.monotonic()
+        sub.last_sequence_number = int(result.NotificationMessage.SequenceNumber)
+        items, by_node, take = sub._monitored_items, self.by_node, self.take
+        for notification in result.NotificationMessage.NotificationData or ():
+            if isinstance(notification, ua.DataChangeNotification):
+                for item in notification.MonitoredItems:
+                    data = items.get(item.ClientHandle)
+                    node = data.node if data is not None else None
+                    if node is None:
+                        continue  # an item being deleted, or not ours
+                    for point in by_node.get(node.nodeid, ()):
+                        take(point, item.Value)
+            elif isinstance(notification, ua.StatusChangeNotification):
+                self.lost_reason = f"subscription status {notification.Status}"
+
+    async def subscription_groups(self, client: Client, points: list[_Point]) -> list[list[_Point]]:
+        """The points split over subscriptions: at most `max_items_per_subscription` (else the server's limit) each.
+
+        Without either limit all go in one subscription. A server that also limits subscriptions per session gets
+        no more than that; its items per subscription then grow (and an item it refuses is reported bad).
+        """
+        per_sub = self.cfg.max_items_per_subscription or await _server_limit(
+            client, ua.ObjectIds.Server_ServerCapabilities_MaxMonitoredItemsPerSubscription)
+        count = -(-len(points) // per_sub) if per_sub else 1
+        max_subs = await _server_limit(client, ua.ObjectIds.Server_ServerCapabilities_MaxSubscriptionsPerSession)
+        if max_subs:
+            count = min(count, max_subs)
+        count = max(1, min(count, len(points)))
+        size = -(-len(points) // count)
+        return [points[i:i + size] for i in range(0, len(points), size)] or [[]]
+
+    async def _monitor(self, sub: Subscription, points: list[_Point], per_call: int) -> list[Reading]:
+        """Monitored items for `points` (one node each), in calls of `per_call`; the points refused, as bad readings."""
+        cfg = self.cfg
+        sampling = cfg.sampling_interval_ms or cfg.interval_s * 1000
+        bad: list[Reading] = []
+        trigger = _TRIGGERS[cfg.data_change_trigger]
+        plain = [p for p in points if not p.cfg.deadband]
+        every = None if trigger is ua.DataChangeTrigger.StatusValue else ua.DataChangeFilter(Trigger=trigger)
+        for i in range(0, len(plain), per_call):
+            part = plain[i:i + per_call]
+            results = await sub._subscribe([p.node for p in part if p.node is not None], ua.AttributeIds.Value,
+                                           every, cfg.queue_size, sampling_interval=sampling)
+            bad += [self.bad(q) for p, r in zip(part, results, strict=True) if isinstance(r, ua.StatusCode)
+                    for q in self.by_node[p.node.nodeid]]  # type: ignore[union-attr]
+        for p in points:
+            if p.node is None or not p.cfg.deadband:
+                continue
+            band = ua.DataChangeFilter(Trigger=trigger, DeadbandType=ua.DeadbandType.Absolute,
+                                       DeadbandValue=p.cfg.deadband)
+            r = await sub._subscribe(p.node, ua.AttributeIds.Value, band, cfg.queue_size, sampling_interval=sampling)
+            if isinstance(r, ua.StatusCode):
+                bad += [self.bad(q) for q in self.by_node[p.node.nodeid]]
+        return bad
+
+    async def _subscribed(self, client: Client, emit: Emit, stop: asyncio.Event) -> None:
+        """Emit the buffer each period until stopped, checking the session with a real request each time."""
+        cfg = self.cfg
         server_time = client.get_node(ua.ObjectIds.Server_ServerStatus_CurrentTime)
         while not stop.is_set():
             started = time.monotonic()

@@ -93,8 +93,13 @@ class OpcUaDeviceConfig(OpcUaEndpointConfig):
     mode: Literal["poll", "subscribe"] = "subscribe"
     interval_s: float = Field(1.0, gt=0, le=86400, description="poll period, or the subscription's publishing")
     backoff_max_s: float = Field(60.0, gt=0)
-    sampling_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: the publishing interval")
+    sampling_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: interval_s")
+    publishing_interval_ms: float = Field(0.0, ge=0, le=3_600_000, description="0: interval_s")
+    max_items_per_subscription: int = Field(0, ge=0, description="0: as the server's ServerCapabilities say "
+                                                                 "(one subscription when they state no limit)")
     queue_size: int = Field(1, ge=1, le=10_000)
+    data_change_trigger: Literal["status_value", "status_value_timestamp"] = Field(
+        "status_value", description="status_value_timestamp: every new sample, also when its value has not changed")
     max_nodes_per_read: int = Field(0, ge=0, description="0: as the server's OperationLimits say")
     nodes: list[OpcUaNodeConfig] = Field(min_length=1)
 

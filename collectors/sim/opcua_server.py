@@ -5,7 +5,10 @@ active_energy_import_kwh, ...). Values are written with source timestamps. Optio
 SignAndEncrypt endpoints with a server certificate, username/password users, a small MaxNodesPerRead that the
 server really enforces (to test chunking), and nodes with every identifier type (numeric, string, GUID, opaque).
 
-Run: python -m collectors.sim.opcua_server --meters 3 [--port P]; prints {"url", "nodes"} as one JSON line.
+Run: python -m collectors.sim.opcua_server --meters 3 [--port P] [--fast] [--models N]; prints {"url", "nodes"}
+as one JSON line. `--fast` (the benchmark's writer, one process holding a share of 10,000 nodes) writes a pass
+straight into the address space and skips the copy asyncua makes of every value for every monitored item;
+`--models N` cycles N load models over the meters, so starting thousands of nodes takes seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.monitored_item_service import MonitoredItemValues
 from asyncua.server.user_managers import UserManager
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -80,6 +84,7 @@ class OpcUaPlantSimulator:
     secure_only: bool = False
     max_nodes_per_read: int = 0  # 0: no limit
     period_s: float = 1.0
+    fast_writes: bool = False  # a pass written straight into the address space (see `_write_pass`)
     url: str = ""
     _server: Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -153,20 +158,46 @@ class OpcUaPlantSimulator:
 
     async def _update(self) -> None:
         assert self._server is not None  # noqa: S101 - set by start()
+        write = self._write_pass if self.fast_writes else self._server.write_attribute_value
+        next_at = time.monotonic()
         while True:
             now = time.time_ns()
             stamp = datetime.fromtimestamp(now / 1e9, UTC)
+            instants: dict[LoadModel, dict[str, float]] = {}  # meters sharing a model share its values
             for m in self.meters:
-                values = m.model.instant(now)
+                values = instants.get(m.model)
+                if values is None:
+                    values = instants[m.model] = m.model.instant(now)
                 for point, nid in self._nodes[m.name].items():
                     dv = ua.DataValue(ua.Variant(float(values[point]), ua.VariantType.Double),
                                       SourceTimestamp=stamp, ServerTimestamp=stamp)
-                    await self._server.write_attribute_value(nid, dv)
+                    await write(nid, dv)
             for nid in self.extra_nodes.values():
                 dv = ua.DataValue(ua.Variant(float(now // 10**9 % 1000), ua.VariantType.Double),
                                   SourceTimestamp=stamp, ServerTimestamp=stamp)
-                await self._server.write_attribute_value(nid, dv)
-            await asyncio.sleep(self.period_s - (time.time_ns() - now) / 1e9 % self.period_s)
+                await write(nid, dv)
+            # On a fixed grid, as a meter samples: a pass woken late does not push every later one back, and a
+            # pass longer than the period (too many nodes for the process) waits for the next grid point.
+            next_at += self.period_s
+            late = time.monotonic() - next_at
+            if late > 0:
+                next_at += (late // self.period_s + 1) * self.period_s
+            await asyncio.sleep(next_at - time.monotonic())
+
+    async def _write_pass(self, nid: ua.NodeId, dv: ua.DataValue) -> None:
+        """One value into the address space and to its monitored items, without write_attribute_value's checks.
+
+        The simulator's own Double nodes need no type check, and each pass makes new DataValues, so nothing that
+        asyncua keeps can change under it.
+        """
+        assert self._server is not None  # noqa: S101 - set by start()
+        node = self._server.iserver.aspace.get(nid)
+        if node is None:
+            return
+        attval = node.attributes[ua.AttributeIds.Value]
+        attval.value, attval.value_callback = dv, None
+        for handle, callback in list(attval.datachange_callbacks.items()):
+            await callback(handle, dv)
 
     def node_ids(self, meter: str) -> dict[str, str]:
         """Point -> node id string (nsu form is the client's job; these are ns=<index>;s=<meter>.<point>)."""
@@ -193,10 +224,25 @@ class OpcUaPlantSimulator:
             self._server = None
 
 
+def _keep_written_values() -> None:
+    """Monitored items keep the DataValue written instead of a deep copy (200 us a notification in asyncua 2.1).
+
+    Only for the standalone `--fast` writer: it never changes a DataValue after writing it, which is what the
+    copy guards against. What a client receives is the same.
+    """
+    def keep(self: MonitoredItemValues, cur_val: ua.DataValue) -> None:
+        self.old_dvalue, self.current_dvalue = self.current_dvalue, cur_val
+
+    MonitoredItemValues.set_current_datavalue = keep  # type: ignore[method-assign]
+
+
 async def _main(args: argparse.Namespace) -> None:
-    meters = [SimOpcUaMeter(f"meter{i + 1}", LoadModel(peak_kw=500.0 * (i + 1), seed=100 + i))
+    models = args.models or args.meters  # building a model's history is the slow part of starting
+    meters = [SimOpcUaMeter(f"meter{i + 1}", LoadModel(peak_kw=500.0 * (i % models + 1), seed=100 + i % models))
               for i in range(args.meters)]
-    sim = OpcUaPlantSimulator(meters, port=args.port)
+    if args.fast:
+        _keep_written_values()
+    sim = OpcUaPlantSimulator(meters, port=args.port, fast_writes=args.fast)
     await sim.start()
     print(json.dumps({"url": sim.url, "nodes": {m.name: sim.node_ids(m.name) for m in meters}}), flush=True)
     stop = asyncio.Event()
@@ -211,6 +257,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="OPC UA plant simulator")
     ap.add_argument("--meters", type=int, default=3)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--fast", action="store_true", help="cheap writes, for benchmarks (see the module docstring)")
+    ap.add_argument("--models", type=int, default=0, help="distinct load models cycled over the meters (0: one each)")
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(_main(ap.parse_args()))
 
