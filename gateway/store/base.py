@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from collectors.reading import Reading
+
+if TYPE_CHECKING:  # pandas loads when a store is read: a process that only writes (gateway.store_writer) never needs it
+    import pandas as pd
 
 Agg = Literal["last", "first", "mean", "max", "min", "count", "sum"]
 FORECAST_COLUMNS = ("forecast", "lower80", "upper80", "lower95", "upper95")  # kWh per interval
@@ -34,6 +36,8 @@ def near_frame(rows: Sequence[tuple[str, int, int, float | int]], limit: int) ->
     Sorted by meter, k and ts; at most `limit` rows per meter and boundary (the earliest), one per timestamp. The
     value column is float64, or object dtype holding Python ints when an exact integer is among the values.
     """
+    import pandas as pd
+
     if not rows:
         return pd.DataFrame({"meter": np.array([], dtype=object), "k": np.array([], dtype=np.int64),
                              "ts": np.array([], dtype=np.int64), "value": np.array([], dtype=np.float64)})
@@ -95,6 +99,8 @@ def forecast_rows(rows: Sequence[tuple[object, ...]]) -> pd.DataFrame:
     Columns ts and issued_at (int64 ns), model (str), backfilled (bool), FORECAST_COLUMNS (float64, NaN for none),
     sorted by issued_at, model and ts.
     """
+    import pandas as pd
+
     names = ["ts", "issued_at", "model", "backfilled", *FORECAST_COLUMNS]
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     frame = pd.DataFrame({

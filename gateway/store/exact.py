@@ -29,11 +29,14 @@ what a collector keeps exact) costs precision on those readings and never a refu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from gateway.store.base import StoreRejected
+
+if TYPE_CHECKING:  # pandas loads when a store is read: a process that only writes (gateway.store_writer) never needs it
+    import pandas as pd
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -106,6 +109,8 @@ def value_series(values: Sequence[float | int | None]) -> pd.Series:
     With an integer among them the column is object dtype, integers as Python ints and the rest as floats or NaN,
     so that no integer passes through a float.
     """
+    import pandas as pd
+
     if any(v.__class__ is int for v in values):
         return pd.Series([np.nan if v is None else v for v in values], dtype=object)
     return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
@@ -113,6 +118,8 @@ def value_series(values: Sequence[float | int | None]) -> pd.Series:
 
 def bucket_frame(values: np.ndarray, index: pd.Index, columns: pd.Index | list[str]) -> pd.DataFrame:
     """The frame `buckets` returns from its cells: float64 columns, object dtype where a column holds an integer."""
+    import pandas as pd
+
     if values.dtype != object:
         return pd.DataFrame(values, index=index, columns=columns)
     parts = []

@@ -18,11 +18,10 @@ import gzip
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
-import pandas as pd
 
 from collectors.base import ReadingBatch
 from collectors.reading import Reading
@@ -48,6 +47,9 @@ from gateway.store.influx_forecasts import (
     slot_for,
 )
 from gateway.store.line_protocol import _NO_VALUE, MAX_NS, MEASUREMENT, MIN_NS, LineEncoder
+
+if TYPE_CHECKING:  # pandas loads when a store is read: a process that only writes (gateway.store_writer) never needs it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,8 @@ class _InfluxStore(TimeSeriesStore):
     def buckets(
         self, meters: Sequence[str], point: str, start_ns: int, end_ns: int, every_s: int, agg: Agg
     ) -> pd.DataFrame:
+        import pandas as pd
+
         if agg not in _AGGS:
             raise StoreError(f"unknown aggregate {agg!r}; expected one of {sorted(_AGGS)}")
         if int(every_s) <= 0:
@@ -257,6 +261,8 @@ class _InfluxStore(TimeSeriesStore):
         return near_frame(rows, limit)
 
     def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        import pandas as pd
+
         q = (
             f'SELECT "value", "value_int", "quality" FROM {self._from} WHERE "device" = {quote_string(device)} '  # noqa: S608 - every value goes through quote_string/quote_ident
             f'AND "point" = {quote_string(point)} AND time >= {_clamp(start_ns)} AND time < {_clamp(end_ns)}'

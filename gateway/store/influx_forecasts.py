@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gateway.store.base import FORECAST_COLUMNS, ForecastIssue, StoreRejected, forecast_rows
 from gateway.store.line_protocol import _BAD_TAG, _TAG_ESCAPES, MAX_NS, MIN_NS
+
+if TYPE_CHECKING:  # pandas loads when a store is read: a process that only writes (gateway.store_writer) never needs it
+    import pandas as pd
 
 FORECAST_MEASUREMENT = "forecast"
 READ_FIELDS = ("issued_at", "model", "backfilled", *FORECAST_COLUMNS)

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from collectors.base import ReadingBatch
 from collectors.reading import Quality, Reading
@@ -44,6 +44,9 @@ from gateway.store.exact import (
     to_sqlite,
     value_series,
 )
+
+if TYPE_CHECKING:  # pandas loads when a store is read: a process that only writes (gateway.store_writer) never needs it
+    import pandas as pd
 
 _QUALITY_CODE = {Quality.GOOD: 0, Quality.UNCERTAIN: 1, Quality.BAD: 2, Quality.COMM_LOST: 3}
 _QUALITY_NAME = {v: k.value for k, v in _QUALITY_CODE.items()}
@@ -221,6 +224,8 @@ class SqliteStore(TimeSeriesStore):
     def buckets(
         self, meters: Sequence[str], point: str, start_ns: int, end_ns: int, every_s: int, agg: Agg
     ) -> pd.DataFrame:
+        import pandas as pd
+
         every_ns = every_s * 10**9
         first = -(-start_ns // every_ns) * every_ns  # first bucket start >= start_ns
         index_ns = np.arange(first, end_ns, every_ns, dtype=np.int64)
@@ -274,6 +279,8 @@ class SqliteStore(TimeSeriesStore):
         return near_frame([(m, k, ts, v if vi is None else sqlite_int(vi)) for m, k, ts, v, vi in rows], limit)
 
     def raw(self, device: str, point: str, start_ns: int, end_ns: int) -> pd.DataFrame:
+        import pandas as pd
+
         with self._conn() as conn:
             rows = conn.execute(
                 "SELECT p.ts, p.value, p.quality, p.value_int FROM samples p JOIN series s ON s.id = p.series_id "
