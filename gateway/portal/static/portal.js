@@ -127,3 +127,26 @@
     start();
   }
 })();
+
+// Energy-accounting pages (gateway/portal/energy_pages.py): server-built figures, drawn as given.
+(function () {
+  'use strict';
+  function draw() {
+    ['costs-chart', 'sec-chart', 'cusum-chart'].forEach(function (id) {
+      const target = document.getElementById(id);
+      const data = document.getElementById(id + '-data');
+      if (!target || !data || typeof Plotly === 'undefined') {
+        return;
+      }
+      const f = JSON.parse(data.textContent);
+      Plotly.newPlot(target, f.traces, f.layout, {responsive: true, displaylogo: false}).then(function () {
+        target.dataset.ready = '1';
+      });
+    });
+  }
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', draw);
+  } else {
+    draw();
+  }
+})();

@@ -100,7 +100,8 @@ def pages(hostile: HostileWorld) -> list[str]:
                 f"/portal/c/{cid}/day?date={day}", f"/portal/c/{cid}/month?month={day[:7]}",
                 f"/portal/c/{cid}/advice", f"/portal/c/{cid}/alerts", f"/portal/c/{cid}/requests",
                 f"/portal/c/{cid}/requests/{hostile.tickets[cid]}", f"/portal/c/{cid}/downloads",
-                f"/portal/c/{cid}/limits", f"/portal/c/{cid}/live", f"/portal/c/{cid}/curve?range=week&date={day}"]
+                f"/portal/c/{cid}/limits", f"/portal/c/{cid}/live", f"/portal/c/{cid}/curve?range=week&date={day}",
+                f"/portal/c/{cid}/costs?month={day[:7]}", f"/portal/c/{cid}/performance", f"/portal/c/{cid}/purchase"]
     return out
 
 
