@@ -5,7 +5,8 @@ Setup (all on loopback): thingsboard-gateway 3.8.5 in its own virtual environmen
 (`collectors.sim.modbus_server`, N servers, 50 float32 input registers read from each) in their own process.
 Then, one gateway at a time on the same meters:
 - ours: `energy-gateway run` with a generated gateway.toml (embedded store, durable outbox on, API off, scheduler
-  off: a production collector process); readings counted in its SQLite store (rows, durably stored);
+  off; `--role collector` by default, a plant's collector process, its store writer a child process unless
+  `--store-writer thread`); readings counted in its SQLite store (rows, durably stored);
 - ThingsBoard GW: its Modbus connector (one device per meter, 50 `32float` timeseries, ON_RECEIVED, memory
   storage, no rate limits) publishing to mosquitto; a subscriber in its own process counts the telemetry values.
 Each run: start, wait for the first reading, warm up, then a steady window. Measured over the window: the gateway's
@@ -17,6 +18,7 @@ Exits 0 with `{"skipped": reason}` when thingsboard-gateway cannot be installed 
 Prints progress to stderr and one JSON object as its last stdout line.
 Usage: .venv/bin/python bench/vs_thingsboard.py [--devices 20,100,200] [--interval 1] [--overload]
        [--seconds 30] [--warmup 10] [--cache-dir ~/.cache/energy-gateway-bench] [--only ours|tb]
+       [--role collector|all] [--store-writer process|thread]
 """
 
 from __future__ import annotations
@@ -230,7 +232,8 @@ def measure(proc: subprocess.Popen[Any], count: Callable[[], int], w: Window, na
             "simulator_cpu_share": round((sim1 - sim0) / wall, 3)}
 
 
-def run_ours(ports: list[int], interval: float, w: Window) -> dict[str, Any]:
+def run_ours(ports: list[int], interval: float, w: Window, role: str = "collector",
+             store_writer: str = "process") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vs-tb-ours-") as tmp:
         work = Path(tmp)
         devices, meters = [], []
@@ -242,8 +245,9 @@ def run_ours(ports: list[int], interval: float, w: Window) -> dict[str, Any]:
             meters.append(f'\n[[meters]]\nid = "m{i:03d}"\nsite = "s1"\ndevice = "meter{i:03d}"\n')
         config = work / "gateway.toml"
         config.write_text(
-            f'[gateway]\nname = "bench"\ndata_dir = "{work / "state"}"\nrun_scheduler = false\n\n'
-            '[store]\ntype = "embedded"\n\n[outbox]\npath = "outbox.db"\n\n[api]\nenabled = false\n\n'
+            f'[gateway]\nname = "bench"\ndata_dir = "{work / "state"}"\nrun_scheduler = false\nrole = "{role}"\n\n'
+            f'[store]\ntype = "embedded"\n\n[outbox]\npath = "outbox.db"\nstore_writer = "{store_writer}"\n\n'
+            '[api]\nenabled = false\n\n'
             '[[customers]]\nid = "c1"\nname = "C1"\n\n[[sites]]\nid = "s1"\ncustomer = "c1"\n'
             + "".join(meters) + "".join(devices))
         (work / "state").mkdir()
@@ -359,7 +363,7 @@ def case(args: argparse.Namespace, tb_python: Path, mqtt_port: int, devices: int
     res: dict[str, Any] = {"devices": devices, "points_per_device": POINTS, "interval_s": interval,
                            "offered_per_s": round(devices * POINTS / interval)}
     runs: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
-        ("ours", "ours", lambda: run_ours(ports, interval, w)),
+        ("ours", "ours", lambda: run_ours(ports, interval, w, args.role, args.store_writer)),
         ("tb", "thingsboard", lambda: run_tb(tb_python, mqtt_port, ports, interval, w))]
     try:
         for flag, key, run in runs:
@@ -390,12 +394,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds after the first reading, not measured")
     ap.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "energy-gateway-bench")
     ap.add_argument("--only", choices=["ours", "tb"], help="run one side only")
+    ap.add_argument("--role", choices=["collector", "all"], default="collector",
+                    help="our process: the collector role (a plant's collector, the default) or the full gateway")
+    ap.add_argument("--store-writer", choices=["process", "thread"], default="process",
+                    help="the collector role's store writer: a process of its own, or a thread in the collector")
     args = ap.parse_args(argv)
     cases = [(int(n), args.interval) for n in args.devices.split(",") if n.strip()]
     if args.overload:
         cases.append((200, 0.1))
     result: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0)), "loadavg_start": os.getloadavg(),
-                              "thingsboard_gateway": TB_VERSION, "storage": {"ours": "embedded SQLite + outbox",
+                              "thingsboard_gateway": TB_VERSION, "ours": {"role": args.role,
+                                                                          "store_writer": args.store_writer},
+                              "storage": {"ours": "embedded SQLite + outbox",
                                                                              "thingsboard": "memory"},
                               "readings": {"ours": "rows stored in the embedded store",
                                            "thingsboard": "telemetry values received from mosquitto"}}

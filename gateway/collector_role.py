@@ -1,10 +1,11 @@
 """The collector role (`energy-gateway run --role collector`): meters -> outbox -> store, and nothing else.
 
-A plant's collector process polls its meters into the durable outbox; a store writer process of its own
-(gateway.store_writer) delivers the outbox to the time-series store. It starts without the web stack, the registry
-database, the scheduler or the store's libraries (no FastAPI, uvicorn, SQLAlchemy, Alembic, pandas: about half the
-memory of the full gateway, issue 16). What it serves, on `[api] host:port` unless `[api] enabled = false`, is
-Prometheus' /metrics and the /health and /ready probes, from the standard library's HTTP server.
+A plant's collector process polls its meters into the durable outbox; a store writer delivers the outbox to the
+time-series store, from a thread or (`[outbox] store_writer = "process"`) a process of its own (gateway.store_writer).
+It starts without the web stack, the registry database, the scheduler or pandas (no FastAPI, uvicorn, SQLAlchemy,
+Alembic: under 100 MB at 200 devices x 50 points, against 173 MB for the full gateway, issue 16). What it serves,
+on `[api] host:port` unless `[api] enabled = false`, is Prometheus' /metrics and the /health and /ready probes, from
+the standard library's HTTP server.
 """
 
 from __future__ import annotations

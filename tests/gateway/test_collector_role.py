@@ -100,7 +100,8 @@ def _metric(port: int, name: str) -> float:
 
 def test_collector_role_stores_without_the_web_stack_and_serves_metrics(tmp_path, modbus_sim):
     port = free_port()
-    cfg = _config(tmp_path / "gateway.toml", modbus_sim, '[store]\ntype = "embedded"\n', f"port = {port}")
+    cfg = _config(tmp_path / "gateway.toml", modbus_sim, '[store]\ntype = "embedded"\n', f"port = {port}",
+                  outbox='store_writer = "process"\n')
     proc = _collector(cfg, "--role", "collector")
     try:
         proc.wait_for_line("running")
@@ -181,5 +182,9 @@ def test_sigterm_with_the_store_down_stops_within_its_budget_and_the_next_start_
     second_stats = json.loads(out.strip().splitlines()[-1])
     assert second_stats["outbox_depth"] == 0
     assert second_stats["stored"] == left + second_stats["collected"]
+    assert "store_writer" not in second_stats  # the default: the writer is a thread of this process, which
+    modules = set(json.loads(next(line for line in err.splitlines() if line.startswith("MODULES "))[8:]))
+    assert "gateway.store.influx" in modules  # wrote to influxd itself, and still without the web stack or pandas
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
     # Every reading of both runs is in influxd once: what waited in the outbox and what the second run collected.
     assert _influx_count(influxd, influx_db) == first_stats["collected"] + second_stats["collected"]
