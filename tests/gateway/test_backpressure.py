@@ -7,13 +7,13 @@ slows collection enough (issue 16: 580,000 readings and growing after a minute a
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
-from collectors.reading import Quality, Reading
+from collectors.reading import Reading
 from gateway.outbox import Outbox
 from gateway.pipeline import Pipeline
 from gateway.store.sqlite import SqliteStore
+from tests.gateway.test_pipeline import _readings, _wait
 
 
 class GatedStore(SqliteStore):
@@ -26,19 +26,6 @@ class GatedStore(SqliteStore):
     def write(self, readings: Sequence[Reading]) -> None:
         self.open.wait()
         super().write(readings)
-
-
-def _readings(start: int, n: int) -> list[Reading]:
-    return [Reading(f"d{i % 7}", "p", float(i), "kW", Quality.GOOD, source_ts=start + i) for i in range(n)]
-
-
-def _wait(pred, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_the_slow_down_outgrows_the_backlog_while_it_grows_and_lets_go_once_the_store_catches_up(tmp_path):
@@ -56,14 +43,14 @@ def test_the_slow_down_outgrows_the_backlog_while_it_grows_and_lets_go_once_the_
     try:
         pipe.ingest(_readings(10**12, 1500))  # the first batch is stuck in the store: a backlog past the mark
         sent[0] = 1500
-        assert _wait(lambda: pipe.stats()["outbox_depth"] == 1500)  # all of it on disk, none in memory
+        assert _wait(lambda: pipe.stats()["outbox_depth"] == 1500, 30.0)  # all of it on disk, none in memory
         # The factor ends well above what the excess alone asks (backlog / mark; the few readings of the last 50 ms
         # in memory counted too), because the backlog kept growing.
-        assert _wait(lambda: trickle() > 1.2 * (pipe.stats()["outbox_depth"] + 10) / 1000)
+        assert _wait(lambda: trickle() > 1.2 * (pipe.stats()["outbox_depth"] + 10) / 1000, 30.0)
         assert pipe.stats()["dropped"] == 0, "slowed, never dropped"
         store.open.set()
         assert pipe.flush(30)
-        assert _wait(lambda: pipe.ingest([]) == 1.0)  # caught up: polling at the configured intervals at once
+        assert _wait(lambda: pipe.ingest([]) == 1.0, 30.0)  # caught up: polling at the configured intervals at once
         assert store.count(0, 2**62)[0] == sent[0]
     finally:
         store.open.set()

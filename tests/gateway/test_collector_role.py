@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -49,17 +48,6 @@ def _config(path: Path, modbus_port: int, store: str, api: str, outbox: str = ""
         '[[customers]]\nid = "c1"\n\n[[sites]]\nid = "s1"\ncustomer = "c1"\n\n'
         f"{meters}{devices}")
     return path
-
-
-@pytest.fixture
-def modbus_sim():
-    proc = subprocess.Popen([sys.executable, "-m", "collectors.sim.modbus_server", "--meters", "3"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield json.loads(proc.stdout.readline())["ports"][0]
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _collector(cfg: Path, *role: str) -> Proc:

@@ -41,17 +41,6 @@ def _config(path: Path, modbus_port: int, store: str, n_devices: int = 3) -> Pat
     return path
 
 
-@pytest.fixture
-def modbus_sim():
-    proc = subprocess.Popen([sys.executable, "-m", "collectors.sim.modbus_server", "--meters", "3"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        yield json.loads(proc.stdout.readline())["ports"][0]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def _wait(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
