@@ -6,7 +6,8 @@ import json
 import logging
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,18 @@ DEMO_CONTRACTS: dict[str, dict[str, float]] = {
 }
 DEMO_MANAGERS: dict[str, tuple[str, str]] = {"huaxin-steel": ("am-li", "李娜 Li Na"),
                                              "rhein-chem": ("am-wang", "王伟 Wang Wei")}
+# Cost centres of the demo plants (code, name, kind, meter formula) and how their bills are shared: every site and
+# line a demo user opens on the costs and performance pages has a split, a finance export and a budget to look at.
+DEMO_COST_CENTRES: dict[str, list[tuple[str, str, str, str]]] = {
+    "huaxin-steel": [("HX4100", "轧钢车间 Rolling mill", "site", "huaxin-rolling-in"),
+                     ("HX4200", "电炉 Electric arc furnace", "line", "huaxin-melt-in"),
+                     ("HX4300", "辅助系统 Auxiliaries", "cost_centre", "huaxin-aux")],
+    "rhein-chem": [("RC1000", "Production", "line", "rhein-main-in"),
+                   ("RC2000", "Utilities", "cost_centre", "rhein-utility")],
+}
+DEMO_RULES: dict[str, tuple[str, str]] = {"huaxin-steel": ("coincident_peak", "HX01"), "rhein-chem": ("kwh", "RC01")}
+# This month's budget: last month's bill plus this much, shared over the cost centres as last month's bill was.
+BUDGET_HEADROOM = Decimal("1.05")
 # Every demo login has an address in the reserved .example domain, so `demo --smtp` has somewhere to send to.
 MAIL_DOMAIN = "demo.example"
 # The generated passwords, kept beside the data so a restart on the same directory keeps the same logins.
@@ -76,6 +89,7 @@ def seed(gw: Gateway, customers: list[dict[str, str]], done: dict[str, Any] | No
                                                               ManagerAssignment.customer_id == customer.id)) is None:
                 session.add(ManagerAssignment(manager=manager, customer=customer))
         session.commit()
+    seed_cost_centres(gw, [c["id"] for c in customers])
     # Logins (and their addresses) before the first alerts: the notifier picks recipients when an alert opens.
     logins = seed_logins(gw, [c["id"] for c in customers])
     opened = alerts_job(gw)
@@ -90,6 +104,49 @@ def seed(gw: Gateway, customers: list[dict[str, str]], done: dict[str, Any] | No
         done.update(forecast_models=models, forecasts_on=today)
     return {"logins": logins, "alerts_opened": len(opened), "tiers": done.get("tiers"),
             "forecast_models": done.get("forecast_models")}
+
+
+def seed_cost_centres(gw: Gateway, customers: list[str]) -> None:
+    """Cost centres, a sharing rule and this month's budgets for each demo customer that has no cost centre yet.
+
+    Written through the use cases the API and the portal forms use, so the demo's setup passes the same checks. The
+    formulas and the rule hold from the first month of the backfilled history; the budgets are last month's bill
+    (and its split) plus BUDGET_HEADROOM, so the budget page compares like with like.
+    """
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from gateway.usecases import allocation as alloc
+    from gateway.usecases.errors import UseCaseError
+    from gateway.usecases.figures import UseCases, customer_config
+    from gateway.usecases.performance import Performance
+
+    uc = UseCases(gw)
+    with gw.db() as session:
+        for code in customers:
+            centres = DEMO_COST_CENTRES.get(code)
+            if not centres or alloc.cost_centres(session, code):
+                continue
+            this = datetime.now(ZoneInfo(customer_config(gw, code).timezone)).date().replace(day=1)
+            last = date(this.year - (this.month == 1), (this.month - 2) % 12 + 1, 1)
+            since = date(last.year - (last.month == 1), (last.month - 2) % 12 + 1, 1)
+            for cc, name, kind, formula in centres:
+                alloc.put_cost_centre(session, code, cc, alloc.CostCentreIn(name=name, kind=kind))
+                alloc.add_formula(uc, session, code, cc, alloc.FormulaIn(formula=formula, valid_from=since))
+            rule, company = DEMO_RULES[code]
+            alloc.add_rule(session, code, alloc.RuleIn(rule=rule, valid_from=since, company_code=company))
+            try:
+                split = alloc.allocation(uc, code, last)
+            except UseCaseError as exc:
+                log.info("demo budgets of %s: no bill for %s (%s)", code, f"{last:%Y-%m}", exc)
+                continue
+            cent = Decimal("0.01")
+            budgets = [SimpleNamespace(month=f"{this:%Y-%m}", cost_centre=None, currency=split.currency,
+                                       amount=(Decimal(split.total) * BUDGET_HEADROOM).quantize(cent, ROUND_HALF_UP))]
+            budgets += [SimpleNamespace(month=f"{this:%Y-%m}", cost_centre=line.code, currency=split.currency,
+                                        amount=(Decimal(line.total) * BUDGET_HEADROOM).quantize(cent, ROUND_HALF_UP))
+                        for line in split.lines if line.code != alloc.RESIDUAL]
+            Performance(uc, session).put_budgets("demo", code, budgets)
 
 
 def _read_logins(path: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import httpx
 import pandas as pd
@@ -135,6 +136,15 @@ def test_demo_serves_health_and_metrics(tmp_path):
         curve = httpx.get(url + "api/v1/customers/rhein-chem/day-curve", headers=auth, timeout=30)
         assert curve.status_code == 200
         assert httpx.get(url + "api/v1/customers/huaxin-steel/day-curve", headers=auth, timeout=30).status_code == 404
+        # The demo's cost centres split last month's bill, and this month has budgets from it.
+        last = f"{pd.Timestamp.now(tz='Asia/Shanghai').replace(day=1) - pd.Timedelta(days=1):%Y-%m}"
+        bill = httpx.get(url + f"api/v1/customers/rhein-chem/month?month={last}", headers=auth, timeout=60).json()
+        split = httpx.get(url + f"api/v1/customers/rhein-chem/allocation?month={last}", headers=auth,
+                          timeout=60).json()
+        assert {x["code"] for x in split["lines"]} >= {"RC1000", "RC2000"}
+        assert Decimal(split["total"]) == Decimal(str(bill["total"]))  # the split is Decimal, the month a number
+        budgets = httpx.get(url + "api/v1/customers/rhein-chem/budgets", headers=auth, timeout=30).json()["budgets"]
+        assert {b["cost_centre"] for b in budgets} == {None, "RC1000", "RC2000"}
         assert httpx.get(url + "login", timeout=10).status_code == 200
         health = httpx.get(url + "healthz", timeout=10).json()
         assert health["status"] == "ok"
