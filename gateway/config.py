@@ -232,6 +232,9 @@ class MeterConfig(_Strict):
     name: str = ""
     # How far from a 15-min boundary a register reading may be to count as the register at it (else 3 polls).
     boundary_tolerance_s: float | None = Field(None, gt=0, le=60, allow_inf_nan=False)
+    # billing: counts in its site's and customer's energy (the bill); sub: a meter on a line behind a billing meter,
+    # summed only for a site without a billing meter (gateway.query.Topology.meters_of has the rule).
+    role: Literal["billing", "sub"] = "billing"
 
 
 class QueryConfig(_Strict):
@@ -301,6 +304,7 @@ def _cross_entry_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
             yield f"meters[{idx}].device", f"device {m.device!r} is already meters[{used[m.device]}]"
         else:
             used[m.device] = idx
+    yield from _billing_problems(cfg)
     identities: dict[str, int] = {}
     for idx, d in enumerate(cfg.devices):
         where = f"devices[{idx}] ({d.name!r})"
@@ -316,6 +320,24 @@ def _cross_entry_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
             yield f"devices[{idx}]", f"same address {spelled} as devices[{earlier}]{also}"
         else:
             identities[key] = idx
+
+
+def _billing_problems(cfg: GatewayConfig) -> Iterator[tuple[str, str]]:
+    """A customer with meters must have a billing meter: its bill sums only those."""
+    site_customer = {s.id: s.customer for s in cfg.sites}
+    meters: dict[str, list[str]] = {}
+    billed: set[str] = set()
+    for m in cfg.meters:
+        customer = site_customer.get(m.site)
+        if customer is not None:
+            meters.setdefault(customer, []).append(m.id)
+            if m.role == "billing":
+                billed.add(customer)
+    for idx, c in enumerate(cfg.customers):
+        if c.id in meters and c.id not in billed:
+            names = ", ".join(repr(m) for m in meters[c.id])
+            yield (f"customers[{idx}]", f"customer {c.id!r} has meters ({names}) but none with role = \"billing\": "
+                                        "its bill would be empty")
 
 
 def _union_tags(*unions: Any) -> frozenset[str]:

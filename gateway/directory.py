@@ -68,7 +68,7 @@ class Directory:
 
     @cached_property
     def topology(self) -> Topology:
-        """The query layer's view: who owns what, each customer's zone, each meter's boundary tolerance."""
+        """The query layer's view: who owns what, each customer's zone, each meter's boundary tolerance and role."""
         return Topology(
             customer_tz={c.id: c.timezone for c in self.customers.values()},
             site_customer={s.id: s.customer for s in self.sites.values()},
@@ -77,4 +77,5 @@ class Directory:
             device_interval_s={d.name: d.interval_s for d in self.devices.values()},
             meter_tolerance_s={m.id: m.boundary_tolerance_s for m in self.meters.values()
                                if m.boundary_tolerance_s is not None},
+            meter_role={m.id: m.role for m in self.meters.values()},
         )

@@ -16,8 +16,9 @@ Energy is validated, estimated and edited as utilities' VEE rules do (the arithm
 - A meter with no register readings in the range integrates its mean power (kW, kvar) over the intervals its
   readings cover (>= 90 % of the interval's slices, 90 s slices for a 1 s poll): those are measured with
   `method = "power"`; the others are missing or pending.
-- A site or customer sums its meters; its status is the worst of theirs (missing > pending > estimated > measured)
-  and it has energy only when every meter has.
+- A site or customer sums its meters (a customer its billing meters; a site its billing meters, or its
+  sub-meters when it has no billing meter: `Topology.meters_of`); its status is the worst of theirs
+  (missing > pending > estimated > measured) and it has energy only when every meter has.
 
 In the 15-min frames of `meter_intervals` and `customer_intervals`, `status` says which of the four an interval is
 and `method` how its energy was made (`register`, `power` or `mixed`); `missing` stays what callers filter on: no
@@ -106,7 +107,8 @@ class Topology:
     """Who owns what: the meter-to-site-to-customer mapping and each customer's time zone.
 
     Optional: `device_interval_s`, the poll interval by device name; `meter_tolerance_s`, an explicit boundary
-    tolerance by meter id (else 3 polls of its device), capped at 60 s.
+    tolerance by meter id (else 3 polls of its device), capped at 60 s; `meter_role`, "billing" or "sub" by meter
+    id (a meter not in it is a billing meter). See `meters_of` for which meters a site or customer sums.
     """
 
     customer_tz: Mapping[str, str]
@@ -115,8 +117,25 @@ class Topology:
     meter_device: Mapping[str, str]
     device_interval_s: Mapping[str, float] = field(default_factory=dict)
     meter_tolerance_s: Mapping[str, float] = field(default_factory=dict)
+    meter_role: Mapping[str, str] = field(default_factory=dict)
+
+    def role_of(self, meter: str) -> str:
+        """The meter's role: "billing" (the default) or "sub"."""
+        return self.meter_role.get(meter, "billing")
+
+    def meters_at(self, site: str) -> list[str]:
+        """Every meter of the site, whatever its role (per-meter things: offline, data gaps, live values)."""
+        return sorted(m for m, s in self.meter_site.items() if s == site)
 
     def meters_of(self, scope: Scope, ident: str) -> list[str]:
+        """The meters whose energy a meter, site or customer sums; QueryError for an unknown id.
+
+        A sub-meter measures a line behind a billing (main) meter, so its energy is already in the billing meter's:
+        - customer: its billing meters only (what its bill counts);
+        - site: its billing meters; a site without one (a workshop measured only by sub-meters) sums its
+          sub-meters;
+        - meter: the meter itself, whatever its role.
+        """
         if scope == "meter":
             if ident not in self.meter_site:
                 raise QueryError(f"unknown meter {ident!r}")
@@ -124,11 +143,13 @@ class Topology:
         if scope == "site":
             if ident not in self.site_customer:
                 raise QueryError(f"unknown site {ident!r}")
-            return sorted(m for m, s in self.meter_site.items() if s == ident)
+            here = self.meters_at(ident)
+            billing = [m for m in here if self.role_of(m) == "billing"]
+            return billing or here
         if ident not in self.customer_tz:
             raise QueryError(f"unknown customer {ident!r}")
         sites = {s for s, c in self.site_customer.items() if c == ident}
-        return sorted(m for m, s in self.meter_site.items() if s in sites)
+        return sorted(m for m, s in self.meter_site.items() if s in sites and self.role_of(m) == "billing")
 
     def tz_of(self, scope: Scope, ident: str) -> ZoneInfo:
         self.meters_of(scope, ident)  # raises QueryError for an unknown id

@@ -4,7 +4,8 @@ gateway.toml says which device measures which meter at which site for which cust
 start-up); the registry keeps the business file around it and is where people change it (the registry API, the
 import, the portal). A customer, site, meter or meter assignment the registry does not have is created from the
 config; one it has is compared, and each difference is logged as a warning naming the row, the field and both
-values, and left as the registry has it (docs/registry.md says which facts live where).
+values, and left as the registry has it (docs/registry.md says which facts live where). A meter's role (billing or
+sub) the registry does not hold yet is filled in from the config; the alerts sum a site's meters by it.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ def sync_registry(session: Session, cfg: GatewayConfig, today: date) -> SyncRepo
     for m in cfg.meters:
         meter = session.scalar(select(Meter).where(Meter.code == m.id))
         if meter is None:
-            meter = Meter(code=m.id, description=m.name or m.device)
+            meter = Meter(code=m.id, description=m.name or m.device, role=m.role)
             session.add(meter)
             session.flush()
             report.created["meters"] += 1
+        elif meter.role is None:  # a row from before roles, or made in the registry without one: the config's
+            meter.role = m.role
+        elif meter.role != m.role:
+            report.differ("meter", f"{m.id}.role", meter.role, m.role)
         current = session.scalar(
             select(MeterAssignment).where(MeterAssignment.meter_id == meter.id, MeterAssignment.valid_to.is_(None))
         )

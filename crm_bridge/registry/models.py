@@ -98,13 +98,23 @@ class Site(Base):
 
 
 class Meter(Base):
-    """A meter; `code` is the meter id in the gateway config."""
+    """A meter; `code` is the meter id in the gateway config.
+
+    `role`: "billing" (its energy counts in its site's and customer's) or "sub" (a line behind a billing meter,
+    summed only for a site without one); None until gateway.toml's role is synced, which means billing.
+    """
 
     __tablename__ = "meter"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(String(200))
     retired_on: Mapped[date | None] = mapped_column(Date)
+    role: Mapped[str | None] = mapped_column(String(10))
+
+    @property
+    def billing(self) -> bool:
+        """True unless the meter is a sub-meter."""
+        return self.role != "sub"
 
 
 class MeterAssignment(Base):

@@ -1,7 +1,8 @@
 """Cost allocation of one month bill to sites, lines and cost centres, adding up to the bill to the cent.
 
-Inputs: the month bill (crm_bridge.tariffs.bill.month_bill) and the rows it adds up (`priced_intervals` on the same
-intervals), each cost centre's virtual meter (versioned formulas over meter ids) and the meters' 15-min intervals.
+Inputs: the month bill (crm_bridge.tariffs.bill.month_bill) and the rows it adds up (`priced_rows(bill)`, or
+`priced_intervals` on the same intervals), each cost centre's virtual meter (versioned formulas over meter ids) and
+the meters' 15-min intervals, put on the month's grid by the bill's own rules (`meter_grids`: MonthGrid.place).
 Nothing is re-priced: every interval keeps the band and price the bill gave it.
 
 - **Virtual meters.** `main - sub1 - sub2`, `a + b`: meter ids joined by `+` or `-` with spaces around them (ids may
@@ -35,19 +36,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from crm_bridge.errors import ServiceError
-from crm_bridge.tariffs.bill import IntervalCounts, MonthBill, month_bounds, month_intervals, month_start
+from crm_bridge.errors import CrmError, ServiceError
+from crm_bridge.tariffs.bill import RANK, IntervalCounts, MonthBill, MonthGrid, status_ranks
 
 RESIDUAL = "UNMETERED"  # the code of the "unmetered and losses" line
 KINDS = ("site", "line", "cost_centre")
 ELEMENTS_FIXED = ("basic_charge", "pf_adjustment", "government_funds")
-# Worst first is the highest rank: a sum of meters is as good as its worst input.
-RANK = {"measured": 0, "estimated": 1, "pending": 2, "missing": 3}
-_NAMES = np.array(["measured", "estimated", "pending", "missing"], dtype=object)
 _METER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _CENT = Decimal("0.01")
 _LISTED = 20  # interval starts listed per missing meter (the count is always whole)
-_Q = pd.Timedelta(minutes=15)
 
 
 class AllocationError(ServiceError):
@@ -257,10 +254,11 @@ def bill_cents(bill: MonthBill) -> tuple[dict[str, Decimal], Decimal, list[str]]
 
 
 def ranks_of(status: np.ndarray, where: str) -> np.ndarray:
-    """Status names as ranks (RANK); AllocationError naming `where` and the first unknown status."""
-    ranks = np.full(len(status), -1, dtype=np.int8)
-    for name, r in RANK.items():
-        ranks[status == name] = r
+    """Status names as ranks (RANK); AllocationError naming `where` and the first unknown or blank status."""
+    try:
+        ranks = status_ranks(status, where)
+    except ServiceError as exc:
+        raise AllocationError(str(exc)) from None
     if (ranks < 0).any():
         raise AllocationError(f"{where}: unknown interval status {status[ranks < 0][0]!r}")
     return ranks
@@ -271,36 +269,18 @@ MeterGrid = tuple[np.ndarray, np.ndarray]  # kWh (NaN without energy) and status
 
 def meter_grids(frames: Mapping[str, pd.DataFrame], month: date | str, zone: tzinfo,
                 now: datetime) -> dict[str, MeterGrid]:
-    """Each meter's intervals on the month's grid as month_intervals would make them, as arrays.
+    """Each meter's intervals on the month's grid as month_intervals makes them (MonthGrid.place), as arrays.
 
-    Frames already on the grid with a status per interval (the query layer's) are checked and taken as arrays by
-    month_intervals' rules (an unknown status refused; no status: measured with a value, else missing once ended or
-    pending; measured or estimated without a value: missing once ended, else pending); any other frame goes through
-    month_intervals itself. tests/crm_bridge/services/test_allocation.py holds the two to equal results.
+    AllocationError naming the meter for a frame the month's rules refuse (an unknown status, times off the grid).
     """
-    first = month_start(month)
-    start, end = month_bounds(first, zone)
-    grid = pd.date_range(start, end, freq="15min", inclusive="left")
-    ended = (grid + _Q) <= pd.Timestamp(now)
-    at = grid.to_numpy(dtype="datetime64[ns]")  # UTC instants: the same intervals in any zone's spelling
+    grid = MonthGrid(month, zone, now)
     out: dict[str, MeterGrid] = {}
     for meter, frame in frames.items():
-        idx = frame.index
-        if ("status" not in frame.columns or not isinstance(idx, pd.DatetimeIndex) or idx.tz is None
-                or len(idx) != len(at) or not np.array_equal(idx.to_numpy(dtype="datetime64[ns]"), at)):
-            out[meter] = month_grid_status(month_intervals(frame, first, zone, now=now), f"meter {meter}")
-            continue
-        kwh = frame["kwh"].to_numpy(dtype=float).copy()
-        has_value = np.isfinite(kwh)
-        given = frame["status"].to_numpy(dtype=object)
-        blank = pd.isna(given)
-        ranks = ranks_of(np.where(blank, "measured", given), f"meter {meter}")
-        derived = np.where(has_value, RANK["measured"], np.where(ended, RANK["missing"], RANK["pending"]))
-        ranks = np.where(blank, derived, ranks).astype(np.int8)
-        void = (ranks <= RANK["estimated"]) & ~has_value
-        ranks[void] = np.where(ended[void], RANK["missing"], RANK["pending"])
-        kwh[ranks >= RANK["pending"]] = np.nan
-        out[meter] = (kwh, ranks)
+        try:
+            kwh, _, rank = grid.place(frame, f"meter {meter}", kvarh=False)
+        except CrmError as exc:  # a tariff's TariffError (a naive index) too: all bad intervals of this meter
+            raise AllocationError(str(exc)) from None
+        out[meter] = (kwh, rank)
     return out
 
 

@@ -18,6 +18,7 @@ Rules (DOMAIN.md §2; the regulations win where it summarises them):
 
 from __future__ import annotations
 
+import weakref
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Protocol
 
@@ -33,7 +34,12 @@ from crm_bridge.tariffs.power_factor import monthly_pf, pf_adjustment_pct, pf_ta
 
 STATUSES = ("measured", "estimated", "missing", "pending")
 WITH_ENERGY = ("measured", "estimated")
-_Q = pd.Timedelta(minutes=15)
+# Status ranks, the worst highest: a sum of meters is as good as its worst input.
+RANK = {"measured": 0, "estimated": 1, "pending": 2, "missing": 3}
+RANK_NAMES = np.array(["measured", "estimated", "pending", "missing"], dtype=object)
+_Q_NS = 900 * 10**9
+# Each live bill's priced rows by id(bill) (priced_rows): not a field, so bills compare, dump and pickle as before.
+_ROWS: dict[int, pd.DataFrame] = {}
 
 
 class ContractTerms(Protocol):
@@ -199,52 +205,97 @@ def local_zone(tariff: Tariff, contract: object | None = None, tz: str | tzinfo 
     return tariff.local_zone(tz if tz is not None else getattr(contract, "timezone", None))
 
 
+def status_ranks(status: np.ndarray, where: str) -> np.ndarray:
+    """Status names as RANK (-1 where blank: None or NaN); ServiceError naming `where` and the first unknown one."""
+    ranks = np.full(len(status), -1, dtype=np.int8)
+    for name, r in RANK.items():
+        ranks[status == name] = r
+    unset = ranks < 0
+    if unset.any():
+        odd = unset & ~pd.isna(status)
+        if odd.any():
+            raise ServiceError(f"{where}: unknown interval status {status[odd][0]!r}; known: {', '.join(STATUSES)}")
+    return ranks
+
+
+class MonthGrid:
+    """Every 15-min interval of one local month in a zone, and which of them have ended by `now` (default: wall clock).
+
+    `place` puts a frame of intervals on it: the one place an interval's status and energy are decided for a month
+    (month_intervals, the bill's rows, and the allocation's meters all go through it).
+    """
+
+    def __init__(self, month: date | str, zone: tzinfo, now: datetime | None = None) -> None:
+        self.first = month_start(month)
+        self.zone = zone
+        self.label = f"{self.first:%Y-%m}"
+        self.start, self.end = month_bounds(self.first, zone)
+        self.index = pd.date_range(self.start, self.end, freq="15min", inclusive="left")
+        self._ns = self.index.to_numpy(dtype="datetime64[ns]").view(np.int64)  # UTC instants
+        self.ended = self._ns + _Q_NS <= _now(now).value
+
+    def _on_grid(self, intervals: pd.DataFrame, where: str) -> pd.DataFrame:
+        """The frame reindexed to the month (NaN rows where it has none); errors for times that are not the month's."""
+        index = intervals.index
+        if (isinstance(index, pd.DatetimeIndex) and index.tz is not None and len(index) == len(self._ns)
+                and np.array_equal(index.to_numpy(dtype="datetime64[ns]").view(np.int64), self._ns)):
+            return intervals  # already the month's intervals in order (the query layer's frames): nothing to check
+        idx = pd.DatetimeIndex(index) if len(intervals) else self.index[:0]
+        if idx.tz is None:
+            raise TariffError(f"{self.label}: interval times are naive (no time zone); figures are made on the "
+                              "customer's local clock, so give tz-aware times")
+        idx = idx.tz_convert(self.zone)
+        if idx.has_duplicates:
+            raise ServiceError(f"{where}: interval {idx[idx.duplicated()][0]} appears more than once")
+        off = ~idx.isin(self.index)
+        if off.any():
+            raise ServiceError(f"{where}: interval {idx[off][0]} is not a 15-min interval of {self.label} "
+                               f"in {self.zone} ({self.start} to {self.end})")
+        return intervals.set_axis(idx).reindex(self.index)
+
+    def place(self, intervals: pd.DataFrame, where: str | None = None, *,
+              kvarh: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """kWh, kvarh (None unless asked; both NaN without energy) and the status rank (RANK) of every interval.
+
+        Without a status (no column, or a blank one) an interval with a value is measured, one without is missing
+        once it has ended, else pending; measured or estimated without a value is missing once ended, else pending;
+        only measured and estimated intervals carry energy. `where` names the frame in errors (default "bill
+        YYYY-MM"): TariffError for a naive index, ServiceError for a missing kwh column, intervals off the month's
+        15-min grid, duplicated, or with an unknown status.
+        """
+        where = where or f"bill {self.label}"
+        if "kwh" not in intervals.columns:
+            raise ServiceError(f"{where}: the intervals lack column kwh")
+        frame = self._on_grid(intervals, where)
+        kwh = frame["kwh"].to_numpy(dtype=float)
+        has_value = np.isfinite(kwh)
+        if "status" in frame.columns:
+            rank = status_ranks(frame["status"].to_numpy(dtype=object), where)
+            rank[(rank < 0) & has_value] = RANK["measured"]
+            void = (rank <= RANK["estimated"]) & ~has_value  # blank without a value, or said to have energy: none
+        else:
+            rank = np.zeros(len(kwh), dtype=np.int8)
+            void = ~has_value
+        rank[void] = np.where(self.ended[void], RANK["missing"], RANK["pending"])
+        none = rank >= RANK["pending"]
+        q = None
+        if kvarh:
+            q = (frame["kvarh"].to_numpy(dtype=float) if "kvarh" in frame.columns else np.full(len(kwh), np.nan))
+            q = np.where(none, np.nan, q)
+        return np.where(none, np.nan, kwh), q, rank
+
+
 def month_intervals(intervals: pd.DataFrame, month: date | str, zone: tzinfo, *,
                     now: datetime | None = None) -> pd.DataFrame:
     """Every 15-min interval of the local month in `zone` with kwh, kvarh (NaN without energy) and its status.
 
-    Without a `status` column an interval with a value is measured, one without is missing once it has ended by
-    `now` (default: the wall clock), else pending. Raises TariffError for a naive index, ServiceError for intervals
-    off the month's 15-min grid, duplicated, or with an unknown status.
+    The rules are MonthGrid.place's: without a `status` column an interval with a value is measured, one without is
+    missing once it has ended by `now` (default: the wall clock), else pending. Raises TariffError for a naive
+    index, ServiceError for intervals off the month's 15-min grid, duplicated, or with an unknown status.
     """
-    first = month_start(month)
-    start, end = month_bounds(first, zone)
-    grid = pd.date_range(start, end, freq="15min", inclusive="left")
-    label = f"{first:%Y-%m}"
-    if "kwh" not in intervals.columns:
-        raise ServiceError(f"bill {label}: the intervals lack column kwh")
-    index = pd.DatetimeIndex(intervals.index) if len(intervals) else grid[:0]
-    if index.tz is None:
-        raise TariffError(f"{label}: interval times are naive (no time zone); figures are made on the customer's "
-                          "local clock, so give tz-aware times")
-    idx = index.tz_convert(zone)
-    if idx.has_duplicates:
-        raise ServiceError(f"bill {label}: interval {idx[idx.duplicated()][0]} appears more than once")
-    off = ~idx.isin(grid)
-    if off.any():
-        raise ServiceError(f"bill {label}: interval {idx[off][0]} is not a 15-min interval of {label} "
-                           f"in {zone} ({start} to {end})")
-    frame = intervals.set_axis(idx).reindex(grid)
-    kwh = frame["kwh"].to_numpy(dtype=float)
-    kvarh = frame["kvarh"].to_numpy(dtype=float) if "kvarh" in frame.columns else np.full(len(grid), np.nan)
-    ended = (grid + _Q) <= _now(now)
-    has_value = np.isfinite(kwh)
-    derived = np.where(has_value, "measured", np.where(ended, "missing", "pending"))
-    if "status" in frame.columns:
-        given = frame["status"].to_numpy(dtype=object)
-        unknown = {str(s) for s in given if not pd.isna(s) and s not in STATUSES}
-        if unknown:
-            raise ServiceError(f"bill {label}: unknown interval status {sorted(unknown)[0]!r}; "
-                               f"known: {', '.join(STATUSES)}")
-        status = np.where(pd.isna(given), derived, given).astype(object)
-        # measured or estimated without a value is not energy: missing, or pending if not yet ended
-        void = np.isin(status, WITH_ENERGY) & ~has_value
-        status[void] = np.where(ended[void], "missing", "pending")
-    else:
-        status = derived.astype(object)
-    energy = np.isin(status, WITH_ENERGY)
-    return pd.DataFrame({"kwh": np.where(energy, kwh, np.nan), "kvarh": np.where(energy, kvarh, np.nan),
-                         "status": status}, index=grid)
+    grid = MonthGrid(month, zone, now)
+    kwh, kvarh, rank = grid.place(intervals)
+    return pd.DataFrame({"kwh": kwh, "kvarh": kvarh, "status": RANK_NAMES[rank]}, index=grid.index)
 
 
 def priced_intervals(intervals: pd.DataFrame, tariff: Tariff, month: date | str, *, tz: str | tzinfo | None = None,
@@ -362,11 +413,27 @@ def month_bill(intervals: pd.DataFrame, contract: ContractTerms, tariff: Tariff,
     mode = BasicChargeMode.parse(contract.basic_charge_mode)
     pf_table(contract.pf_standard)  # an unknown standard is refused whatever the month's PF
     first = month_start(month)
-    nxt = next_month(first)
     start, clock = _midnight(first, zone), _now(now)
     if start >= clock:
         raise NoData(f"no data yet for {first:%Y-%m}: the month begins {start.isoformat()}")
     rows = priced_intervals(intervals, tariff, first, tz=zone, now=clock.to_pydatetime())
+    bill = _month_bill(rows, contract, tariff, mode, first, zone, clock)
+    _ROWS[id(bill)] = rows
+    weakref.finalize(bill, _ROWS.pop, id(bill), None)
+    return bill
+
+
+def priced_rows(bill: MonthBill) -> pd.DataFrame | None:
+    """The priced_intervals rows that month_bill made `bill` of; None for a bill from elsewhere (JSON, a pickle).
+
+    Kept while the bill lives, shared, not copied: do not change them.
+    """
+    return _ROWS.get(id(bill))
+
+
+def _month_bill(rows: pd.DataFrame, contract: ContractTerms, tariff: Tariff, mode: BasicChargeMode, first: date,
+                zone: tzinfo, clock: pd.Timestamp) -> MonthBill:
+    nxt = next_month(first)
     usage = _usage(rows, first, zone, clock)
     peak_kw = usage.peak_kw
     hv = float(contract.hv_motors_kw or 0.0)

@@ -156,7 +156,8 @@ def live_sites(gw: Gateway, v: UseCases, customer: str, sites: list[str], lang: 
                now_ns: int | None = None) -> dict[str, Any]:
     """The newest power reading of each site (the sum of its meters'), its age and status, and its energy today.
 
-    A site's status: `live`, `stale` (its oldest meter reading is older than the meter's limit), `bad` (a meter's
+    A site sums its billing meters, or its sub-meters when it has none (gateway.query.Topology.meters_of).
+    Its status: `live`, `stale` (its oldest meter reading is older than the meter's limit), `bad` (a meter's
     newest reading is not good) or `none` (a meter has no power reading at all: no kW is shown, never a part sum).
     Today's energy is UseCases.series of the site for the local day so far, with the intervals it is still missing.
     """
@@ -165,7 +166,7 @@ def live_sites(gw: Gateway, v: UseCases, customer: str, sites: list[str], lang: 
     today = datetime.fromtimestamp(now_ns / 1e9, UTC).astimezone(tz).date()
     out = []
     for site in sites:
-        meters = sorted(m.id for m in gw.directory.meters.values() if m.site == site)
+        meters = gw.query.topology.meters_of("site", site)
         devices = {gw.directory.meters[m].device: m for m in meters}
         latest = {x.device: x for x in gw.store.latest(list(devices)) if x.point == ACTIVE_POWER_KW}
         kw: float | None = 0.0

@@ -42,20 +42,15 @@ from crm_bridge.errors import CrmError
 from crm_bridge.registry.allocation_models import AllocationRule, CostCentre, VirtualMeter
 from crm_bridge.registry.models import Customer
 from crm_bridge.services.allocation import (
-    KINDS,
     RESIDUAL,
     Allocation,
     AllocationError,
-    CostCentreDef,
-    FormulaVersion,
     Rule,
     RuleDef,
-    allocate,
-    meter_grids,
     parse_formula,
 )
-from crm_bridge.services.inputs import contract_in_force
-from crm_bridge.tariffs.bill import month_bounds, priced_intervals
+from crm_bridge.services.allocation_setup import Setup, allocate_month, setup_of
+from crm_bridge.tariffs.bill import priced_intervals, priced_rows
 from crm_bridge.tariffs.model import next_month
 from gateway.usecases.errors import BadInput, Conflict, NoContract, NotFound
 from gateway.usecases.figures import UseCases, contract_of, customer_config, tariff_of
@@ -256,43 +251,37 @@ def add_rule(s: Session, customer: str, body: RuleIn) -> RulePublic:
 
 
 # -- the month's allocation ----------------------------------------------------------------------------------------
-def _definitions(s: Session, customer: str, first: date) -> tuple[list[CostCentreDef], AllocationRule | None]:
-    row = _customer_row(s, customer)
-    centres = []
-    for c in s.scalars(select(CostCentre).where(CostCentre.customer_id == row.id).order_by(CostCentre.code)):
-        versions = tuple(FormulaVersion(parse_formula(f.formula), f.valid_from, f.valid_to) for f in c.formulas)
-        centres.append(CostCentreDef(c.code, c.name, c.kind if c.kind in KINDS else "cost_centre", versions))
-    rule = contract_in_force(list(s.scalars(select(AllocationRule).where(AllocationRule.customer_id == row.id)
-                                            .order_by(AllocationRule.valid_from))), first, next_month(first))
-    return centres, rule
+def setup(s: Session, customer: str, first: date) -> Setup:
+    """The customer's cost centres and the rule in force in the month of `first` (NotFound for an unknown customer)."""
+    return setup_of(s, _customer_row(s, customer).id, first)
 
 
 def allocation(uc: UseCases, customer: str, first: date) -> AllocationPublic:
-    """The month bill of `customer` split over its cost centres by the rule in force on the month's first day."""
+    """The month bill of `customer` split over its cost centres by the rule in force on the month's first day.
+
+    Assembled by crm_bridge.services.allocation_setup, as the budget alert's month-to-date split is.
+    """
     gw = uc.gw
     tz = ZoneInfo(customer_config(gw, customer).timezone)
     with gw.db() as s:
-        centres, rule_row = _definitions(s, customer, first)
+        made = setup(s, customer, first)
     frame, _ = uc.month_frame(customer, first)
     _, bill = uc.month_bill(customer, first, frame)
     tariff = tariff_of(gw, contract_of(gw, customer, first, next_month(first)))
     if bill is None or tariff is None:
         raise NoContract(f"month {first:%Y-%m} of {customer}: no contract on a known tariff, so no bill to allocate")
-    start, end = month_bounds(first, tz)
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    rows = priced_intervals(frame, tariff, first, tz=tz, now=now)
-    wanted = sorted({m for c in centres for v in c.versions for m in v.formula.meters})
-    frames = {}
-    for m in wanted:
+    rows = priced_rows(bill)  # the rows the bill added up; priced again only for a bill made elsewhere
+    if rows is None:
+        rows = priced_intervals(frame, tariff, first, tz=tz, now=now)
+    for m in made.meters:
         if gw.directory.owner_of_meter(m) != customer:
             raise BadInput(f"a formula of {customer} names {m!r}, which is no longer one of its meters", "formula")
-        frames[m] = gw.query.meter_intervals(m, start.to_pydatetime(), end.to_pydatetime())[["kwh", "status"]]
-    rule = RuleDef(Rule(rule_row.rule), {k: Decimal(str(v)) for k, v in rule_row.shares.items()}) \
-        if rule_row is not None else RuleDef(Rule.KWH, {})
     try:
-        result = allocate(bill, rows, centres, rule, meter_grids(frames, first, tz, now))
+        result = allocate_month(made, bill, rows, first, tz, now, gw.query.meter_intervals)
     except (CrmError, InvalidOperation) as exc:
         raise BadInput(f"allocation of {customer} {first:%Y-%m}: {exc}", "allocation") from None
+    rule_row = made.rule_row
     return AllocationPublic(**result.model_dump(), customer=customer,
                             rule_valid_from=rule_row.valid_from if rule_row else None,
                             company_code=rule_row.company_code if rule_row else "",

@@ -274,7 +274,7 @@ class RegistryCore:
         now = next((a for a in history if a.valid_to is None), None)
         return MeterPublic(code=m.code, description=m.description, site=now.site if now else None,
                            customer=self.owner_of_site(now.site) if now else None, retired_on=m.retired_on,
-                           assignments=history)
+                           assignments=history, role=m.role)
 
     def meters(self, actor: Actor, site: str) -> list[MeterPublic]:
         self._reader(actor)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[needs
 def _meter(gw: GatewayDep, mid: str) -> MeterPublic:
     m = gw.directory.meters[mid]
     return MeterPublic(id=m.id, name=m.name or m.id, site=m.site, customer=gw.directory.owner_of_meter(mid),
-                       device=m.device)
+                       device=m.device, role=m.role)
 
 
 @router.get("")

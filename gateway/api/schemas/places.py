@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 
 class SitePublic(BaseModel):
@@ -18,3 +20,6 @@ class MeterPublic(BaseModel):
     site: str
     customer: str | None
     device: str
+    role: Literal["billing", "sub"] = Field(description="billing: counts in its site's and customer's energy and "
+                                                        "bill; sub: a line behind a billing meter, summed only "
+                                                        "for a site without one")

@@ -111,6 +111,8 @@ class MeterPublic(BaseModel):
     customer: str | None
     retired_on: date | None
     assignments: list[MeterAssignmentPublic]
+    role: str | None = Field(None, description="billing or sub, as gateway.toml says (synced at start-up); None: "
+                                               "not synced yet, counted as billing")
 
 
 class ManagerCreate(_In):
