@@ -17,6 +17,33 @@ from crm_bridge.registry.repo import customer_by_code
 log = logging.getLogger(__name__)
 TIERS = ("A", "B", "C")
 WEIGHTS = {"kwh": 0.5, "revenue": 0.3, "peak_kw": 0.2}
+# Why a tier changed: a message key (in the portal's and the reports' catalogues) -> its English wording. The
+# registry keeps the English text (TierChange.reason); `reason_message` reads it back to the key and its values, so
+# each reader sees the reason in their own language.
+REASONS: dict[str, str] = {
+    "acct_reason_initial": "initial classification",
+    "acct_reason_recomputed": "recomputed (score {score})",
+    "acct_reason_override": "override: {reason}",
+}
+
+
+def reason_text(key: str, **params: str) -> str:
+    """The English reason recorded for `key` (one of REASONS) and its values."""
+    return REASONS[key].format(**params)
+
+
+def reason_message(reason: str) -> tuple[str | None, dict[str, str]]:
+    """A recorded reason as its message key and values; (None, {}) for a text this module did not write."""
+    for key, wording in REASONS.items():
+        head, brace, rest = wording.partition("{")
+        if not brace:
+            if reason == wording:
+                return key, {}
+            continue
+        name, _, tail = rest.partition("}")
+        if reason.startswith(head) and reason.endswith(tail) and len(reason) >= len(head) + len(tail):
+            return key, {name: reason[len(head):len(reason) - len(tail)]}
+    return None, {}
 
 
 @dataclass(frozen=True)
@@ -70,9 +97,11 @@ def abc_classes(scores: dict[str, float], a_share: float = 0.8, b_share: float =
     return out
 
 
-def _record(session: Session, customer_id: int, old: str | None, new: str, reason: str, now: datetime) -> None:
+def _record(session: Session, customer_id: int, old: str | None, new: str, now: datetime, key: str,
+            **params: str) -> None:
     if old != new:
-        session.add(TierChange(customer_id=customer_id, old_tier=old, new_tier=new, reason=reason, at=now))
+        session.add(TierChange(customer_id=customer_id, old_tier=old, new_tier=new, reason=reason_text(key, **params),
+                               at=now))
 
 
 def classify_accounts(
@@ -88,11 +117,12 @@ def classify_accounts(
         if rec is None:
             rec = TierRecord(customer_id=customer.id, score=scores[code], computed=tier, updated_at=now)
             session.add(rec)
-            _record(session, customer.id, None, rec.effective, "initial classification", now)
+            _record(session, customer.id, None, rec.effective, now, "acct_reason_initial")
         else:
             old = rec.effective
             rec.score, rec.computed, rec.updated_at = scores[code], tier, now
-            _record(session, customer.id, old, rec.effective, f"recomputed (score {scores[code]:.3f})", now)
+            _record(session, customer.id, old, rec.effective, now, "acct_reason_recomputed",
+                    score=f"{scores[code]:.3f}")
         effective[code] = rec.effective
     session.commit()
     log.info("tiering: %d accounts classified", len(effective))
@@ -113,7 +143,7 @@ def set_override(session: Session, code: str, tier: str | None, reason: str, now
         session.flush()
     old = rec.effective
     rec.override, rec.override_reason, rec.updated_at = tier, reason if tier else None, now
-    _record(session, customer.id, old, rec.effective, f"override: {reason}", now)
+    _record(session, customer.id, old, rec.effective, now, "acct_reason_override", reason=reason)
     session.commit()
     return rec
 

@@ -64,7 +64,8 @@ def install_notifications(gw: Gateway, environ: Mapping[str, str] | None = None)
             log.error("%s: environment variable %s is not set; that channel's messages will fail", where, var)
     from gateway.portal.i18n import alert_message
 
-    # The alert keys' texts are the portal's catalogue: each recipient reads an alert's message in their language.
+    # The alert keys' texts are the portal's catalogue: each recipient reads an alert's message, and its rule's title
+    # in the subject (`alert_type_<type>`), in their language.
     notifier = Notifier(cfg, UserDirectory({c.id: c.language for c in gw.config.customers}), env,
                         alert_text=alert_message)
     gw.db.configure(info={**(gw.db.kw.get("info") or {}), PUBLISHER: notifier})

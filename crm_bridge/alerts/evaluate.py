@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -31,7 +35,13 @@ from crm_bridge.registry.performance_models import EnergyBudget
 from crm_bridge.registry.repo import meters_of_customer
 from crm_bridge.tariffs import Tariff, available_tariffs, effective_contract_kw, load_tariff
 
+if TYPE_CHECKING:
+    from crm_bridge.services.allocation import Allocation
+
 log = logging.getLogger(__name__)
+# (customer code, its time zone) -> its production plan (forecasting.plan_from_frame's rows), None without one:
+# the gateway reads `forecast.plans_dir`; the base-load rule takes its idle hours from the plan's shifts.
+PlanSource = Callable[[str, str], pd.DataFrame | None]
 
 
 class AlertSettings(BaseModel):
@@ -96,16 +106,20 @@ bill_projection = _bill_forecast
 
 
 def evaluate_alerts(
-    session: Session, source: IntervalSource, now: datetime, settings: AlertSettings | None = None
+    session: Session, source: IntervalSource, now: datetime, settings: AlertSettings | None = None,
+    plans: PlanSource | None = None,
 ) -> list[int]:
-    """Evaluate every rule for every customer with a contract; returns the ids of alerts opened now."""
+    """Evaluate every rule for every customer with a contract; returns the ids of alerts opened now.
+
+    `plans`: each customer's production plan, for the base-load rule's idle hours (without: `night_hours`).
+    """
     if now.tzinfo is None:
         raise ValueError("evaluate_alerts: `now` must be timezone-aware")
     cfg = settings or AlertSettings()
     opened: list[int] = []
     for customer in session.scalars(select(Customer).order_by(Customer.code)):
         try:
-            findings = _evaluate_customer(session, source, customer, now, cfg)
+            findings = _evaluate_customer(session, source, customer, now, cfg, plans)
         except Exception:  # one customer's bad data must not stop the others
             log.exception("alert evaluation failed for customer %s", customer.code)
             continue
@@ -122,7 +136,8 @@ def evaluate_alerts(
 
 
 def _evaluate_customer(
-    session: Session, source: IntervalSource, customer: Customer, now: datetime, cfg: AlertSettings
+    session: Session, source: IntervalSource, customer: Customer, now: datetime, cfg: AlertSettings,
+    plans: PlanSource | None = None,
 ) -> list[Finding]:
     tz = ZoneInfo(customer.timezone)
     now_local = now.astimezone(tz)
@@ -147,7 +162,7 @@ def _evaluate_customer(
                                 contract.hv_motors_kw or 0.0, version)
             out += pf_below_standard(mtd, code, period, contract.pf_standard)
             out += _bill_rule(session, contract, mtd, now_local, period, cfg)
-            out += _budget_rule(session, contract, mtd, now_local, period, cfg)
+            out += _budget_rule(session, contract, mtd, now_local, period, cfg, source)
     if mtd is not None and not mtd.empty:
         out += _own_rules(session, source, customer, mtd, month, end, now_local)
         if code in cfg.kw_thresholds:
@@ -160,7 +175,11 @@ def _evaluate_customer(
         out += meter_offline(meter.code, code, source.meter_last_seen(meter.code), now, cfg.offline_after)
     day = end.replace(hour=0, minute=0)
     hist = source.customer_intervals(code, day - timedelta(days=29), day)
-    out += base_load_rise(hist, code, range(*cfg.night_hours), cfg.base_load_rise)
+    plan = plans(code, customer.timezone) if plans is not None else None
+    try:
+        out += base_load_rise(hist, code, range(*cfg.night_hours), cfg.base_load_rise, plan)
+    except CrmError as exc:  # a bad [shift_hours] table: the other rules' findings still count
+        log.error("base-load rule for %s: %s", code, exc)
     tier = session.get(TierRecord, customer.id)
     if tier is not None and tier.effective == "A":
         week = source.customer_intervals(code, day - timedelta(days=7), day)
@@ -194,37 +213,122 @@ def _bill_rule(
 
 
 def _budget_rule(
-    session: Session, contract: Contract, mtd: pd.DataFrame, now_local: datetime, period: str, cfg: AlertSettings
+    session: Session, contract: Contract, mtd: pd.DataFrame, now_local: datetime, period: str, cfg: AlertSettings,
+    source: IntervalSource | None = None,
 ) -> list[Finding]:
-    """The account's budget for the month (crm_bridge.registry.performance_models) against the bill forecast."""
+    """The month's budgets (crm_bridge.registry.performance_models) against the bill forecast, each once a month.
+
+    The account's budget against the account's forecast; a cost centre's budget against the forecast times the cost
+    centre's share of the month-to-date allocation (cost_centre_projections; needs `source` for its meters).
+    """
     code = contract.customer.code
-    budget = session.scalar(select(EnergyBudget).where(
-        EnergyBudget.customer_code == code, EnergyBudget.month == period, EnergyBudget.cost_centre == ""))
-    if budget is None or not cfg.delivery_start <= now_local.time() < cfg.delivery_end:
+    budgets = list(session.scalars(select(EnergyBudget).where(
+        EnergyBudget.customer_code == code, EnergyBudget.month == period).order_by(EnergyBudget.cost_centre)))
+    if not budgets or not cfg.delivery_start <= now_local.time() < cfg.delivery_end:
         return []
     tariff = _shipped_tariff(contract.tariff_id)
-    if tariff is not None and tariff.currency != budget.currency:
-        log.warning("budget of %s for %s is in %s, its bill in %s: not compared", code, period, budget.currency,
-                    tariff.currency)
+    compared = []
+    for budget in budgets:
+        if tariff is not None and tariff.currency != budget.currency:
+            log.warning("budget of %s %s for %s is in %s, its bill in %s: not compared", code,
+                        budget.cost_centre or "(account)", period, budget.currency, tariff.currency)
+            continue
+        compared.append(budget)
+    if not compared:
         return []
     forecast = _bill_forecast(session, contract, mtd, now_local)
-    if forecast is None or forecast <= float(budget.amount):
+    if forecast is None:
         return []
-    if not mark_period_once(session, "budget", code, period):
-        return []
-    return budget_exceeded(forecast, float(budget.amount), budget.currency, code, period,
-                           mtd.index[0].to_pydatetime(), now_local)
+    start = mtd.index[0].to_pydatetime()
+    out: list[Finding] = []
+    account = next((b for b in compared if not b.cost_centre), None)
+    if account is not None and forecast > float(account.amount) and mark_period_once(session, "budget", code, period):
+        out += budget_exceeded(forecast, float(account.amount), account.currency, code, period, start, now_local)
+    centres = [b for b in compared if b.cost_centre]
+    if not centres or source is None:
+        return out
+    projections = cost_centre_projections(session, source, contract, mtd, now_local, forecast)
+    for budget in centres:
+        found = projections.get(budget.cost_centre)
+        if found is None or found[1] <= budget.amount:
+            continue
+        if not mark_period_once(session, _centre_mark(budget.cost_centre), code, period):
+            continue
+        share, projected = found
+        out += budget_exceeded(float(projected), float(budget.amount), budget.currency, code, period, start,
+                               now_local, cost_centre=budget.cost_centre, share=float(share))
+    return out
+
+
+def _centre_mark(cost_centre: str) -> str:
+    """The once-a-month mark's rule name of a cost centre's budget (a digest: codes may be longer than the column)."""
+    return "budget_cc:" + hashlib.sha256(cost_centre.encode()).hexdigest()[:24]
+
+
+def cost_centre_allocation(session: Session, source: IntervalSource, contract: Contract, mtd: pd.DataFrame,
+                           now_local: datetime) -> Allocation | None:
+    """The month-to-date bill of the account split over its cost centres.
+
+    Assembled as the gateway's allocation of a month is (crm_bridge.services.allocation_setup): the month bill of the
+    intervals so far, its priced rows, the registry's cost centres and the rule in force, each formula meter's
+    intervals. None without cost centres or a shipped tariff, or when the split refuses its inputs (logged).
+    """
+    from crm_bridge.services import ContractInputs
+    from crm_bridge.services.allocation_setup import allocate_month, setup_of
+    from crm_bridge.tariffs.bill import month_bill, priced_intervals, priced_rows
+
+    customer = contract.customer
+    tariff = _shipped_tariff(contract.tariff_id)
+    first = now_local.date().replace(day=1)
+    zone = now_local.tzinfo
+    if tariff is None or mtd.empty or zone is None:
+        return None
+    try:
+        setup = setup_of(session, customer.id, first)
+        if not setup.centres:
+            return None
+        terms = ContractInputs.from_contract(contract, timezone=str(zone))
+        bill = month_bill(mtd, terms, tariff, first, tz=zone, now=now_local)
+        rows = priced_rows(bill)
+        if rows is None:
+            rows = priced_intervals(mtd, tariff, first, tz=zone, now=now_local)
+        return allocate_month(setup, bill, rows, first, zone, now_local, source.meter_intervals)
+    except (CrmError, InvalidOperation, ValueError) as exc:
+        log.warning("month-to-date allocation of %s failed (%s): no cost-centre projections", customer.code, exc)
+        return None
+
+
+def cost_centre_projections(session: Session, source: IntervalSource, contract: Contract, mtd: pd.DataFrame,
+                            now_local: datetime, forecast: float) -> dict[str, tuple[Decimal, Decimal]]:
+    """Cost-centre code -> (its share of the month-to-date allocation's total, `forecast` x that share to the cent).
+
+    The share is the cost centre's allocated money so far over the allocation's total (exact Decimal); empty when
+    there is no allocation or its total is zero.
+    """
+    alloc = cost_centre_allocation(session, source, contract, mtd, now_local)
+    if alloc is None or alloc.total == 0:
+        return {}
+    account = Decimal(repr(float(forecast)))
+    shares = {line.code: line.total / alloc.total for line in alloc.lines}
+    return {code: (share, (account * share).quantize(Decimal("0.01"), ROUND_HALF_UP)) for code, share in shares.items()}
 
 
 def _site_intervals(session: Session, source: IntervalSource, site: str, start: datetime, end: datetime,
                     on_day: date) -> pd.DataFrame | None:
-    """The site's meters summed (an interval is missing when any meter's is); None without a meter."""
-    meters = session.scalars(
+    """The site's meters summed (an interval is missing when any meter's is, its status the worst); None without one.
+
+    As the gateway's site series (gateway.query.Topology.meters_of): the site's billing meters, or its sub-meters
+    when it has no billing meter, so a line's sub-meter is not counted twice.
+    """
+    from crm_bridge.tariffs.bill import RANK, RANK_NAMES
+
+    assigned = session.scalars(
         select(MeterAssignment).join(Site, Site.id == MeterAssignment.site_id)
         .where(Site.code == site, MeterAssignment.valid_from <= on_day)
         .where((MeterAssignment.valid_to.is_(None)) | (MeterAssignment.valid_to > on_day))
     ).all()
-    frames = [source.meter_intervals(a.meter.code, start, end) for a in meters]
+    meters = sorted(a.meter.code for a in assigned if a.meter.billing) or sorted(a.meter.code for a in assigned)
+    frames = [source.meter_intervals(m, start, end) for m in meters]
     if not frames:
         return None
     total = frames[0].copy()
@@ -232,6 +336,12 @@ def _site_intervals(session: Session, source: IntervalSource, site: str, start: 
         for col in ("kwh", "kvarh", "kw"):
             total[col] = total[col] + f[col]
         total["missing"] = total["missing"] | f["missing"]
+        if "status" in total.columns and "status" in f.columns:
+            worst = pd.concat([total["status"].map(RANK), f["status"].map(RANK)], axis=1).max(axis=1)
+            total["status"] = RANK_NAMES[worst.to_numpy(dtype=int)]
+    if len(frames) > 1 and "pf" in total.columns:
+        apparent = (total["kwh"] ** 2 + total["kvarh"] ** 2) ** 0.5
+        total["pf"] = (total["kwh"] / apparent).where(apparent > 0)
     return total
 
 

@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from crm_bridge.alerts.engine import mark_period_once, raise_alert
+from crm_bridge.alerts.engine import mark_period_once, raise_alert, resolve
 from crm_bridge.alerts.own_rules import rules_of
 from crm_bridge.errors import TariffNotInForce
-from crm_bridge.registry.models import Customer
+from crm_bridge.registry.models import Alert, AlertText, Customer
 from crm_bridge.registry.repo import meters_of_customer
 from crm_bridge.tariffs import available_tariffs, effective_contract_kw, load_tariff
 from crm_bridge.tariffs.contract import excess_threshold
@@ -237,11 +237,15 @@ def evaluate_demand_projection(session: Session, source: ReadingSource, now: dat
 
     The limit is the lowest of the contract's warning level (`warning_share` x 1.05 x the effective contract
     demand) and the customer's own account-wide kW limit. An account whose readings allow no projection is
-    logged and gets no alert. Commits.
+    logged and gets no alert. Alerts of windows that have ended are resolved first (`close_ended_windows`).
+    Commits.
     """
     if now.tzinfo is None:
         raise ValueError("evaluate_demand_projection: `now` must be timezone-aware")
     cfg = settings or ProjectionSettings()
+    closed = close_ended_windows(session, now)
+    if closed:
+        log.info("demand projection: %d alert(s) of ended windows resolved", len(closed))
     out: list[ProjectionOutcome] = []
     for customer in session.scalars(select(Customer).options(selectinload(Customer.contracts))
                                     .order_by(Customer.code)):
@@ -256,6 +260,32 @@ def evaluate_demand_projection(session: Session, source: ReadingSource, now: dat
     return out
 
 
+# A closed alert's message key: the same message, saying it was closed when its window ended.
+ENDED_KEYS = {"alert_demand_projected": "alert_demand_projected_ended",
+              "alert_demand_projected_own": "alert_demand_projected_own_ended"}
+ENDED_NOTE = " (closed automatically: its window has ended)"
+
+
+def close_ended_windows(session: Session, now: datetime) -> list[int]:
+    """Resolve every `demand_projected` alert (open or acknowledged) whose 15-minute window ended by `now`.
+
+    Its projection has become a billed interval (the demand watch judges that one), so the warning no longer asks
+    for anything. The alert keeps its message and says why it was closed: the English text gets ENDED_NOTE, the
+    message key its ENDED_KEYS twin, which each reader sees in their language in the alert list and the
+    "resolved" notification. Returns the ids resolved; does not commit.
+    """
+    ended = session.scalars(select(Alert).where(Alert.type == "demand_projected", Alert.status != "resolved",
+                                                Alert.window_end <= now).order_by(Alert.id)).all()
+    for alert in ended:
+        text = session.get(AlertText, alert.id)
+        if text is not None and text.key in ENDED_KEYS:
+            text.key = ENDED_KEYS[text.key]
+        if not alert.message.endswith(ENDED_NOTE):
+            alert.message += ENDED_NOTE
+        resolve(session, alert.id, now)
+    return [a.id for a in ended]
+
+
 def _evaluate(session: Session, source: ReadingSource, customer: Customer, now: datetime,
               cfg: ProjectionSettings) -> ProjectionOutcome | None:
     tz = ZoneInfo(customer.timezone)
@@ -263,7 +293,8 @@ def _evaluate(session: Session, source: ReadingSource, customer: Customer, now: 
     limits, billed = _limits(session, customer, local, cfg)
     if not limits:
         return None
-    meters = [m.code for m in meters_of_customer(session, customer.code, local.date())]
+    # The account's demand is its billing meters' (sub-meters measure part of it again; gateway.config `role`).
+    meters = [m.code for m in meters_of_customer(session, customer.code, local.date()) if m.billing]
     if not meters:
         return None
     p = project_demand(source, meters, tz, now, cfg)

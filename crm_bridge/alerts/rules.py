@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_bridge.services.inputs import production_hours
 from crm_bridge.tariffs import TariffVersion, effective_contract_kw, monthly_pf, peak_demand
 from crm_bridge.tariffs.contract import excess_threshold
 
@@ -121,25 +122,42 @@ def data_gap(frame: pd.DataFrame, meter: str, customer: str, min_missing: int) -
     )]
 
 
-def base_load_rise(frame: pd.DataFrame, customer: str, night_hours: range, rise: float) -> list[Finding]:
-    """Yesterday's night base load (5th percentile kW) more than `rise` above the trailing 4-week median."""
-    hours = pd.DatetimeIndex(frame.index).hour
-    night = frame[~frame["missing"] & hours.isin(list(night_hours))]["kw"]
-    if night.empty:
+def base_load_rise(frame: pd.DataFrame, customer: str, night_hours: range, rise: float,
+                   plan: pd.DataFrame | None = None) -> list[Finding]:
+    """Yesterday's base load (5th percentile kW of its idle intervals) more than `rise` above the 4-week median.
+
+    Idle means outside production, read as the saving advice reads it (crm_bridge.services.inputs.production_hours):
+    from the customer's production plan where it has rows for the days (`plan`, forecasting.plan_from_frame's rows;
+    its shift counts, so a 3-shift day has no idle night), else the configured `night_hours`. A day without an idle
+    interval has no base load: when yesterday is one (or its idle intervals are all missing) nothing is said.
+    The finding says which basis it used (`basis`: plan, calendar or plan+calendar).
+    """
+    if frame.empty:
         return []
-    daily = night.groupby(pd.DatetimeIndex(night.index).normalize()).quantile(0.05)
-    if len(daily) < 8:
+    idx = pd.DatetimeIndex(frame.index)
+    hours = production_hours(idx, plan, idx.hour.isin(list(night_hours)))
+    idle = ~hours.producing.to_numpy(dtype=bool)
+    base = frame[~frame["missing"].to_numpy(dtype=bool) & idle]["kw"]
+    if base.empty:
+        return []
+    daily = base.groupby(pd.DatetimeIndex(base.index).normalize()).quantile(0.05)
+    if len(daily) < 8 or daily.index[-1] != idx[-1].normalize():
         return []
     last, ref = float(daily.iloc[-1]), float(daily.iloc[-29:-1].median())
     if ref <= 0 or last <= (1 + rise) * ref:
         return []
     day = daily.index[-1].to_pydatetime()
+    night = f"{night_hours.start:02d}:00–{night_hours.stop:02d}:00"
+    what = {"plan": "base load in the production plan's idle hours",
+            "plan+calendar": f"base load in the production plan's idle hours (night {night} where it has no rows)",
+            }.get(hours.source, f"night base load ({night})")
     return [Finding(
         key=f"baseload:{customer}", type="base_load_rise", severity="info",
         window_start=day, window_end=day + timedelta(days=1),
-        text_key="alert_base_load_rise", params={"value": last, "share": last / ref - 1, "limit": ref},
-        message=(f"{customer}: night base load {last:.1f} kW is {last / ref - 1:.0%} above its 4-week median "
-                 f"{ref:.1f} kW"),
+        text_key="alert_base_load_rise_plan" if hours.source == "plan" else "alert_base_load_rise_plan_night"
+        if hours.source == "plan+calendar" else "alert_base_load_rise_night",
+        params={"value": last, "share": last / ref - 1, "limit": ref, "basis": hours.source, "hours": night},
+        message=f"{customer}: {what} {last:.1f} kW is {last / ref - 1:.0%} above its 4-week median {ref:.1f} kW",
     )]
 
 
@@ -176,10 +194,24 @@ def meter_offline(meter: str, customer: str, last_seen: datetime | None, now: da
 
 
 def budget_exceeded(forecast: float, budget: float, currency: str, customer: str, period: str, start: datetime,
-                    end: datetime) -> list[Finding]:
-    """The month's bill forecast (the bill-threshold rule's projection) above the account's budget for the month."""
+                    end: datetime, cost_centre: str | None = None, share: float | None = None) -> list[Finding]:
+    """The month's bill forecast (the bill-threshold rule's projection) above the account's budget for the month.
+
+    With `cost_centre`: that cost centre's projection (the account's forecast x `share`, its part of the
+    month-to-date allocation) above its own budget; keyed per cost centre and period.
+    """
     if forecast <= budget:
         return []
+    if cost_centre is not None:
+        return [Finding(
+            key=f"budget:{customer}:{cost_centre}:{period}", type="budget_exceeded", severity="warning",
+            window_start=start, window_end=end, text_key="alert_budget_exceeded_centre",
+            params={"value": forecast, "limit": budget, "month": period, "currency": currency,
+                    "centre": cost_centre, "share": share},
+            message=(f"{customer}: cost centre {cost_centre}: projected bill {forecast:,.2f} {currency} for {period} "
+                     f"(account forecast x its share so far {(share or 0.0):.1%}) exceeds its budget "
+                     f"{budget:,.2f} {currency}"),
+        )]
     return [Finding(
         key=f"budget:{customer}:{period}", type="budget_exceeded", severity="warning", window_start=start,
         window_end=end, text_key="alert_budget_exceeded",

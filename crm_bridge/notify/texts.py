@@ -121,12 +121,17 @@ def values(kind: EventKind, data: Mapping[str, Any], customer: str, lang: str, t
     """The placeholders of an event's texts, formatted for `lang` and `tz`.
 
     `message` is the alert's stored English text, or with `alert_text` and an alert that has a message key
-    (`message_key`, `message_params` in `data`) that message in `lang`.
+    (`message_key`, `message_params` in `data`) that message in `lang`. `type` is the alert's rule title in `lang`
+    (`alert_type_<type>` of the same catalogue, as the portal's alert list names it) when `alert_text` has one,
+    else the rule id.
     """
     out: dict[str, str] = {"customer": customer}
     for key in ("alert_id", "ticket_id", "type", "message", "title", "category", "period", "attachment"):
         if data.get(key) is not None:
             out[key] = str(data[key])
+    if alert_text is not None and data.get("type") is not None:
+        rule = str(data["type"])
+        out["type"] = alert_text(f"alert_type_{rule}", {}, rule, tz, lang)
     if alert_text is not None and data.get("message_key"):
         out["message"] = alert_text(str(data["message_key"]), data.get("message_params") or {},
                                     str(data.get("message") or ""), tz, lang)

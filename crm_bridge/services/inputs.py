@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from importlib import resources
@@ -22,7 +22,7 @@ from crm_bridge.tariffs.power_factor import pf_standards
 # ServiceError lives in crm_bridge.errors (the bill raises it too); it is still importable from here.
 __all__ = ["ContractInputs", "Evidence", "ProductionHours", "ServiceError", "bill_of", "check_frame",
            "contract_in_force", "evidence", "kw_of", "missing_mask", "months_covered", "priced_by_band",
-           "production_hours", "settings"]
+           "production_hours", "settings", "shift_hours", "shift_hours_of"]
 
 
 
@@ -210,9 +210,38 @@ def priced_by_band(kwh: pd.Series, tariff: Tariff,
             {str(b): float(v) for b, v in zip(names, cost, strict=True)})
 
 
-# Local [from, to) hours of a plan row's shifts by their number, when the row gives a count and not its own end.
-# Two 8-hour shifts cover 06:00-22:00, three the whole day; one is the day shift.
-SHIFT_HOURS: dict[int, tuple[int, int]] = {1: (8, 16), 2: (6, 22), 3: (0, 24)}
+SHIFTS_WHERE = "crm_bridge/data/services.toml [shift_hours]"
+
+
+def shift_hours_of(doc: Mapping[str, Any]) -> dict[int, tuple[int, int]]:
+    """The `[shift_hours]` table of a services.toml document, checked; a ServiceError names the bad key.
+
+    Keys are the shift counts 1, 2 and 3 (each one present); values local [from, to) whole hours,
+    0 <= from < to <= 24: the hours a plan row with that many shifts produces.
+    """
+    raw = doc.get("shift_hours")
+    if not isinstance(raw, Mapping):
+        raise ServiceError(f"{SHIFTS_WHERE}: missing; give 1, 2 and 3 = [from, to] hours")
+    out: dict[int, tuple[int, int]] = {}
+    for key, span in raw.items():
+        if key not in ("1", "2", "3"):
+            raise ServiceError(f"{SHIFTS_WHERE} key {key!r}: a shift count is 1, 2 or 3")
+        hours = span if isinstance(span, list) else []
+        if (len(hours) != 2 or not all(isinstance(h, int) and not isinstance(h, bool) for h in hours)
+                or not 0 <= hours[0] < hours[1] <= 24):
+            raise ServiceError(f"{SHIFTS_WHERE} key {key}: {span!r} must be [from, to] whole hours with "
+                               "0 <= from < to <= 24")
+        out[int(key)] = (hours[0], hours[1])
+    lacking = [str(n) for n in (1, 2, 3) if n not in out]
+    if lacking:
+        raise ServiceError(f"{SHIFTS_WHERE}: key(s) {', '.join(lacking)} missing; give 1, 2 and 3 = [from, to] hours")
+    return dict(sorted(out.items()))
+
+
+@cache
+def shift_hours() -> dict[int, tuple[int, int]]:
+    """Local [from, to) hours of a plan row's shifts by their number (the data file's `[shift_hours]`)."""
+    return shift_hours_of(settings())
 
 
 class ProductionHours(BaseModel):
@@ -230,7 +259,7 @@ def production_hours(idx: pd.DatetimeIndex, plan: pd.DataFrame | None, calendar_
 
     `plan` is a parsed plan (forecasting.plan_from_frame: rows on tz-aware starts, `operating`, `shift`, optional
     end). A row that is not operating (operating 0, or 0 shifts) is off all its time. A row with a `shift` count
-    produces during SHIFT_HOURS[count] (3 shifts: all day, so no idle nights); a row with its own `end` produces for
+    produces during shift_hours()[count] (3 shifts: all day, so no idle nights); a row with its own `end` produces for
     its whole span (its rows are the shifts) and the time between such rows is off; an operating row without either
     takes its hours from the calendar. Intervals no row holds take the calendar (`calendar_off`: True = off).
     """
@@ -254,7 +283,8 @@ def production_hours(idx: pd.DatetimeIndex, plan: pd.DataFrame | None, calendar_
     shifts = rows["shift"].to_numpy(dtype=float) if "shift" in rows.columns else np.full(len(idx), np.nan)
     counted = held & ~np.isnan(shifts)
     in_shift = np.zeros(len(idx), dtype=bool)
-    for n, (lo, hi) in SHIFT_HOURS.items():
+    spans = shift_hours()
+    for n, (lo, hi) in spans.items():
         in_shift |= (np.clip(np.round(np.nan_to_num(shifts)), 0, 3) == n) & (hour >= lo) & (hour < hi)
     producing[counted] = (in_shift & (op > 0))[counted]
     own_end = held & ~counted if explicit else np.zeros(len(idx), dtype=bool)
@@ -266,7 +296,7 @@ def production_hours(idx: pd.DatetimeIndex, plan: pd.DataFrame | None, calendar_
     per_day = days.groupby(idx.tz_localize(None).normalize()).max().dropna()
     tally = per_day[per_day > 0].astype(int).value_counts()
     pairs = sorted((int(n), int(c)) for n, c in zip(tally.index, tally.to_numpy(dtype=int), strict=True))
-    parts = [f"{n} shift{'s' if n != 1 else ''} ({SHIFT_HOURS[n][0]:02d}:00–{SHIFT_HOURS[n][1]:02d}:00) on {c} "
+    parts = [f"{n} shift{'s' if n != 1 else ''} ({spans[n][0]:02d}:00–{spans[n][1]:02d}:00) on {c} "
              f"day{'s' if c != 1 else ''}" for n, c in pairs]
     day_key = idx.tz_localize(None).normalize()
     grp = pd.DataFrame({"held": held, "on": producing}, index=idx).groupby(day_key).agg({"held": "all", "on": "any"})

@@ -2,4 +2,5 @@
 
 from gateway.cli import main
 
-main()
+if __name__ == "__main__":  # importing this module (a doc tool, a test collector) must not run the command line
+    main()

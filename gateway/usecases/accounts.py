@@ -25,7 +25,7 @@ from crm_bridge.registry.models import (
     TierRecord,
 )
 from crm_bridge.registry.repo import RegistryLookupError, customer_by_code
-from crm_bridge.tiering import TIERS, set_override, tier_history
+from crm_bridge.tiering import TIERS, reason_message, set_override, tier_history
 from gateway.api.schemas.accounts import (
     ContactPublic,
     CustomerFile,
@@ -203,13 +203,7 @@ class TierChangeRow:
     @property
     def why(self) -> tuple[str | None, dict[str, str]]:
         """The reason as a message key and its values, for crm_bridge.tiering's own wordings (else None, {})."""
-        if self.reason == "initial classification":
-            return "acct_reason_initial", {}
-        if self.reason.startswith("override: "):
-            return "acct_reason_override", {"reason": self.reason.removeprefix("override: ")}
-        if self.reason.startswith("recomputed (score ") and self.reason.endswith(")"):
-            return "acct_reason_recomputed", {"score": self.reason.removeprefix("recomputed (score ")[:-1]}
-        return None, {}
+        return reason_message(self.reason)
 
 
 def _utc(t: datetime) -> datetime:

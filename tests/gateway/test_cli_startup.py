@@ -143,3 +143,18 @@ def test_the_registry_makes_its_data_folder_on_first_use(tmp_path, monkeypatch):
                                       "--password-env", "NEW_PW"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fresh" / "gateway.db").is_file()
+
+
+def test_python_m_runs_the_command_line_and_importing_its_main_module_does_not(monkeypatch, capsys):
+    import importlib
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["energy-gateway", "--help"])
+    monkeypatch.delitem(sys.modules, "gateway.cli.__main__", raising=False)
+    importlib.import_module("gateway.cli.__main__")  # a doc tool or a test collector imports it: nothing runs
+    assert capsys.readouterr().out == ""
+    del sys.modules["gateway.cli.__main__"]
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("gateway.cli", run_name="__main__")  # what `python -m gateway.cli` does
+    assert done.value.code == 0
+    assert "Usage:" in capsys.readouterr().out

@@ -97,7 +97,9 @@ def test_demo_with_smtp_mails_the_first_demand_alert_to_the_manager_and_the_cust
             """The customer whose first demand alert reached its customer login and its manager, if any yet."""
             to = {(rcpt, m["Subject"]) for rcpt_tos, m in box.messages for rcpt in rcpt_tos}
             for customer, manager in managers.items():
-                mine = [subject for rcpt, subject in to if f"({customer})" in subject and "demand" in subject]
+                # The subject names the rule by its title, in the recipient's language.
+                mine = [subject for rcpt, subject in to
+                        if f"({customer})" in subject and ("Demand" in subject or "需量" in subject)]
                 got = {rcpt for rcpt, subject in to if subject in mine}
                 if {addresses[f"customer-{customer}"], manager} <= got:
                     return customer

@@ -360,3 +360,52 @@ def test_a_rule_without_limits_is_not_kept_and_replacing_drops_the_old(session: 
     assert rules_of(session, "C1") == []
     evaluate_alerts(session, FnSource(flat(1000)), NOW)
     assert list_alerts(session) == []
+
+
+def _shift_plan(shifts: int) -> pd.DataFrame:
+    """A production plan of `shifts` shifts every day of February and March 2026 (forecasting's parser)."""
+    from forecasting import plan_from_frame
+
+    days = pd.date_range("2026-02-01", "2026-03-31", freq="D")
+    rows = pd.DataFrame({"start": [f"{d.date()}T00:00+01:00" for d in days], "operating": ["1"] * len(days),
+                         "shift": [str(shifts)] * len(days)})
+    return plan_from_frame(rows, "plan.csv", "Europe/Berlin")
+
+
+def test_base_load_rise_reads_the_plans_shifts_and_says_which_basis(session: Session) -> None:
+    from crm_bridge.registry.models import AlertText
+    from gateway.portal.i18n import alert_message
+
+    # 1000 kW in the day shift (08-16), 300 kW outside it; yesterday (Monday 9 March) 400 kW outside it.
+    yesterday = pd.Timestamp(datetime(2026, 3, 9, tzinfo=TZ))
+    src = FnSource(lambda idx: np.where((idx.hour >= 8) & (idx.hour < 16), 1000.0,
+                                       np.where(idx.normalize() == yesterday, 400.0, 300.0)))
+    asked: list[tuple[str, str]] = []
+
+    def plans(shifts: int) -> Callable[[str, str], pd.DataFrame]:
+        def plan_of(code: str, tz: str) -> pd.DataFrame:
+            asked.append((code, tz))
+            return _shift_plan(shifts)
+        return plan_of
+
+    def base_load_alerts() -> list[Alert]:
+        return [a for a in list_alerts(session, status="open") if a.type == "base_load_rise"]
+
+    evaluate_alerts(session, src, NOW, plans=plans(3))
+    assert asked == [("C1", "Europe/Berlin")]
+    assert base_load_alerts() == [], "three shifts run through the night: no idle hours, no false alarm"
+    evaluate_alerts(session, src, NOW, plans=plans(1))
+    [planned] = base_load_alerts()
+    text = session.get(AlertText, planned.id)
+    assert (text.key, text.params["basis"]) == ("alert_base_load_rise_plan", "plan")
+    assert "production plan's idle hours 400.0 kW is 33% above its 4-week median 300.0 kW" in planned.message
+    assert "production plan" in alert_message(text.key, text.params, planned.message, "Europe/Berlin", "en")
+    assert "生产计划" in alert_message(text.key, text.params, planned.message, "Europe/Berlin", "zh")
+    resolve(session, planned.id, NOW)
+    evaluate_alerts(session, src, NOW)  # no plan: the configured night hours
+    [night] = base_load_alerts()
+    text = session.get(AlertText, night.id)
+    assert (text.key, text.params["basis"]) == ("alert_base_load_rise_night", "calendar")
+    assert "night base load (00:00–05:00) 400.0 kW" in night.message
+    for lang in ("en", "zh"):
+        assert "00:00–05:00" in alert_message(text.key, text.params, night.message, "Europe/Berlin", lang)

@@ -221,3 +221,29 @@ def test_the_projection_runs_on_the_customers_clock() -> None:
     assert (start.strftime("%H:%M"), end.strftime("%H:%M")) == ("10:00", "10:15")
     with pytest.raises(ValueError, match="aware"):
         demand_window(datetime(2026, 3, 10, 10, 0), "UTC")  # noqa: DTZ001 - the naive time is the point
+
+
+def test_an_alert_is_closed_by_the_next_run_after_its_window_ends_saying_so(
+        store: SqliteStore, session: Session) -> None:
+    write_load(store, W0 - timedelta(minutes=1), W0 + timedelta(minutes=17), lambda t: 2500.0)
+    src = source(store)
+    first = evaluate_demand_projection(session, src, W0 + timedelta(minutes=3))[0].alert_id
+    evaluate_demand_projection(session, src, W0 + timedelta(minutes=14, seconds=59))
+    [still] = list_alerts(session, status="open")
+    assert still.id == first, "in its window: stays open"
+    second = evaluate_demand_projection(session, src, W0 + timedelta(minutes=16))[0].alert_id
+    assert second is not None
+    assert second != first
+    assert [a.id for a in list_alerts(session, status="open")] == [second], "the next window's alert stays open"
+    [closed] = list_alerts(session, status="resolved")
+    assert closed.id == first
+    assert closed.resolved_at == W0 + timedelta(minutes=16)
+    assert closed.open_key is None
+    assert closed.message.endswith("(closed automatically: its window has ended)")
+    text = session.get(AlertText, first)
+    assert text.key == "alert_demand_projected_ended"
+    shown = {lang: i18n.alert_message(text.key, text.params, closed.message, "Europe/Berlin", lang)
+             for lang in ("en", "zh")}
+    assert "Closed automatically: the window has ended." in shown["en"]
+    assert "告警已自动关闭" in shown["zh"]
+    assert all("10:15" in s and "{" not in s for s in shown.values())

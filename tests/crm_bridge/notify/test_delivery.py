@@ -319,3 +319,26 @@ def test_a_message_interrupted_while_sending_is_never_sent_twice(world: World) -
     assert rec.status == "failed"
     assert "interrupted" in (rec.error or "")
     assert rec.dead_letter_id is not None
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the texts do not depend on the database
+def test_the_subject_names_the_alerts_rule_by_its_title_in_each_recipients_language(
+        world: World, tmp_path: Path) -> None:
+    from crm_bridge.notify.config import NotifyConfig
+    from crm_bridge.notify.events import PUBLISHER
+    from crm_bridge.notify.service import Notifier
+    from gateway.portal.i18n import alert_message
+
+    port = free_port()
+    with smtp_server(tmp_path, "tls", port) as (box, cert):
+        # As the gateway installs it (gateway/notifications.py): the portal's catalogue renders the alert texts.
+        notifier = Notifier(NotifyConfig.model_validate({"channels": {"mail": _email(port, "tls", cert)}}), world,
+                            ENV, clock=world.clock, alert_text=alert_message)
+        world.db.configure(info={PUBLISHER: notifier})
+        world.prefs("acme", email="ops@acme.example")
+        world.prefs("acme-en", email="boss@acme.example")
+        world.alert(severity="warning", type="base_load_rise")
+        assert notifier.deliver_due(world.db).delivered == 3
+        by_rcpt = {rcpts[0]: msg for rcpts, msg in box.messages}
+    assert by_rcpt["ops@acme.example"]["Subject"] == "【警告】Acme Steel (C1)：基础负荷上升 告警"
+    assert by_rcpt["boss@acme.example"]["Subject"] == "[Warning] Acme Steel (C1): alert Base load rise"

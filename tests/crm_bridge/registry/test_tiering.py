@@ -42,3 +42,31 @@ def test_job_keeps_override_and_records_history(session: Session) -> None:
         set_override(session, "MID", "A", "  ", T0)
     with pytest.raises(ValueError, match="'Z'"):
         set_override(session, "MID", "Z", "x", T0)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the reasons' texts do not depend on the database
+def test_a_tier_change_reason_reads_in_the_readers_language(session: Session) -> None:
+    from crm_bridge.tiering import reason_message, reason_text
+    from gateway.portal import i18n
+    from gateway.usecases.accounts import TierChangeRow
+    from reports.model import TierChangeRow as ReportRow
+
+    session.add(Customer(code="X", name="X"))
+    session.commit()
+    classify_accounts(session, {"X": AccountMetrics(1e6, 1e5, 100)}, T0)
+    set_override(session, "X", "C", "plant <closing>", T0)
+    rows = tier_history(session, "X")
+    assert [r.reason for r in rows] == ["initial classification", "override: plant <closing>"]
+    for lang, expected in (("en", ["first classification", "set by hand: plant <closing>"]),
+                           ("zh", ["首次分级", "人工设定：plant <closing>"])):
+        portal = []
+        for r in rows:
+            key, values = TierChangeRow.of(r).why
+            assert key is not None
+            portal.append(i18n.text(key, lang, **values))
+        assert portal == expected
+        assert [ReportRow("X", r.old_tier, r.new_tier, r.reason, r.at).reason_in(lang) for r in rows] == expected
+    recomputed = reason_text("acct_reason_recomputed", score="0.512")
+    assert reason_message(recomputed) == ("acct_reason_recomputed", {"score": "0.512"})
+    assert ReportRow("X", "A", "B", recomputed, T0).reason_in("zh") == "重新计算（得分 0.512）"
+    assert reason_message("moved by the CRM import") == (None, {}), "a text tiering did not write is shown as is"

@@ -76,3 +76,25 @@ def test_shift_counts_explicit_spans_and_uncovered_time():
     before = production_hours(idx - pd.Timedelta(days=60), _plan(3), calendar_off)
     assert before.source == "calendar"  # September, before the plan's first row: the calendar, as without a plan
     assert (before.producing.to_numpy() == ~calendar_off).all()
+
+
+def test_shift_hours_come_from_the_data_file_and_a_bad_entry_names_its_key():
+    import tomllib
+    from importlib import resources
+
+    from crm_bridge.errors import ServiceError
+    from crm_bridge.services.inputs import shift_hours, shift_hours_of
+
+    assert shift_hours() == {1: (8, 16), 2: (6, 22), 3: (0, 24)}
+    shipped = resources.files("crm_bridge").joinpath("data", "services.toml").read_text("utf-8")
+    assert "2 = [6, 22]" in shipped
+    for bad, said in (("2 = [22, 6]", "[shift_hours] key 2: [22, 6] must be [from, to] whole hours"),
+                      ("2 = [6, 25]", "[shift_hours] key 2: [6, 25]"), ("4 = [6, 22]", "[shift_hours] key '4'"),
+                      ('2 = "6-22"', "[shift_hours] key 2: '6-22'")):
+        doc = tomllib.loads(shipped.replace("2 = [6, 22]", bad))
+        with pytest.raises(ServiceError) as err:
+            shift_hours_of(doc)
+        assert said in str(err.value)
+    without_two = tomllib.loads(shipped.replace("2 = [6, 22]", ""))
+    with pytest.raises(ServiceError, match=r"key\(s\) 2 missing"):
+        shift_hours_of(without_two)
