@@ -35,7 +35,7 @@ def alerts_job(gw: Gateway) -> list[int]:
     from crm_bridge.alerts import evaluate_alerts
 
     with gw.db() as session:
-        return evaluate_alerts(session, gw.query, datetime.now(UTC))
+        return evaluate_alerts(session, gw.query, datetime.now(UTC), plans=lambda c, tz: load_plan(gw, c, tz))
 
 
 class StoreReadings:
@@ -118,7 +118,8 @@ def register_jobs(gw: Gateway) -> None:
         description="Project each account's running 15-min demand window; warn before it ends over the limit",
     ))
     gw.scheduler.register(JobSpec(
-        name="forecast", func=lambda: forecast_job(gw), trigger="cron", trigger_args={"hour": 21, "minute": 30},
+        name="forecast", func=lambda: forecast_job(gw), trigger="cron",
+        trigger_args={"hour": FORECAST_ISSUE_AT.hour, "minute": FORECAST_ISSUE_AT.minute},
         description="Day-ahead load forecast for every customer (model chosen per customer by backtest)",
     ))
     gw.scheduler.register(JobSpec(
@@ -175,22 +176,115 @@ def register_notification_jobs(gw: Gateway) -> None:
     ))
 
 
+TONNES = ("t", "吨")  # the units of an uploaded plan whose output is the forecast's planned_output_t
+
+
 def load_plan(gw: ForecastSources, customer: str, tz: str) -> pd.DataFrame | None:
-    """The customer's production plan CSV from `forecast.plans_dir`, if there is one."""
+    """The customer's production plan: the CSV of `forecast.plans_dir` and the plan uploaded in the portal or API.
+
+    The one plan of the forecast, the saving advice (gateway.usecases.services) and the base-load alert: rows on
+    tz-aware starts as forecasting.plan_from_frame makes them. The upload (registry `production_day`, kind plan,
+    see _uploaded_plan) gives one row per local day from its midnight: `operating` (1/0), `shift` (the count) and
+    `planned_output_t` when its unit is tonnes ("t", "吨"); an output in another unit is not read by the forecast
+    (it has no column for it), and an uploaded day with none of the three is left out. Where the file and the
+    upload both give a day, the upload wins the whole day (it is newer and made by a person; a column it leaves
+    empty is unknown that day) and one log line per call says on which days. An uploaded day holds that day only:
+    at the next midnight the file's row in effect then resumes, else nothing holds. A file that cannot be read is
+    logged and left out; a source without a registry (no `db`) reads the file only. None when neither gives a row.
+    """
     from forecasting import ForecastError, plan_from_frame
 
     path = gw.config.data_path(gw.config.forecast.plans_dir) / f"{customer}.csv"
-    if not path.exists():
-        return None
-    try:
-        return plan_from_frame(pd.read_csv(path, dtype=str, keep_default_na=False), str(path), tz)
-    except (ForecastError, OSError, ValueError) as exc:
-        log.error("production plan of %s unusable, forecasting without it: %s", customer, exc)
-        return None
+    file_plan = None
+    if path.exists():
+        try:
+            file_plan = plan_from_frame(pd.read_csv(path, dtype=str, keep_default_na=False), str(path), tz)
+        except (ForecastError, OSError, ValueError) as exc:
+            log.error("production plan of %s unusable, forecasting without it: %s", customer, exc)
+    uploaded = _uploaded_plan(gw, customer, tz)
+    if uploaded is None or uploaded.empty:
+        return file_plan
+    return _merged_plan(file_plan, uploaded, customer, tz)
 
 
-# When the nightly day-ahead forecast is issued, local time (register_jobs' "forecast" cron): a backfilled issue
-# is dated, and sees the data, as the live one of that night would have.
+def _uploaded_plan(gw: ForecastSources, customer: str, tz: str) -> pd.DataFrame | None:
+    """The customer's uploaded plan days as plan rows at local midnight (operating, shift, planned_output_t).
+
+    A day's plant row (line "") is the day's plan; a day with only per-line rows is their sum: the outputs added,
+    shifts and operating as crm_bridge.services.production_io.plant_shifts combines them (the most shifts any line
+    runs, operating when any line does; 0 shifts without a flag is a stopped day).
+    """
+    from sqlalchemy import select
+
+    from crm_bridge.registry.performance_models import ProductionDay
+    from crm_bridge.services.production_io import plant_shifts
+
+    db = getattr(gw, "db", None)
+    if db is None:
+        return None
+    with db() as s:
+        rows = s.execute(select(ProductionDay.day, ProductionDay.line, ProductionDay.output, ProductionDay.unit,
+                                ProductionDay.shifts, ProductionDay.operating).where(
+            ProductionDay.customer_code == customer, ProductionDay.kind == "plan")).all()
+    by_day: dict[date, list[Any]] = {}
+    for r in rows:
+        by_day.setdefault(r.day, []).append(r)
+    days: dict[date, tuple[float, float, float]] = {}
+    for day in sorted(by_day):
+        plant = [r for r in by_day[day] if r.line == ""]
+        group = plant or by_day[day]
+        count, flag = plant_shifts(group)
+        shift = float("nan") if count is None else float(count)
+        operating = float("nan") if flag is None else float(flag)
+        tonnes = all(r.unit.strip().lower() in TONNES for r in group)
+        output = float(sum(r.output for r in group)) if tonnes else float("nan")
+        if not (shift == shift or operating == operating or output == output):  # x == x: not NaN
+            continue  # nothing the forecast reads: the file (if any) holds the day
+        days[day] = (operating, shift, output)
+    if not days:
+        return None
+    starts = pd.DatetimeIndex([_local_midnight(d, tz) for d in days])
+    return pd.DataFrame(list(days.values()), index=starts, columns=["operating", "shift", "planned_output_t"])
+
+
+def _merged_plan(file_plan: pd.DataFrame | None, uploaded: pd.DataFrame, customer: str, tz: str) -> pd.DataFrame:
+    """`uploaded` (day rows at local midnight) over `file_plan`: the upload's days replace the file's rows."""
+    up_days = pd.DatetimeIndex(uploaded.index).tz_localize(None).normalize()
+    file_plan = file_plan if file_plan is not None else pd.DataFrame(index=pd.DatetimeIndex([], tz=tz))
+    file_local = pd.DatetimeIndex(file_plan.index).tz_convert(tz).tz_localize(None).normalize()
+    overridden = file_local.isin(up_days)
+    if overridden.any():
+        both = sorted(set(file_local[overridden]))
+        log.info("production plan of %s: the uploaded plan replaces the plan file on %d day(s) (%s..%s)", customer,
+                 len(both), both[0].date(), both[-1].date())
+    kept = file_plan[~overridden]
+    # Each uploaded day ends at its next midnight: there the file's row in effect resumes (else an empty row, so
+    # the day's plan is never carried into the next).
+    nexts = (up_days + pd.Timedelta(days=1))
+    nexts = nexts[~nexts.isin(up_days)]
+    resume_at = pd.DatetimeIndex([_local_midnight(n.date(), tz) for n in nexts])
+    resume_at = resume_at[~resume_at.isin(kept.index)]
+    pos = file_plan.index.searchsorted(resume_at, side="right") - 1
+    resumed = pd.DataFrame(index=resume_at, columns=file_plan.columns)
+    for i, p in enumerate(pos):
+        if p >= 0:
+            resumed.iloc[i] = file_plan.iloc[p]
+    parts = [f.astype({c: float for c in f.columns if c != "_end"}) for f in (kept, uploaded, resumed) if len(f)]
+    merged = pd.concat(parts).sort_index()
+    values = [c for c in merged.columns if c != "_end"]
+    merged = merged.drop(columns=[c for c in values if merged[c].isna().all()])
+    if "_end" in merged.columns:
+        merged["_end"] = pd.to_datetime(merged["_end"], utc=True)
+    return merged.tz_convert(tz)
+
+
+def _local_midnight(day: date, tz: str) -> pd.Timestamp:
+    """Local midnight starting `day` (the first of two at a clock change, the next valid time when it is skipped)."""
+    return pd.Timestamp(day).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+
+
+# When the nightly day-ahead forecast is issued, local time: the one source of register_jobs' "forecast" cron, and
+# a backfilled issue is dated, and sees the data, as the live one of that night would have.
 FORECAST_ISSUE_AT = dt_time(21, 30)
 BACKFILL_BATCH_DAYS = 7  # days per forecast batch: a year of histories for every customer at once would not fit
 

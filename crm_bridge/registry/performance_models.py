@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, Numeric, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, Numeric, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_bridge.registry.models import Base, UtcDateTime
@@ -15,6 +15,8 @@ class ProductionDay(Base):
     """One local day's output of a customer (and of one line; "" is the whole plant), measured or planned.
 
     An upload replaces every row of the days it holds (of its kind), so re-sending a day gives the same rows.
+    `shifts` (0..3) and `operating` are the day's shift count and whether it produces, NULL when the file had none:
+    a plan's feed the forecast, the saving advice and the base-load alert (gateway.jobs.load_plan).
     """
 
     __tablename__ = "production_day"
@@ -28,6 +30,8 @@ class ProductionDay(Base):
     unit: Mapped[str] = mapped_column(String(40))
     hdd: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
     cdd: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    shifts: Mapped[int | None] = mapped_column(SmallInteger)
+    operating: Mapped[bool | None] = mapped_column(Boolean)
     uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)
     uploaded_by: Mapped[str] = mapped_column(String(100))
 

@@ -2,7 +2,8 @@
 
 Pure: bytes in, rows or a ProductionFileError out, nothing stored. One row per local day (and optionally per
 production line): `date`, `output`, `unit`, optional `line`, `hdd`, `cdd` (heating and cooling degree days for the
-ISO 50006 baseline). Headers may be English or Chinese (日期, 产量, 单位, 产线, 采暖度日, 制冷度日). A file with any bad
+ISO 50006 baseline), `shifts` (the day's shift count, a whole number 0..3) and `operating` (1/0, yes/no, 是/否).
+Headers may be English or Chinese (日期, 产量, 单位, 产线, 采暖度日, 制冷度日, 班次, 生产). A file with any bad
 row is refused whole, every problem listed with its row (as a spreadsheet numbers it: the header is row 1), column
 (as the header names it) and reason; each problem carries a message key and values, so each reader gets it in their
 language.
@@ -14,6 +15,7 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,7 +31,12 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 KINDS = ("actual", "plan")
 HEADERS = {"date": "date", "day": "date", "日期": "date", "output": "output", "quantity": "output", "产量": "output",
            "unit": "unit", "单位": "unit", "line": "line", "产线": "line", "生产线": "line", "hdd": "hdd",
-           "采暖度日": "hdd", "cdd": "cdd", "制冷度日": "cdd"}
+           "采暖度日": "hdd", "cdd": "cdd", "制冷度日": "cdd", "shifts": "shifts", "shift": "shifts", "班次": "shifts",
+           "operating": "operating", "生产": "operating"}
+MAX_SHIFTS = 3
+# The operating flag as a planner writes it; anything else is a row error.
+_OPERATING = {"1": True, "0": False, "yes": True, "no": False, "y": True, "n": False, "true": True, "false": False,
+              "是": True, "否": False}
 REQUIRED = ("date", "output", "unit")
 # Units and line names: letters (any script), digits, space and a few signs; never a leading formula character.
 _NAME = re.compile(r"^(?![=+\-@])[\w .,/%()·-]{1,40}$")
@@ -64,7 +71,7 @@ _ENGLISH = {
     "too_large": "the file is larger than {limit} bytes",
     "too_many_rows": "more than {limit} rows",
     "missing_column": "the header lacks the column",
-    "unknown_column": "{value!r} is not a known column (date, output, unit, line, hdd, cdd)",
+    "unknown_column": "{value!r} is not a known column (date, output, unit, line, hdd, cdd, shifts, operating)",
     "repeated_column": "the column appears twice in the header",
     "empty": "no value",
     "bad_date": "{value!r} is not a date (YYYY-MM-DD)",
@@ -76,6 +83,8 @@ _ENGLISH = {
     "bad_name": "{value!r}: use 1 to 40 letters, digits, spaces or . , / % ( ) - (not starting with = + - @)",
     "duplicate": "the day and line are given again (first in row {first})",
     "mixed_unit": "unit {value!r} differs from {unit!r} of the rows above",
+    "bad_shifts": "{value!r} is not a shift count: a whole number from 0 to 3",
+    "bad_operating": "{value!r} is not an operating flag: 1 or 0, yes or no, 是 or 否",
 }
 
 
@@ -99,6 +108,8 @@ class ProductionRow:
     line: str = ""
     hdd: Decimal | None = None
     cdd: Decimal | None = None
+    shifts: int | None = None  # None: not given
+    operating: bool | None = None
 
 
 def _text(v: Any) -> str:
@@ -192,6 +203,35 @@ def _number(v: Any, row: int, col: str, errors: list[RowError], required: bool) 
     return x
 
 
+def _shifts(v: Any, row: int, col: str, errors: list[RowError]) -> int | None:
+    """A whole number of shifts 0..3 (an XLSX 2.0 is 2); None when the cell is empty."""
+    text = _text(v)
+    if text == "":
+        return None
+    try:
+        x = Decimal(text)
+        ok = not isinstance(v, bool) and x.is_finite() and x == x.to_integral_value() and 0 <= x <= MAX_SHIFTS
+    except InvalidOperation:
+        ok = False
+    if not ok:
+        errors.append(RowError(row, col, "bad_shifts", text[:40]))
+        return None
+    return int(x)
+
+
+def _operating(v: Any, row: int, col: str, errors: list[RowError]) -> bool | None:
+    """1/0, yes/no (y/n, true/false, any case) or 是/否; None when the cell is empty."""
+    text = _text(v)
+    if text == "":
+        return None
+    if isinstance(v, bool):
+        return v
+    flag = _OPERATING.get(text.lower())
+    if flag is None:
+        errors.append(RowError(row, col, "bad_operating", text[:40]))
+    return flag
+
+
 def read_production(data: bytes, kind: str = "actual", today: date | None = None) -> list[ProductionRow]:
     """The rows of a production file; ProductionFileError listing every problem when any row is bad.
 
@@ -241,6 +281,8 @@ def read_production(data: bytes, kind: str = "actual", today: date | None = None
         output = _number(cell("output"), n, named["output"], errors, required=True)
         hdd = _number(cell("hdd"), n, named["hdd"], errors, required=False)
         cdd = _number(cell("cdd"), n, named["cdd"], errors, required=False)
+        shifts = _shifts(cell("shifts"), n, named["shifts"], errors)
+        operating = _operating(cell("operating"), n, named["operating"], errors)
         unit, line = _text(cell("unit")), _text(cell("line"))
         if not unit:
             errors.append(RowError(n, named["unit"], "empty"))
@@ -257,10 +299,27 @@ def read_production(data: bytes, kind: str = "actual", today: date | None = None
             if first != n:
                 errors.append(RowError(n, named["date"], "duplicate", d.isoformat(), {"first": first}))
         if len(errors) == before and d is not None and output is not None:
-            out.append(ProductionRow(d, output, unit, line, hdd, cdd))
+            out.append(ProductionRow(d, output, unit, line, hdd, cdd, shifts, operating))
     if errors:
         raise ProductionFileError(errors, len(errors))
     return out
 
 
-__all__ = ["KINDS", "MAX_BYTES", "MAX_ROWS", "ProductionFileError", "ProductionRow", "RowError", "read_production"]
+def plant_shifts(rows: Sequence[Any]) -> tuple[int | None, bool | None]:
+    """A day's shift count and operating flag from its rows (objects with `line`, `shifts`, `operating`).
+
+    The plant's row (line "") when the day has one; else over its lines: the most shifts any line runs, operating
+    when any line operates (not when every line that says so does not). 0 shifts without a flag is not operating.
+    None where no row says.
+    """
+    plant = [r for r in rows if r.line == ""]
+    group = plant or list(rows)
+    counts = [int(r.shifts) for r in group if r.shifts is not None]
+    flags = [bool(r.operating) for r in group if r.operating is not None]
+    shifts = max(counts) if counts else None
+    operating = any(flags) if flags else (False if shifts == 0 else None)
+    return shifts, operating
+
+
+__all__ = ["KINDS", "MAX_BYTES", "MAX_ROWS", "MAX_SHIFTS", "ProductionFileError", "ProductionRow", "RowError",
+           "plant_shifts", "read_production"]

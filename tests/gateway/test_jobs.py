@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pytest
 from sqlalchemy import select
 
 from collectors.sim.load import LoadModel
 from crm_bridge.alerts import list_alerts
 from crm_bridge.registry.models import Contract, Customer, MeterAssignment
+from forecasting import plan_on
 from gateway import jobs as jobs_module
 from gateway.config import load_config
 from gateway.demo.backfill import history_readings
 from gateway.jobs import alerts_job, register_jobs, tiering_job
 from gateway.runtime import Gateway
+from gateway.scheduler import Scheduler
+from gateway.usecases.figures import UseCases
+from gateway.usecases.performance import Performance
 
 CFG = """
 [gateway]
@@ -122,13 +128,20 @@ def test_forecast_job_stores_tomorrows_forecast_with_the_plan(tmp_path):
     plans = tmp_path / "state" / "plans"
     plans.mkdir(parents=True)
     tomorrow = (now.normalize() + pd.Timedelta(days=1)).tz_localize(None).tz_localize("Asia/Shanghai")
-    # acme has a planned stoppage tomorrow; beta has a malformed plan (forecast without it, logged).
+    # acme's file says which past days it stood still and that it works tomorrow; the plan uploaded since stops it
+    # tomorrow (the upload wins the day). beta has a malformed plan (forecast without it, logged).
     days = pd.date_range(start.tz_localize(None), tomorrow.tz_localize(None), freq="D")
     model = LoadModel(peak_kw=3000, seed=3000)  # acme's plant: its plan says which past days it stood still
-    flags = [0 if d == tomorrow.tz_localize(None) else int(model.plan_for(d.date())["operating"]) for d in days]
+    flags = [1 if d == tomorrow.tz_localize(None) else int(model.plan_for(d.date())["operating"]) for d in days]
     rows = [f"{d.tz_localize('Asia/Shanghai').isoformat()},{f}" for d, f in zip(days, flags, strict=True)]
     (plans / "acme.csv").write_text("start,operating\n" + "\n".join(rows) + "\n")
     (plans / "beta.csv").write_text("start,operating\nnot-a-date,1\n")
+    with gw.db() as s:
+        Performance(UseCases(gw), s).upload("planner", "acme", f"日期,产量,单位,班次,生产\n{tomorrow.date()},0,t,0,否\n"
+                                            .encode(), "plan")
+    plan = jobs_module.load_plan(gw, "acme", "Asia/Shanghai")
+    probe = pd.DatetimeIndex([tomorrow + pd.Timedelta(hours=12), tomorrow - pd.Timedelta(hours=12)])
+    assert plan_on(probe, plan)["operating"].tolist() == [0.0, flags[-2]], "the upload's day, the file's before it"
     outcome = jobs_module.forecast_job(gw)
     assert set(outcome) == {"acme", "beta"}
     assert not any(v.startswith("error") for v in outcome.values())
@@ -139,3 +152,20 @@ def test_forecast_job_stores_tomorrows_forecast_with_the_plan(tmp_path):
     assert (acme["lower95"] <= acme["forecast"]).all()
     history_mean = gw.query.customer_intervals("acme", start, now)["kwh"].mean()
     assert acme["forecast"].mean() < 0.6 * history_mean  # the planned stoppage is forecast low
+
+
+@pytest.mark.parametrize("issue_at", [jobs_module.FORECAST_ISSUE_AT, time(20, 5)])
+def test_forecast_cron_fires_at_the_issue_time(tmp_path, monkeypatch, issue_at):
+    monkeypatch.setattr(jobs_module, "FORECAST_ISSUE_AT", issue_at)  # the one source: the cron follows it
+    gw = _gateway(tmp_path)
+    register_jobs(gw)
+    (spec,) = [s for s in gw.scheduler.specs if s.name == "forecast"]
+    sched = Scheduler(enabled=True, timezone="Asia/Shanghai")
+    sched.register(spec)
+    sched.start()  # the job's trigger as the scheduler holds it; nothing waits for it to fire
+    try:
+        at = datetime.fromtimestamp(sched.next_run("forecast"), ZoneInfo("Asia/Shanghai"))
+    finally:
+        sched.shutdown()
+    assert at.time() == issue_at
+    assert timedelta(0) < at - datetime.now(ZoneInfo("Asia/Shanghai")) <= timedelta(days=1)
