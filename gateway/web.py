@@ -283,7 +283,8 @@ def create_app(gw: Gateway) -> FastAPI:
     install_metrics(app)
     for module in (auth, customers, accounts, sites, meters, alerts, alert_rules, tickets, portfolio, reports,
                    report_schedule, tariffs, devices, users, notifications, registry, registry_file, allocation,
-                   forecast_accuracy, performance, planning):
+                   forecast_accuracy, performance, planning,
+                   __import__("gateway.api.routers.cost_centre_view", fromlist=["router"])):  # a cost centre's view
         app.include_router(module.router)
     mount_portal(app)
     app.add_middleware(NotModified)

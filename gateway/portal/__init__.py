@@ -446,6 +446,8 @@ def mount_portal(app: FastAPI) -> None:
     app.include_router(__import__("gateway.portal.curve_pages", fromlist=["router"]).router)  # ranges, kW now
     app.include_router(__import__("gateway.portal.admin_pages", fromlist=["router"]).router)  # admin users
     app.include_router(__import__("gateway.portal.energy_pages", fromlist=["router"]).router)  # costs, SEC, purchase
+    app.include_router(__import__("gateway.portal.cost_centre_pages", fromlist=["router"]).router)  # one cost centre
+    app.include_router(__import__("gateway.portal.cost_setup_pages", fromlist=["router"]).router)  # cost setup
     docs = frozenset(u for u in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if u)
     app.add_middleware(SecurityHeaders, exempt=docs)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from crm_bridge.registry.models import AdviceRequest, Ticket, TicketTransition
 from crm_bridge.registry.performance_models import EnergyBudget, PerformanceSettings, ProductionDay
 from crm_bridge.services.performance import advice_saving, co2, emission_factors, energy_performance
-from crm_bridge.services.production_io import ProductionFileError, RowError, read_production
+from crm_bridge.services.production_io import ProductionFileError, RowError, plant_shifts, read_production
 from crm_bridge.tariffs import MonthBill, MonthUsage
 from crm_bridge.tariffs.bill import month_bounds
 from crm_bridge.tariffs.model import next_month
@@ -107,7 +107,8 @@ class Performance:
         replaced = self.s.execute(delete(ProductionDay).where(
             ProductionDay.customer_code == customer, ProductionDay.kind == kind, ProductionDay.day.in_(days)))
         self.s.add_all([ProductionDay(customer_code=customer, kind=kind, day=r.day, line=r.line, output=r.output,
-                                      unit=r.unit, hdd=r.hdd, cdd=r.cdd, uploaded_at=now, uploaded_by=username)
+                                      unit=r.unit, hdd=r.hdd, cdd=r.cdd, shifts=r.shifts, operating=r.operating,
+                                      uploaded_at=now, uploaded_by=username)
                         for r in rows])
         self.s.commit()
         return {"customer": customer, "kind": kind, "rows": len(rows), "days": len(days), "first_day": days[0],
@@ -165,25 +166,58 @@ class Performance:
         self.s.commit()
         return self.budgets(customer)
 
-    def budgets(self, customer: str) -> dict[str, Any]:
+    def put_budget(self, username: str, customer: str, month: str, cost_centre: str | None, amount: Decimal | None,
+                   currency: str = "CNY") -> None:
+        """Set one month's budget of the account or of one cost centre, or remove it (amount None); the rest stay.
+
+        The portal's form: PUT .../budgets replaces them all. A cost centre must be one of the customer's.
+        """
+        from crm_bridge.registry.allocation_models import CostCentre
+        from crm_bridge.registry.models import Customer
+        from gateway.usecases.errors import NotFound
+
+        month_of(month, "month")
+        key = cost_centre or ""
+        row = self.s.scalar(select(EnergyBudget).where(EnergyBudget.customer_code == customer,
+                                                       EnergyBudget.month == month, EnergyBudget.cost_centre == key))
+        if amount is None:
+            if row is None:
+                raise NotFound(f"month: no budget for {month} {key or '(account)'} to remove", "month")
+            self.s.delete(row)
+            self.s.commit()
+            return
+        if key and self.s.scalar(select(CostCentre.id).join(Customer, Customer.id == CostCentre.customer_id)
+                                 .where(Customer.code == customer, CostCentre.code == key)) is None:
+            raise BadInput(f"cost_centre: {key!r} is not a cost centre of {customer!r}", "cost_centre")
+        row = row or EnergyBudget(customer_code=customer, month=month, cost_centre=key)
+        row.amount, row.currency = Decimal(amount).quantize(CENT, ROUND_HALF_UP), currency
+        row.updated_at, row.updated_by = datetime.now(UTC), username
+        self.s.add(row)
+        self.s.commit()
+
+    def budgets(self, customer: str, centre_cache: dict[date, Any] | None = None) -> dict[str, Any]:
         """Each budget with the month's bill against it.
 
-        The bill of a month that is over, the projection of this month (the alerts'), nothing for a month ahead or
-        for a cost centre (no bill per cost centre here yet).
+        The bill of a month that is over, the projection of this month (the alerts'), nothing for a month ahead. A
+        cost centre's: its line of the month's allocation when over, this month the account's projection x its share
+        of the month-to-date allocation (the alerts' figure), the basis said in `note` (_centre_bill).
         """
         rows = list(self.s.scalars(select(EnergyBudget).where(EnergyBudget.customer_code == customer)
                                    .order_by(EnergyBudget.month, EnergyBudget.cost_centre)))
         tz = self._tz(customer)
         this = datetime.now(tz).date().replace(day=1)
         bills: dict[str, tuple[float | None, str, str | None, str | None]] = {}
+        centre_cache = {} if centre_cache is None else centre_cache  # per month: shared with a caller's own look
         out = []
         for r in rows:
-            projected: float | None
+            projected: float | Decimal | None
             basis: str
             currency: str | None
             note: str | None
             if r.cost_centre:
-                projected, basis, currency, note = None, "none", None, "no bill per cost centre yet"
+                got = self._centre_bill(customer, r.cost_centre, date.fromisoformat(f"{r.month}-01"), this, tz,
+                                        centre_cache)
+                projected, basis, currency, note = got["amount"], got["basis"], got["currency"], got["note"]
             else:
                 if r.month not in bills:
                     bills[r.month] = self._bill_for(customer, date.fromisoformat(f"{r.month}-01"), this, tz)
@@ -199,6 +233,76 @@ class Performance:
         last = max(rows, key=lambda r: r.updated_at, default=None)
         return {"customer": customer, "budgets": out, "updated_by": last.updated_by if last else None,
                 "updated_at": last.updated_at if last else None}
+
+    def _centre_bill(self, customer: str, code: str, month: date, this: date, tz: ZoneInfo,
+                     cache: dict[date, Any]) -> dict[str, Any]:
+        """A cost centre's bill for a budget: amount, basis, currency, note (English, the basis said) and the parts.
+
+        A month that is over: the cost centre's line of the month's allocation (gateway.usecases.allocation, the
+        same cents). This month: the account's projection (the alerts' bill_projection) x the cost centre's share of
+        the month-to-date allocation, both from crm_bridge.alerts.evaluate as the budget alert computes them.
+        `share` and `account` are Decimal or None; `why` a short key when there is no amount. `cache`: per month.
+        """
+        from crm_bridge.alerts.evaluate import bill_projection, cost_centre_projections
+        from gateway.usecases import allocation as uc_alloc
+
+        out: dict[str, Any] = {"amount": None, "basis": "none", "currency": None, "note": None, "share": None,
+                               "account": None, "why": None}
+        if month > this:
+            return out | {"note": "the month has not begun", "why": "not_begun"}
+        if month not in cache:
+            try:
+                if month < this:
+                    cache[month] = uc_alloc.allocation(self.v, customer, month)
+                else:
+                    cache[month] = self._centre_projections(customer, month, tz, bill_projection,
+                                                            cost_centre_projections)
+            except UseCaseError as exc:
+                cache[month] = exc
+        got = cache[month]
+        if isinstance(got, UseCaseError):
+            return out | {"note": str(got), "why": "no_allocation"}
+        if month < this:
+            line = next((x for x in got.lines if x.code == code), None)
+            if line is None:
+                return out | {"note": f"no cost centre {code!r} in the allocation of {month:%Y-%m}", "why": "unknown"}
+            share = line.total / got.total if got.total else None
+            return out | {"amount": line.total, "basis": "bill", "currency": got.currency, "share": share,
+                          "note": f"bill: the cost centre's line of the {month:%Y-%m} allocation"
+                                  + ("; the month has missing intervals" if got.missing else "")}
+        account, currency, shares, why = got
+        if account is None:
+            return out | {"note": why, "why": "no_projection"}
+        if code not in shares:
+            return out | {"note": f"no month-to-date allocation for cost centre {code!r} yet", "why": "unknown",
+                          "account": account}
+        share, amount = shares[code]
+        shown = (share * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        return out | {"amount": amount, "basis": "projection", "currency": currency, "share": share,
+                      "account": account, "note": f"projection: account projection x share so far {shown} %"}
+
+    def _centre_projections(self, customer: str, month: date, tz: ZoneInfo, bill_projection: Any,
+                            cost_centre_projections: Any) -> tuple[Decimal | None, str | None,
+                                                                    dict[str, tuple[Decimal, Decimal]], str | None]:
+        """The running month's account projection, its currency, each cost centre's (share, projection), or why none."""
+        contract = contract_of(self.v.gw, customer, month, next_month(month))
+        if contract is None:
+            return None, None, {}, "no contract on file: no projection"
+        now = datetime.now(tz)
+        end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+        start, _ = month_bounds(month, tz)
+        if end <= start:
+            return None, None, {}, "the month has just begun"
+        from crm_bridge.tariffs import available_tariffs, load_tariff
+
+        currency = load_tariff(contract.tariff_id).currency if contract.tariff_id in available_tariffs() else None
+        mtd = self.v.gw.query.customer_intervals(customer, start, end)
+        row = self.s.merge(contract)
+        value = bill_projection(self.s, row, mtd, now)
+        if value is None:
+            return None, currency, {}, "no projection: the contract's tariff gives no price"
+        shares = cost_centre_projections(self.s, self.v.gw.query, row, mtd, now, value)
+        return Decimal(repr(float(value))), currency, shares, None  # the value the shares multiply
 
     def _bill_for(self, customer: str, month: date, this: date,
                   tz: ZoneInfo) -> tuple[float | None, str, str | None, str | None]:
@@ -261,7 +365,9 @@ class Performance:
         has_hdd: set[date] = set()
         has_cdd: set[date] = set()
         lines: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        rows_of: dict[date, list[ProductionDay]] = defaultdict(list)  # the day's shifts and operating flag
         for p in prod:
+            rows_of[p.day].append(p)
             by_day[p.day] += p.output
             lines[(p.line, f"{p.day:%Y-%m}")] += p.output
             if p.hdd is not None:  # the day's weather: the same on every line
@@ -291,7 +397,9 @@ class Performance:
                                  "estimated_intervals": d.estimated, "missing_intervals": d.missing,
                                  "pending_intervals": d.pending, "output": _num(out, 3) if out is not None else None,
                                  "sec": _num(float(d.kwh or 0.0) / float(out), 4)
-                                 if whole and out is not None and out > 0 else None})
+                                 if whole and out is not None and out > 0 else None,
+                                 **dict(zip(("shifts", "operating"), plant_shifts(rows_of.get(d.day, [])),
+                                            strict=True))})
             output = float(sum(o for o in outputs if o is not None)) if any(o is not None for o in outputs) else None
             rows.append({"kwh": usage.energy_kwh if complete and covered and usage is not None else float("nan"),
                          "output": output if covered and output is not None else float("nan"),

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import UseCasesDep
+from gateway.api.deps import UseCasesDep, get_auth
 from gateway.api.errors import ApiError
 from gateway.api.roles import Capability, allowed, needs
 from gateway.api.scope import AccessDep, ActorDep, CustomerId, SessionDep
+from gateway.auth import AuthService
 from gateway.usecases.figures import customer_config, parse_month
 from gateway.usecases.performance import Performance, ProductionRejected, month_of, problems_in
 
@@ -74,6 +75,8 @@ class DayPerformance(_Out):
     pending_intervals: int
     output: float | None
     sec: float | None = Field(description="kWh per unit of output")
+    shifts: int | None = Field(None, description="The day's shift count (0-3) as uploaded; null: not given")
+    operating: bool | None = Field(None, description="Whether the plant produced that day; null: not given")
 
 
 class Co2Public(_Out):
@@ -233,9 +236,10 @@ def upload_production(customer_id: CustomerId, file: Annotated[UploadFile, File(
                       ) -> ProductionUploadPublic:
     """Upload production actuals (days that are over) or plans as CSV or XLSX, 5 MB at most.
 
-    Columns `date` (YYYY-MM-DD), `output`, `unit`, optional `line`, `hdd`, `cdd` (or 日期, 产量, 单位, 产线, 采暖度日,
-    制冷度日). A file with any bad row stores nothing: 422 with every problem (row, column, reason in the reader's
-    language). An accepted file replaces every row of the days it holds.
+    Columns `date` (YYYY-MM-DD), `output`, `unit`, optional `line`, `hdd`, `cdd`, `shifts` (0-3), `operating` (1/0,
+    yes/no, 是/否) (or 日期, 产量, 单位, 产线, 采暖度日, 制冷度日, 班次, 生产); a plan's shifts and operating flags feed
+    the forecast, the advice and the base-load alert too. A file with any bad row stores nothing: 422 with every
+    problem (row, column, reason in the reader's language). An accepted file replaces every row of the days it holds.
     """
     from crm_bridge.services.production_io import MAX_BYTES
 
@@ -296,9 +300,13 @@ def get_budgets(customer_id: CustomerId, perf: PerformanceDep) -> BudgetsPublic:
 
 
 @router.put("/{customer_id}/budgets", dependencies=[needs(Capability.MONEY)])
-def put_budgets(customer_id: CustomerId, body: BudgetsIn, perf: PerformanceDep, actor: ActorDep) -> BudgetsPublic:
-    """Replace the budgets (amounts exact to the cent).
+def put_budgets(customer_id: CustomerId, body: BudgetsIn, perf: PerformanceDep, actor: ActorDep,
+                auth: Annotated[AuthService, Depends(get_auth)]) -> BudgetsPublic:
+    """Replace the budgets (amounts exact to the cent); audited like the portal's budget form.
 
-    The alerts job warns when this month's projected bill exceeds the account's budget (once a month).
+    The alerts job warns when this month's projected bill exceeds the account's or a cost centre's budget (once a
+    month each).
     """
-    return BudgetsPublic.model_validate(perf.put_budgets(actor.username, customer_id, body.budgets))
+    out = BudgetsPublic.model_validate(perf.put_budgets(actor.username, customer_id, body.budgets))
+    auth.audit(actor.username, "performance.budgets", f"customer:{customer_id}", body.model_dump_json(), actor.client)
+    return out

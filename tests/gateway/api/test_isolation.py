@@ -95,21 +95,40 @@ def test_no_role_gets_data_of_an_id_it_does_not_own(client, world, username):
 @pytest.mark.parametrize("username", ["mgr-a", "cust-acme", "cust-beta"])
 def test_own_ids_are_served(client, world, username):
     """The positive control: the same walk with owned ids is not refused for data routes."""
+    from datetime import date
+
+    from sqlalchemy import delete
+
+    from crm_bridge.registry.allocation_models import CostCentre
+    from gateway.usecases import allocation as uc_alloc
+
     headers = token_for(client, username)
     customer = sorted(_owned(world, username))[0]
     ids = _ids(world, customer)
+    with world.gw.db() as s:  # the cost centre the walk names, for this test only (the world is shared)
+        made = all(c.code != ids["code"] for c in uc_alloc.cost_centres(s, customer))
+        if made:
+            uc_alloc.put_cost_centre(s, customer, ids["code"], uc_alloc.CostCentreIn(name="walk", kind="line"))
+            uc_alloc.add_formula(client.app.state.usecases, s, customer, ids["code"],
+                                 uc_alloc.FormulaIn(formula=ids["meter_id"], valid_from=date(2020, 1, 1)))
     served = 0
-    for path, method, op, _ in _routes(client.app.openapi()):
-        if method != "get" or "{device}" in path:
-            continue
-        url = path
-        for name, value in ids.items():
-            url = url.replace("{" + name + "}", value)
-        r = client.get(url, headers=headers, params=_query(op, world, customer))
-        if r.status_code == 403:
-            continue  # a route this role may not use at all
-        assert r.status_code == 200, f"{username} GET {url} -> {r.status_code}: {r.text[:300]}"
-        served += 1
+    try:
+        for path, method, op, _ in _routes(client.app.openapi()):
+            if method != "get" or "{device}" in path:
+                continue
+            url = path
+            for name, value in ids.items():
+                url = url.replace("{" + name + "}", value)
+            r = client.get(url, headers=headers, params=_query(op, world, customer))
+            if r.status_code == 403:
+                continue  # a route this role may not use at all
+            assert r.status_code == 200, f"{username} GET {url} -> {r.status_code}: {r.text[:300]}"
+            served += 1
+    finally:
+        if made:
+            with world.gw.db() as s:
+                s.execute(delete(CostCentre).where(CostCentre.code == ids["code"]))
+                s.commit()
     assert served >= 10
 
 

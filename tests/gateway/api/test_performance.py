@@ -163,6 +163,8 @@ def test_budget_over_the_projection_raises_one_alert(client, world):
     assert len(budget_alerts()) == 1, "once a month"
     items = client.get("/api/v1/alerts", headers=cust, params={"customer": "acme"}).json()["items"]
     assert any(a["type"] == "budget_exceeded" and a["message_key"] == "alert_budget_exceeded" for a in items)
+    audit = client.get("/api/v1/audit?limit=50", headers=token_for(client, "admin")).json()["items"]
+    assert any(a["action"] == "performance.budgets" and '"1.00"' in a["detail"] for a in audit), "budgets audited"
     bad = client.put(f"{C}/budgets", headers=cust, json={"budgets": [{"month": month, "amount": "1.001"}]})
     assert bad.status_code == 422
     assert "amount" in bad.json()["error"]["message"]

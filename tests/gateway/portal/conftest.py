@@ -46,3 +46,23 @@ def page(browser):  # type: ignore[no-untyped-def]
     pg.set_default_timeout(20_000)
     yield pg
     context.close()
+
+
+def clear_cost_setup(world: World, customer: str) -> None:
+    """Forget a customer's cost centres, rules, budgets and production rows: the portal world is shared by the
+    session, and a module that sets up a customer's allocation must leave it as it found it."""
+    from sqlalchemy import delete, select
+
+    from crm_bridge.registry.allocation_models import AllocationRule, CostCentre, VirtualMeter
+    from crm_bridge.registry.models import Customer
+    from crm_bridge.registry.performance_models import EnergyBudget, ProductionDay
+
+    with world.gw.db() as s:
+        cid = s.scalar(select(Customer.id).where(Customer.code == customer))
+        centres = select(CostCentre.id).where(CostCentre.customer_id == cid)
+        s.execute(delete(VirtualMeter).where(VirtualMeter.cost_centre_id.in_(centres)))
+        s.execute(delete(CostCentre).where(CostCentre.customer_id == cid))
+        s.execute(delete(AllocationRule).where(AllocationRule.customer_id == cid))
+        s.execute(delete(EnergyBudget).where(EnergyBudget.customer_code == customer))
+        s.execute(delete(ProductionDay).where(ProductionDay.customer_code == customer))
+        s.commit()

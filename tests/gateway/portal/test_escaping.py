@@ -102,6 +102,8 @@ def pages(hostile: HostileWorld) -> list[str]:
                 f"/portal/c/{cid}/requests/{hostile.tickets[cid]}", f"/portal/c/{cid}/downloads",
                 f"/portal/c/{cid}/limits", f"/portal/c/{cid}/live", f"/portal/c/{cid}/curve?range=week&date={day}",
                 f"/portal/c/{cid}/costs?month={day[:7]}", f"/portal/c/{cid}/performance", f"/portal/c/{cid}/purchase"]
+        out.append(f"/portal/c/{cid}/setup")
+        out.append(__import__("tests.gateway.portal.test_cost_centre_pages", fromlist=["_"]).hostile_page(hostile, cid))
     return out
 
 
