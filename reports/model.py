@@ -11,8 +11,9 @@ from datetime import date, datetime
 from typing import Any
 
 from crm_bridge.tariffs import MonthBill, MonthUsage
+from crm_bridge.tiering import reason_message
 from forecasting.metrics import ForecastAccuracy
-from reports.i18n import Lang
+from reports.i18n import Lang, text
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,17 @@ class RequestRow:
 
 @dataclass(frozen=True)
 class ForecastCheck:
-    """The stored day-ahead forecast against the actual, over the intervals that have both."""
+    """The stored day-ahead forecast against the actual, over the intervals that have both.
+
+    The month report shows the totals; its one accuracy figure is `CustomerMonthReport.forecast_accuracy` (MAE and
+    bias over measured intervals only), never `accuracy`, which scores every shown forecast (estimated intervals
+    too) and would give the month a second, different figure.
+    """
 
     actual_kwh: float
     forecast_kwh: float
     intervals: int
-    accuracy: float | None  # 1 - WAPE
+    accuracy: float | None  # 1 - WAPE over the same intervals; not shown in the month report (see above)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,11 @@ class TierChangeRow:
     new: str
     reason: str
     at: datetime
+
+    def reason_in(self, lang: str) -> str:
+        """The reason in `lang`: crm_bridge.tiering's own wordings by their message key, else as recorded."""
+        key, params = reason_message(self.reason)
+        return text(key, lang, **params) if key else self.reason
 
 
 @dataclass(frozen=True)

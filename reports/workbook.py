@@ -118,7 +118,7 @@ def _summary_rows(x: CustomerMonthReport, f: Texts, money: str) -> list[tuple[st
                  (f.t("government_funds") + f" ({b.currency})", b.government_funds, money),
                  (f.t("total_money", currency=b.currency), b.total, money)]
     if x.forecast is not None:
-        rows += [(f.t("forecast_kwh"), x.forecast.forecast_kwh, KWH), (f.t("accuracy"), x.forecast.accuracy, PCT)]
+        rows += [(f.t("forecast_kwh"), x.forecast.forecast_kwh, KWH)]  # its one accuracy figure: the MAE/bias
     if x.forecast_accuracy is not None and x.forecast_accuracy.mae_kwh is not None:
         a = x.forecast_accuracy
         rows += [(f.t("forecast_mae_kwh"), a.mae_kwh, KWH), (f.t("forecast_bias_kwh"), a.bias_kwh, KWH)]
@@ -268,7 +268,7 @@ def _portfolio(wb: Workbook, x: PortfolioReport, f: Texts) -> None:
     t = Sheet(wb, f.t("sheet_tiers"), [f.t("customer"), f.t("tier"), f.t("reason"), f.t("time")],
               [TEXT, TEXT, TEXT, DATETIME])
     for c in x.tier_changes:
-        t.row([c.customer, f.t("tier_change_text", old=c.old or "—", new=c.new), c.reason, local(c.at, f)])
+        t.row([c.customer, f.t("tier_change_text", old=c.old or "—", new=c.new), c.reason_in(f.lang), local(c.at, f)])
     t.finish()
     if x.desk is not None:
         d = x.desk

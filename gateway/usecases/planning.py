@@ -79,7 +79,14 @@ class PurchasePublic(PurchaseView):
     history: HistoryUsed
 
 
-def _inputs(v: UseCases, customer: str) -> tuple[pd.Series, pd.DataFrame | None, HistoryUsed, ZoneInfo]:
+# The month-ahead's history at least: its intervals are calibrated on its own errors at leads of 1-31 days over the
+# last MonthSettings.peak_interval_days (84) days, each made from the like days before it, so it needs ~150 days to
+# be the forecast bench/forecast_real.py measured; a shorter history gives narrower, less honest intervals.
+MONTH_HISTORY_DAYS = 180
+
+
+def _inputs(v: UseCases, customer: str, days: int | None = None
+            ) -> tuple[pd.Series, pd.DataFrame | None, HistoryUsed, ZoneInfo]:
     from gateway.jobs import load_plan
 
     c = customer_config(v.gw, customer)
@@ -87,7 +94,7 @@ def _inputs(v: UseCases, customer: str) -> tuple[pd.Series, pd.DataFrame | None,
     cfg = v.gw.config.forecast
     tomorrow = pd.Timestamp.now(tz=c.timezone).normalize().tz_localize(None) + pd.Timedelta(days=1)
     origin = tomorrow.tz_localize(c.timezone)
-    start = (tomorrow - pd.Timedelta(days=cfg.history_days)).tz_localize(c.timezone)
+    start = (tomorrow - pd.Timedelta(days=max(cfg.history_days, days or 0))).tz_localize(c.timezone)
     frame = v.gw.query.customer_intervals(customer, start, origin)
     plan = load_plan(v.gw, customer, c.timezone)
     status = frame["status"].astype(str)
@@ -105,7 +112,7 @@ def _forecast(v: UseCases, customer: str, horizon: Literal["week", "month"], mon
     from forecasting import ForecastError, forecast_month_ahead, forecast_week_ahead
 
     def make() -> tuple[object, HistoryUsed]:
-        history, plan, used, _ = _inputs(v, customer)
+        history, plan, used, _ = _inputs(v, customer, MONTH_HISTORY_DAYS if horizon == "month" else None)
         country = v.gw.config.forecast.holidays_country
         try:
             if horizon == "week":

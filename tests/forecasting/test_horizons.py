@@ -19,6 +19,7 @@ from forecasting import (
     month_origins,
     week_origins,
 )
+from forecasting.horizons import MonthSettings
 from tests.forecasting.conftest import synth
 
 TZ = "Asia/Shanghai"
@@ -132,7 +133,7 @@ def test_backtests_beat_their_naive_baselines_on_a_structured_plant():
     assert 0.6 <= week.overall["coverage80"] <= 0.95
     assert week.overall["coverage95"] >= 0.85
     month = backtest_month(history, plan, month_origins(history, pd.Timestamp("2026-02-01", tz=TZ), None), None,
-                           interval_days=28)
+                           MonthSettings(interval_days=28))
     assert month["origins"] == 2  # February and March
     assert month["energy_kwh"]["mae"] < month["baselines"]["flat_28d"]["energy_kwh"]["mae"]
     assert month["energy_kwh"]["n"] == 28 + 29  # every day of February, 1-29 March (the data end)
@@ -157,3 +158,60 @@ def test_plan_shift_counts_pick_days_like_the_one_planned():
     for wednesday in ("2026-02-04", "2026-02-11", "2026-02-18"):  # the plan (to 24 Feb) says three shifts
         day = pd.Timestamp(wednesday)
         assert energy[day] > energy[day + pd.Timedelta(days=1)] + 50 * 150  # 56 night slots at 400, not 220
+
+
+def test_month_ahead_follows_a_level_step_and_the_plan_where_naive_copies_do_not():
+    # A plant 25 % busier from 9 March, stopped (planned) on Wednesday 25 March, the last week before the origin.
+    history, plan = synth(days=120, start="2026-01-05", noise=10.0, shutdowns=[pd.Timestamp("2026-03-25")])
+    history[history.index >= pd.Timestamp("2026-03-09", tz=TZ)] *= 1.25
+    origin = pd.Timestamp("2026-04-01", tz=TZ)
+    seen: list[pd.Series] = []
+    lead = pd.Timedelta(hours=2, minutes=30)
+    m = backtest_month(history, plan, [origin], None, issue_lead=lead, check=seen.append)
+    assert len(seen) == 1
+    assert seen[0].dropna().index[-1] < origin - lead  # the guard sees what the forecast sees
+    naive = m["baselines"]["week_repeated"]
+    assert m["energy_kwh"]["mae"] < naive["energy_kwh"]["mae"] / 2  # the week repeated stops every Wednesday
+    assert m["energy_kwh"]["mae"] < m["baselines"]["flat_28d"]["energy_kwh"]["mae"] / 2
+    assert m["peak_kw"]["mae"] < naive["peak_kw"]["mae"] / 2
+    (o,) = m["per_origin"]
+    assert o["days_scored"] == 30
+    assert abs(o["energy_total_error_pct"]) < 2  # the new level, not the old one (which is 20 % lower)
+    assert o["energy_total_error_pct"] == pytest.approx(m["month_total_error_pct"])
+    assert 0.6 <= m["energy_kwh"]["coverage80"] <= m["energy_kwh"]["coverage95"]
+    assert 0.6 <= m["peak_kw"]["coverage80"] <= m["peak_kw"]["coverage95"]
+    # Rolling origins: any number of days from any midnight.
+    fc = forecast_month_ahead(history[history.index < pd.Timestamp("2026-03-18", tz=TZ)], plan, None, None,
+                              horizon_days=10)
+    assert len(fc.daily) == 10
+    assert fc.daily.index[0] == pd.Timestamp("2026-03-18", tz=TZ)
+    _ordered(fc.daily, "energy_kwh_")
+    _ordered(fc.daily, "peak_kw_")
+    assert fc.daily["operating"].iloc[7] == 0  # 25 March, stopped as planned
+    assert fc.daily["energy_kwh"].iloc[7] < fc.daily["energy_kwh"].iloc[6] / 3
+    with pytest.raises(ForecastError, match="local midnight"):
+        forecast_month_ahead(history[history.index < pd.Timestamp("2026-03-18 06:00", tz=TZ)], plan, None, None,
+                             horizon_days=10)
+
+
+def test_month_ahead_takes_a_worked_holiday_for_a_working_day():
+    # To 30 April: Sundays run a light shift (150 kWh per 15 min), 15 and 22 April stopped. 4 and 5 May 2026 are public
+    # holidays in China: the plan works the 4th and stops the 5th.
+    stops = pd.to_datetime(["2026-04-15", "2026-04-22"])
+    history, plan = synth(days=88, start="2026-02-02", noise=5.0, shutdowns=stops)
+    sunday = history.index.tz_localize(None).dayofweek == 6
+    history[sunday] = 150.0
+    plan.loc[plan.index.dayofweek == 6, "operating"] = 1.0
+    may = pd.date_range("2026-05-01", "2026-05-31", freq="D", tz=TZ)
+    plan = pd.concat([plan[plan.index < may[0]], pd.DataFrame(
+        {"operating": [0.0 if d.day in (1, 2, 5) else 1.0 for d in may]}, index=may)])
+    fc = forecast_month_ahead(history, plan, "2026-05", "CN")
+    assert fc.model == "month_profile_4_plan_types"
+    energy = fc.daily["energy_kwh"]
+    weekday = 40 * 400 + 56 * 220
+    assert energy[pd.Timestamp("2026-05-04", tz=TZ)] == pytest.approx(weekday, rel=0.03)
+    assert energy[pd.Timestamp("2026-05-05", tz=TZ)] < 96 * 100  # a holiday the plan stops
+    assert energy[pd.Timestamp("2026-05-10", tz=TZ)] == pytest.approx(96 * 150, rel=0.03)  # a working Sunday
+    calendar = forecast_month_ahead(history, plan, "2026-05", "CN", MonthSettings(plan_types=False))
+    assert calendar.daily["energy_kwh"][pd.Timestamp("2026-05-04", tz=TZ)] < weekday * 0.6  # taken for a Sunday
+    assert calendar.model == "month_profile_4"  # the default names its plan-driven day types

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from openpyxl import load_workbook
 
 from crm_bridge.services import ContractInputs
 from crm_bridge.tariffs import load_tariff, month_bill
+from forecasting.metrics import ForecastAccuracy
 from reports.model import (
     AlertRow,
     CustomerMonthReport,
@@ -231,3 +233,18 @@ def test_the_portfolio_names_the_largest_changes_and_the_desk(bills):
     assert ws.cell(3, change + 1).value == pytest.approx(
         stopped[1].usage.energy_kwh / stopped[0].usage.energy_kwh - 1)
     assert ws.cell(3, change + 1).number_format == "0.0%"
+
+
+def test_the_month_report_gives_its_forecast_one_accuracy_figure(bills):
+    acc = ForecastAccuracy(mae_kwh=12.5, bias_kwh=-1.5, intervals=2700, estimated=60, missing=40, pending=0,
+                           no_forecast=0)
+    report = replace(_report(bills, "en"), forecast_accuracy=acc)
+    html = render_html(report)
+    assert re.search(r'id="forecast-mae">[^<]*MAE 12\.50 kWh per 15 min', html)
+    assert "WAPE" not in html
+    assert 'id="forecast-accuracy"' not in html
+    summary = {r[0].value: r[1].value for r in load_workbook(io.BytesIO(render(report, "xlsx"))).worksheets[0]
+               .iter_rows()}
+    assert summary["Day-ahead forecast MAE (kWh per 15 min)"] == acc.mae_kwh
+    assert summary["Day-ahead forecast bias (kWh per 15 min)"] == acc.bias_kwh
+    assert not [k for k in summary if "WAPE" in str(k)]
