@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.api.deps import UseCasesDep
 from gateway.api.roles import Capability, allowed, needs
+from gateway.api.routers.performance import BaselinePublic
 from gateway.api.scope import AccessDep, CustomerId, SessionDep
 from gateway.usecases.allocation import CODE, FormulaPublic
 from gateway.usecases.cost_centre_view import CostCentreView
@@ -137,17 +138,9 @@ class BaselineMonth(_Out):
     in_baseline: bool
 
 
-class Baseline(_Out):
-    valid: bool
-    reason: str | None
-    criteria: str
-    drivers: list[str]
-    coefficients: dict[str, float]
-    r2: float | None
-    cv_rmse: float | None
-    first: str | None
-    last: str | None
-    months: int
+class Baseline(BaselinePublic):
+    """The customer's baseline model (the performance route's), fitted on the cost centre's months."""
+
     by_month: list[BaselineMonth]
 
 
