@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -286,6 +286,11 @@ def close_ended_windows(session: Session, now: datetime) -> list[int]:
     return [a.id for a in ended]
 
 
+def billing_meters(session: Session, code: str, on: date) -> list[str]:
+    """The meters whose demand is the account's: its billing meters (a sub-meter measures part of it again)."""
+    return [m.code for m in meters_of_customer(session, code, on) if m.billing]
+
+
 def _evaluate(session: Session, source: ReadingSource, customer: Customer, now: datetime,
               cfg: ProjectionSettings) -> ProjectionOutcome | None:
     tz = ZoneInfo(customer.timezone)
@@ -293,8 +298,7 @@ def _evaluate(session: Session, source: ReadingSource, customer: Customer, now: 
     limits, billed = _limits(session, customer, local, cfg)
     if not limits:
         return None
-    # The account's demand is its billing meters' (sub-meters measure part of it again; gateway.config `role`).
-    meters = [m.code for m in meters_of_customer(session, customer.code, local.date()) if m.billing]
+    meters = billing_meters(session, customer.code, local.date())
     if not meters:
         return None
     p = project_demand(source, meters, tz, now, cfg)

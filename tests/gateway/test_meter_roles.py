@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from collectors.reading import Quality, Reading
 from crm_bridge.alerts.evaluate import _site_intervals
+from crm_bridge.alerts.projection import billing_meters
 from crm_bridge.registry.models import Contract, Customer, Meter
 from crm_bridge.tariffs.bill import MonthBill, month_bounds, priced_rows
 from gateway.api.routers.meters import _meter
@@ -95,6 +96,7 @@ def test_the_bill_counts_the_billing_meter_and_a_site_sums_by_role(plant) -> Non
         assert {code: role for code, role in s.execute(select(Meter.code, Meter.role))} == {
             "main": "billing", "sub1": "sub", "sub2": "sub", "sub3": "sub"}
         today = date.today()
+        assert billing_meters(s, "plant", today) == ["main"]  # whose demand the projection watches
         works_alerts = _site_intervals(s, gw.query, "works", start, end, today)
         shop_alerts = _site_intervals(s, gw.query, "shop", start, end, today)
     assert works_alerts is not None
