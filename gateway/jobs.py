@@ -6,6 +6,7 @@ crm_bridge.tiering.classify_accounts, ...); here they get their sessions, the qu
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -117,11 +118,16 @@ def register_jobs(gw: Gateway) -> None:
         trigger_args={"seconds": DEMAND_PROJECTION_INTERVAL_S},
         description="Project each account's running 15-min demand window; warn before it ends over the limit",
     ))
-    gw.scheduler.register(JobSpec(
-        name="forecast", func=lambda: forecast_job(gw), trigger="cron",
-        trigger_args={"hour": FORECAST_ISSUE_AT.hour, "minute": FORECAST_ISSUE_AT.minute},
-        description="Day-ahead load forecast for every customer (model chosen per customer by backtest)",
-    ))
+    groups = forecast_groups(gw.config)
+    zones = frozenset(zone for _, zone, _ in groups)
+    for name, zone, primary in groups:
+        gw.scheduler.register(JobSpec(
+            name=name, func=functools.partial(forecast_job, gw, zone=zone, covered=zones if primary else None),
+            trigger="cron",
+            trigger_args={"hour": FORECAST_ISSUE_AT.hour, "minute": FORECAST_ISSUE_AT.minute, "timezone": zone},
+            description=f"Day-ahead load forecast at {FORECAST_ISSUE_AT:%H:%M} {zone} for its customers (model "
+                        "chosen per customer by backtest)",
+        ))
     gw.scheduler.register(JobSpec(
         name="tiering", func=lambda: tiering_job(gw), trigger="cron", trigger_args={"hour": 3, "minute": 10},
         description="Classify key accounts (ABC) by kWh, revenue and peak kW",
@@ -318,8 +324,25 @@ def _run_forecasts(gw: ForecastSources, histories: Mapping[str, pd.Series], plan
             client.close()
 
 
-def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
+def forecast_groups(cfg: GatewayConfig) -> list[tuple[str, str, bool]]:
+    """The day-ahead jobs: (job name, time zone, whether it also takes zones without a job), one per customer zone.
+
+    Each fires at FORECAST_ISSUE_AT on its customers' own clock, the time a backfilled issue is dated at
+    (backfill_issue_time) and the accuracy assumes. The first zone in the config's order is the job `forecast`,
+    which also forecasts the customers of a zone that has no job yet (one added by a reload, until the restart
+    gives it its own); any other zone is `forecast:<zone>`. Customers are read at run time, so one a reload adds
+    is forecast from the next run.
+    """
+    zones = list(dict.fromkeys(c.timezone for c in cfg.customers)) or [cfg.gateway.timezone]
+    return [("forecast" if i == 0 else f"forecast:{zone}", zone, i == 0) for i, zone in enumerate(zones)]
+
+
+def forecast_job(gw: Gateway, day: date | None = None, zone: str | None = None,
+                 covered: frozenset[str] | None = None) -> dict[str, str]:
     """Forecast `day` (default: tomorrow, local) for every customer from history up to its start; store it.
+
+    `zone`: only the customers on that clock, and with `covered` (the zones that had a job when the jobs were
+    registered) also those of any other zone.
 
     Each run is a new issue (gateway.query.QueryService.store_forecast), kept beside the earlier ones. Returns
     customer -> chosen model name, or the error text for a customer that could not be forecast.
@@ -329,6 +352,8 @@ def forecast_job(gw: Gateway, day: date | None = None) -> dict[str, str]:
     cfg = gw.config.forecast
     histories, plans = {}, {}
     for c in gw.config.customers:
+        if zone is not None and c.timezone != zone and (covered is None or c.timezone in covered):
+            continue
         local_today = pd.Timestamp.now(tz=c.timezone).normalize().tz_localize(None)
         target = pd.Timestamp(day) if day is not None else local_today + pd.Timedelta(days=1)
         origin = target.tz_localize(c.timezone)

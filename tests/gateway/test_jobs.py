@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -169,3 +169,27 @@ def test_forecast_cron_fires_at_the_issue_time(tmp_path, monkeypatch, issue_at):
         sched.shutdown()
     assert at.time() == issue_at
     assert timedelta(0) < at - datetime.now(ZoneInfo("Asia/Shanghai")) <= timedelta(days=1)
+
+
+def test_each_customer_clock_gets_its_own_forecast_job_at_the_issue_time(tmp_path, monkeypatch):
+    """A Berlin customer's forecast is issued at 21:30 Berlin time, as its backfilled issues are dated."""
+    gw = _gateway(tmp_path, CFG.replace('id = "beta"\n', 'id = "beta"\ntimezone = "Europe/Berlin"\n'))
+    register_jobs(gw)
+    specs = {s.name: s for s in gw.scheduler.specs if s.name.startswith("forecast")}
+    assert set(specs) == {"forecast", "forecast:Europe/Berlin"}
+    sched = Scheduler(enabled=True, timezone="UTC")
+    for spec in specs.values():
+        sched.register(spec)
+    sched.start()
+    try:
+        at = {name: datetime.fromtimestamp(sched.next_run(name), UTC) for name in specs}
+    finally:
+        sched.shutdown()
+    assert at["forecast"].astimezone(ZoneInfo("Asia/Shanghai")).time() == jobs_module.FORECAST_ISSUE_AT
+    assert at["forecast:Europe/Berlin"].astimezone(ZoneInfo("Europe/Berlin")).time() == jobs_module.FORECAST_ISSUE_AT
+    seen: list[list[str]] = []
+    monkeypatch.setattr(jobs_module, "_run_forecasts", lambda gw, histories, plans: seen.append(sorted(histories))
+                        or {})
+    specs["forecast:Europe/Berlin"].func()
+    specs["forecast"].func()
+    assert seen == [["beta"], ["acme"]]
