@@ -97,8 +97,10 @@ async def _form(request: Request) -> dict[str, str]:
 RawForm = Annotated[dict[str, str], Depends(_form)]
 
 
-def _meters(gw: Gateway, customer: str) -> list[str]:
-    return sorted(m for m in gw.directory.meters if gw.directory.owner_of_meter(m) == customer)
+def _meters(gw: Gateway, customer: str) -> list[tuple[str, str]]:
+    """The customer's meters with their roles ("billing" or "sub"), for writing formulas."""
+    topology = gw.directory.topology
+    return sorted((m, topology.role_of(m)) for m in gw.directory.meters if gw.directory.owner_of_meter(m) == customer)
 
 
 def _page(request: Request, gw: Gateway, v: UseCases, s: Session, p: Principal, customer: str, status: int = 200,

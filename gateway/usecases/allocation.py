@@ -13,7 +13,8 @@ rows of zero amount and zero quantity left out; the amounts add up to the month 
 | Period      | PERIO      | the month as three digits (001..012)                                             |
 | CostCenter  | KOSTL      | the cost centre's code; `UNMETERED` for unmetered and losses                     |
 | CostElement | KSTAR      | the rule's cost element for energy_<band>, basic_charge, pf_adjustment or        |
-|             |            | government_funds; the element key itself when the rule maps none                 |
+|             |            | government_funds; the element key itself when the rule maps none (longer than    |
+|             |            | SAP's 10 characters: `unmapped_elements` lists them, the costs page warns)       |
 | Amount      | WTGBTR     | Decimal to the cent, `.` as decimal point, no grouping (CSV); a number (XLSX)      |
 | Currency    | TWAER      | the bill's currency (ISO 4217)                                                   |
 | Quantity    | MBGBTR     | kWh (3 decimals) for energy and funds rows; empty for basic charge and PF        |
@@ -150,6 +151,9 @@ class AllocationPublic(Allocation):
     rule_valid_from: date | None
     company_code: str
     cost_elements: dict[str, str]
+    unmapped_elements: list[str] = Field(default_factory=list, description=(
+        "elements of the export's rows that the rule maps to no cost element: they are exported under their own "
+        "key, which is longer than SAP's 10-character cost element, so an upload would refuse them"))
 
 
 # -- registry ------------------------------------------------------------------------------------------------------
@@ -282,10 +286,12 @@ def allocation(uc: UseCases, customer: str, first: date) -> AllocationPublic:
     except (CrmError, InvalidOperation) as exc:
         raise BadInput(f"allocation of {customer} {first:%Y-%m}: {exc}", "allocation") from None
     rule_row = made.rule_row
+    elements = dict(rule_row.cost_elements) if rule_row else {}
+    exported = {m.element for line in result.lines for m in line.money if m.amount != 0 or m.kwh}
     return AllocationPublic(**result.model_dump(), customer=customer,
                             rule_valid_from=rule_row.valid_from if rule_row else None,
                             company_code=rule_row.company_code if rule_row else "",
-                            cost_elements=dict(rule_row.cost_elements) if rule_row else {})
+                            cost_elements=elements, unmapped_elements=sorted(exported - set(elements)))
 
 
 # -- finance export ------------------------------------------------------------------------------------------------

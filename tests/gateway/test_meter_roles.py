@@ -19,6 +19,7 @@ from crm_bridge.registry.models import Contract, Customer, Meter
 from crm_bridge.tariffs.bill import MonthBill, month_bounds, priced_rows
 from gateway.api.routers.meters import _meter
 from gateway.config import load_config
+from gateway.portal.cost_setup_pages import _meters as setup_meters
 from gateway.registry_sync import sync_registry
 from gateway.runtime import Gateway
 from gateway.usecases.allocation import (
@@ -91,6 +92,7 @@ def test_the_bill_counts_the_billing_meter_and_a_site_sums_by_role(plant) -> Non
     assert shop["kwh"].sum() == pytest.approx((KWH["sub2"] + KWH["sub3"]) * n)  # no billing meter: its subs
     assert gw.query.series("meter", "sub1", start, end, "1d")["kwh"].sum() == pytest.approx(KWH["sub1"] * n)
     assert (_meter(gw, "main").role, _meter(gw, "sub1").role) == ("billing", "sub")  # GET /api/v1/meters
+    assert setup_meters(gw, "plant") == [("main", "billing"), ("sub1", "sub"), ("sub2", "sub"), ("sub3", "sub")]
 
     with gw.db() as s:  # the registry holds the config's roles, so the alerts sum a site as the gateway does
         assert {code: role for code, role in s.execute(select(Meter.code, Meter.role))} == {

@@ -72,6 +72,11 @@ def test_csv_and_xlsx_parse_back_and_add_up(client, month) -> None:
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";"))
     assert sum(Decimal(row["Amount"]) for row in rows) == total
     basic = [row for row in rows if row["CostElement"] == "417100"]
+    # Only the basic charge is mapped: every other element exported is named as unmapped, and only those.
+    unmapped = client.get(f"{BASE}/allocation", params={"month": month}, headers=admin).json()["unmapped_elements"]
+    assert unmapped == sorted({row["CostElement"] for row in rows} - {"417100"})
+    assert unmapped
+    assert all(len(x) > 10 for x in unmapped)
     assert {row["CostCenter"] for row in basic} == {"1000", "2000"}
     assert all(row["CompanyCode"] == "1000" and row["Period"] == f"{int(month[5:]):03d}" for row in rows)
     assert any("基本电费" in row["Text"] for row in basic)

@@ -64,6 +64,10 @@ def test_the_costs_table_adds_up_to_the_allocations_bill_total_and_names_are_tex
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert f"/api/v1/customers/gamma/allocation?month={month}&amp;format=xlsx" in html
         assert 'id="costs-chart-data"' in html
+        gaps = html.split('id="costs-export-gaps">')[1].split("</p>")[0]  # what SAP would refuse, named
+        assert all(element in gaps for element in a.unmapped_elements)
+        assert a.unmapped_elements
+        assert ("company code" in gaps) == (not a.company_code)
         export = c.get(f"/api/v1/customers/gamma/allocation?month={month}&format=csv")
         assert export.status_code == 200, "the link's file"
         assert export.content.startswith(b"\xef\xbb\xbf")
