@@ -59,7 +59,7 @@ def _jobs(config: str) -> dict[str, dict]:
 def test_list_shows_every_job_never_run_and_not_scheduled_without_a_running_scheduler(tmp_path):
     jobs = _jobs(_config(tmp_path))
     assert set(jobs) >= JOBS
-    assert jobs["forecast"]["schedule"] == "cron hour=21 minute=30"
+    assert jobs["forecast"]["schedule"] == "cron hour=21 minute=30 timezone=Asia/Shanghai"  # its customers' clock
     assert jobs["outbox_expire"]["schedule"] == "interval minutes=5"
     assert all(j["last_run"] is None and j["next_run"] is None and not j["scheduled"] for j in jobs.values())
     table = CliRunner().invoke(app, ["list", "--config", _config(tmp_path)])
