@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from crm_bridge.registry.models import AdviceRequest, Ticket, TicketTransition
+from crm_bridge.registry.models import AdviceRequest, Contract, Ticket, TicketTransition
 from crm_bridge.registry.performance_models import EnergyBudget, PerformanceSettings, ProductionDay
 from crm_bridge.services.performance import advice_saving, co2, emission_factors, energy_performance
 from crm_bridge.services.production_io import ProductionFileError, RowError, plant_shifts, read_production
@@ -78,11 +79,24 @@ def months_between(first: date, last: date) -> list[date]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """A running month's bill projection and its inputs, or `note`: why there is none."""
+
+    value: float | None = None
+    currency: str | None = None
+    contract: Contract | None = None
+    mtd: pd.DataFrame | None = None
+    now: datetime | None = None
+    note: str | None = None
+
+
 class Performance:
     """One request's view of a customer's energy performance: the gateway's figures and a registry session."""
 
     def __init__(self, v: UseCases, session: Session) -> None:
         self.v, self.s = v, session
+        self._runs: dict[date, _Running] = {}  # the running month's projection, by month (_running)
 
     def _tz(self, customer: str) -> ZoneInfo:
         return ZoneInfo(customer_config(self.v.gw, customer).timezone)
@@ -243,7 +257,6 @@ class Performance:
         the month-to-date allocation, both from crm_bridge.alerts.evaluate as the budget alert computes them.
         `share` and `account` are Decimal or None; `why` a short key when there is no amount. `cache`: per month.
         """
-        from crm_bridge.alerts.evaluate import bill_projection, cost_centre_projections
         from gateway.usecases import allocation as uc_alloc
 
         out: dict[str, Any] = {"amount": None, "basis": "none", "currency": None, "note": None, "share": None,
@@ -255,8 +268,7 @@ class Performance:
                 if month < this:
                     cache[month] = uc_alloc.allocation(self.v, customer, month)
                 else:
-                    cache[month] = self._centre_projections(customer, month, tz, bill_projection,
-                                                            cost_centre_projections)
+                    cache[month] = self._centre_projections(customer, month, tz)
             except UseCaseError as exc:
                 cache[month] = exc
         got = cache[month]
@@ -281,34 +293,48 @@ class Performance:
         return out | {"amount": amount, "basis": "projection", "currency": currency, "share": share,
                       "account": account, "note": f"projection: account projection x share so far {shown} %"}
 
-    def _centre_projections(self, customer: str, month: date, tz: ZoneInfo, bill_projection: Any,
-                            cost_centre_projections: Any) -> tuple[Decimal | None, str | None,
-                                                                    dict[str, tuple[Decimal, Decimal]], str | None]:
-        """The running month's account projection, its currency, each cost centre's (share, projection), or why none."""
+    def _running(self, customer: str, month: date, tz: ZoneInfo) -> _Running:
+        """The running month's bill projection (the alerts' bill_projection) and what it was made from.
+
+        Read once per request and month: the account's budget and every cost centre's share the same store read.
+        """
+        if month in self._runs:
+            return self._runs[month]
+        from crm_bridge.alerts.evaluate import bill_projection
+        from crm_bridge.tariffs import available_tariffs, load_tariff
+
         contract = contract_of(self.v.gw, customer, month, next_month(month))
-        if contract is None:
-            return None, None, {}, "no contract on file: no projection"
         now = datetime.now(tz)
         end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
         start, _ = month_bounds(month, tz)
-        if end <= start:
-            return None, None, {}, "the month has just begun"
-        from crm_bridge.tariffs import available_tariffs, load_tariff
+        if contract is None:
+            run = _Running(note="no contract on file: no projection")
+        elif end <= start:
+            run = _Running(note="the month has just begun")
+        else:
+            currency = load_tariff(contract.tariff_id).currency if contract.tariff_id in available_tariffs() else None
+            mtd = self.v.gw.query.customer_intervals(customer, start, end)
+            row = self.s.merge(contract)
+            run = _Running(bill_projection(self.s, row, mtd, now), currency, row, mtd, now)
+        self._runs[month] = run
+        return run
 
-        currency = load_tariff(contract.tariff_id).currency if contract.tariff_id in available_tariffs() else None
-        mtd = self.v.gw.query.customer_intervals(customer, start, end)
-        row = self.s.merge(contract)
-        value = bill_projection(self.s, row, mtd, now)
-        if value is None:
-            return None, currency, {}, "no projection: the contract's tariff gives no price"
-        shares = cost_centre_projections(self.s, self.v.gw.query, row, mtd, now, value)
-        return Decimal(repr(float(value))), currency, shares, None  # the value the shares multiply
+    def _centre_projections(self, customer: str, month: date, tz: ZoneInfo
+                            ) -> tuple[Decimal | None, str | None, dict[str, tuple[Decimal, Decimal]], str | None]:
+        """The running month's account projection, its currency, each cost centre's (share, projection), or why none."""
+        from crm_bridge.alerts.evaluate import cost_centre_projections
+
+        run = self._running(customer, month, tz)
+        if run.note is not None:
+            return None, None, {}, run.note
+        if run.value is None or run.contract is None or run.mtd is None or run.now is None:  # all set with a value
+            return None, run.currency, {}, "no projection: the contract's tariff gives no price"
+        shares = cost_centre_projections(self.s, self.v.gw.query, run.contract, run.mtd, run.now, run.value)
+        return Decimal(repr(float(run.value))), run.currency, shares, None  # the value the shares multiply
 
     def _bill_for(self, customer: str, month: date, this: date,
                   tz: ZoneInfo) -> tuple[float | None, str, str | None, str | None]:
         """(amount, basis, currency, note) of a month's bill: actual when over, the projection for this month."""
-        from crm_bridge.alerts.evaluate import bill_projection
-
         if month > this:
             return None, "none", None, "the month has not begun"
         if month < this:
@@ -319,20 +345,10 @@ class Performance:
             if bill is None:
                 return None, "none", None, "no contract on file: no bill"
             return bill.total, "bill", bill.currency, None if bill.complete else "the month has missing intervals"
-        contract = contract_of(self.v.gw, customer, month, next_month(month))
-        if contract is None:
-            return None, "none", None, "no contract on file: no projection"
-        now = datetime.now(tz)
-        end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-        start, _ = month_bounds(month, tz)
-        if end <= start:
-            return None, "none", None, "the month has just begun"
-        mtd = self.v.gw.query.customer_intervals(customer, start, end)
-        from crm_bridge.tariffs import available_tariffs, load_tariff
-
-        currency = load_tariff(contract.tariff_id).currency if contract.tariff_id in available_tariffs() else None
-        value = bill_projection(self.s, self.s.merge(contract), mtd, now)
-        return value, "projection", currency, None
+        run = self._running(customer, month, tz)
+        if run.note is not None:
+            return None, "none", None, run.note
+        return run.value, "projection", run.currency, None
 
     # -- performance -------------------------------------------------------------------------------------------------
 
