@@ -23,6 +23,7 @@ from crm_bridge.services.allocation import (
     Allocation,
     CostCentreDef,
     FormulaVersion,
+    MeterGrid,
     Rule,
     RuleDef,
     allocate,
@@ -67,6 +68,14 @@ def setup_of(session: Session, customer_id: int, first: date) -> Setup:
     return Setup(centres, rule)
 
 
+def month_grids(meters: list[str], first: date, zone: tzinfo, now: datetime, read: MeterReader
+                ) -> dict[str, MeterGrid]:
+    """Each meter's month read with `read` and placed on the month grid (meter_grids): the formulas' inputs."""
+    start, end = month_bounds(first, zone)
+    frames = {m: read(m, start.to_pydatetime(), end.to_pydatetime())[["kwh", "status"]] for m in meters}
+    return meter_grids(frames, first, zone, now)
+
+
 def allocate_month(setup: Setup, bill: MonthBill, rows: pd.DataFrame, first: date, zone: tzinfo, now: datetime,
                    read: MeterReader) -> Allocation:
     """`bill` (with its priced `rows`) split over the setup's cost centres, each formula meter read with `read`.
@@ -74,12 +83,7 @@ def allocate_month(setup: Setup, bill: MonthBill, rows: pd.DataFrame, first: dat
     Raises crm_bridge.services.allocation.AllocationError (a CrmError) or decimal.InvalidOperation on inputs the
     split refuses.
     """
-    start, end = month_bounds(first, zone)
-    frames = {}
-    for meter in setup.meters:
-        frame = read(meter, start.to_pydatetime(), end.to_pydatetime())
-        frames[meter] = frame[["kwh", "status"]]
-    return allocate(bill, rows, setup.centres, setup.rule, meter_grids(frames, first, zone, now))
+    return allocate(bill, rows, setup.centres, setup.rule, month_grids(setup.meters, first, zone, now, read))
 
 
-__all__ = ["MeterReader", "Setup", "allocate_month", "setup_of"]
+__all__ = ["MeterReader", "Setup", "allocate_month", "month_grids", "setup_of"]

@@ -260,6 +260,13 @@ def setup(s: Session, customer: str, first: date) -> Setup:
     return setup_of(s, _customer_row(s, customer).id, first)
 
 
+def check_owned(uc: UseCases, customer: str, meters: list[str]) -> None:
+    """BadInput unless every meter a formula names is still one of the customer's (gateway.toml may have moved it)."""
+    for m in meters:
+        if uc.gw.directory.owner_of_meter(m) != customer:
+            raise BadInput(f"a formula of {customer} names {m!r}, which is no longer one of its meters", "formula")
+
+
 def allocation(uc: UseCases, customer: str, first: date) -> AllocationPublic:
     """The month bill of `customer` split over its cost centres by the rule in force on the month's first day.
 
@@ -278,9 +285,7 @@ def allocation(uc: UseCases, customer: str, first: date) -> AllocationPublic:
     rows = priced_rows(bill)  # the rows the bill added up; priced again only for a bill made elsewhere
     if rows is None:
         rows = priced_intervals(frame, tariff, first, tz=tz, now=now)
-    for m in made.meters:
-        if gw.directory.owner_of_meter(m) != customer:
-            raise BadInput(f"a formula of {customer} names {m!r}, which is no longer one of its meters", "formula")
+    check_owned(uc, customer, made.meters)
     try:
         result = allocate_month(made, bill, rows, first, tz, now, gw.query.meter_intervals)
     except (CrmError, InvalidOperation) as exc:

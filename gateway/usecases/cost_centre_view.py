@@ -33,8 +33,8 @@ from crm_bridge.services.allocation import (
     MissingInput,
     _Days,
     evaluate,
-    meter_grids,
 )
+from crm_bridge.services.allocation_setup import month_grids
 from crm_bridge.services.performance import energy_performance
 from crm_bridge.tariffs.bill import month_bounds
 from crm_bridge.tariffs.model import next_month
@@ -95,17 +95,14 @@ class CostCentreView:
         key = (customer, cc.code, first)
         if key in self._months:
             return self._months[key]
-        gw = self.v.gw
+        meters = sorted({m for v in cc.versions for m in v.formula.meters})
+        uc_alloc.check_owned(self.v, customer, meters)
         start, end = month_bounds(first, tz)
-        frames = {}
-        for m in sorted({m for v in cc.versions for m in v.formula.meters}):
-            if gw.directory.owner_of_meter(m) != customer:
-                raise BadInput(f"a formula of {customer} names {m!r}, which is no longer one of its meters", "formula")
-            frames[m] = gw.query.meter_intervals(m, start.to_pydatetime(), end.to_pydatetime())[["kwh", "status"]]
         index = pd.date_range(start, end, freq="15min", inclusive="left")
         ended = np.asarray((index + _Q) <= pd.Timestamp(now))
         try:
-            ev = evaluate(cc, _Days(index), meter_grids(frames, first, tz, now), ended)
+            grids = month_grids(meters, first, tz, now, self.v.gw.query.meter_intervals)
+            ev = evaluate(cc, _Days(index), grids, ended)
         except CrmError as exc:
             raise BadInput(f"cost centre {cc.code} {first:%Y-%m}: {exc}", "formula") from None
         rank = np.where(ended, ev.rank, np.maximum(ev.rank, RANK["pending"])).astype(np.int8)
