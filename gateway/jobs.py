@@ -224,6 +224,7 @@ def _uploaded_plan(gw: ForecastSources, customer: str, tz: str) -> pd.DataFrame 
 
     from crm_bridge.registry.performance_models import ProductionDay
     from crm_bridge.services.production_io import plant_shifts
+    from crm_bridge.tariffs.bill import local_midnight
 
     db = getattr(gw, "db", None)
     if db is None:
@@ -249,12 +250,14 @@ def _uploaded_plan(gw: ForecastSources, customer: str, tz: str) -> pd.DataFrame 
         days[day] = (operating, shift, output)
     if not days:
         return None
-    starts = pd.DatetimeIndex([_local_midnight(d, tz) for d in days])
+    starts = pd.DatetimeIndex([local_midnight(d, tz) for d in days])
     return pd.DataFrame(list(days.values()), index=starts, columns=["operating", "shift", "planned_output_t"])
 
 
 def _merged_plan(file_plan: pd.DataFrame | None, uploaded: pd.DataFrame, customer: str, tz: str) -> pd.DataFrame:
     """`uploaded` (day rows at local midnight) over `file_plan`: the upload's days replace the file's rows."""
+    from crm_bridge.tariffs.bill import local_midnight
+
     up_days = pd.DatetimeIndex(uploaded.index).tz_localize(None).normalize()
     file_plan = file_plan if file_plan is not None else pd.DataFrame(index=pd.DatetimeIndex([], tz=tz))
     file_local = pd.DatetimeIndex(file_plan.index).tz_convert(tz).tz_localize(None).normalize()
@@ -268,7 +271,7 @@ def _merged_plan(file_plan: pd.DataFrame | None, uploaded: pd.DataFrame, custome
     # the day's plan is never carried into the next).
     nexts = (up_days + pd.Timedelta(days=1))
     nexts = nexts[~nexts.isin(up_days)]
-    resume_at = pd.DatetimeIndex([_local_midnight(n.date(), tz) for n in nexts])
+    resume_at = pd.DatetimeIndex([local_midnight(n.date(), tz) for n in nexts])
     resume_at = resume_at[~resume_at.isin(kept.index)]
     pos = file_plan.index.searchsorted(resume_at, side="right") - 1
     resumed = pd.DataFrame(index=resume_at, columns=file_plan.columns)
@@ -282,11 +285,6 @@ def _merged_plan(file_plan: pd.DataFrame | None, uploaded: pd.DataFrame, custome
     if "_end" in merged.columns:
         merged["_end"] = pd.to_datetime(merged["_end"], utc=True)
     return merged.tz_convert(tz)
-
-
-def _local_midnight(day: date, tz: str) -> pd.Timestamp:
-    """Local midnight starting `day` (the first of two at a clock change, the next valid time when it is skipped)."""
-    return pd.Timestamp(day).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
 
 
 # When the nightly day-ahead forecast is issued, local time: the one source of register_jobs' "forecast" cron, and

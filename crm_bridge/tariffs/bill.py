@@ -180,7 +180,8 @@ def month_start(month: date | str) -> date:
     return month.replace(day=1)
 
 
-def _midnight(day: date, zone: tzinfo) -> pd.Timestamp:
+def local_midnight(day: date, zone: tzinfo | str) -> pd.Timestamp:
+    """The start of a local day: the first of two midnights at a clock change, the next valid time when skipped."""
     return pd.Timestamp(day).tz_localize(zone, nonexistent="shift_forward", ambiguous=True)
 
 
@@ -188,7 +189,7 @@ def month_bounds(month: date | str, zone: tzinfo) -> tuple[pd.Timestamp, pd.Time
     """[start, end) of the local calendar month in `zone`."""
     first = month_start(month)
     nxt = next_month(first)
-    return _midnight(first, zone), _midnight(nxt, zone)
+    return local_midnight(first, zone), local_midnight(nxt, zone)
 
 
 def _now(now: datetime | None) -> pd.Timestamp:
@@ -341,7 +342,7 @@ def month_usage(intervals: pd.DataFrame, month: date | str, zone: str | tzinfo, 
     """
     local = zone_of(zone) if isinstance(zone, str) else zone
     first = month_start(month)
-    start, clock = _midnight(first, local), _now(now)
+    start, clock = local_midnight(first, local), _now(now)
     if start >= clock:
         raise NoData(f"no data yet for {first:%Y-%m}: the month begins {start.isoformat()}")
     return _usage(month_intervals(intervals, first, local, now=clock.to_pydatetime()), first, local, clock)
@@ -384,7 +385,7 @@ def span_figures(rows: pd.DataFrame) -> SpanFigures:
 def _usage(rows: pd.DataFrame, first: date, zone: tzinfo, clock: pd.Timestamp) -> MonthUsage:
     nxt = next_month(first)
     label = f"{first:%Y-%m}"
-    start, end = _midnight(first, zone), _midnight(nxt, zone)
+    start, end = local_midnight(first, zone), local_midnight(nxt, zone)
     span = span_figures(rows)
     counts = span.intervals
     if span.energy_kwh is None or span.peak_kw is None or span.peak_at is None or span.average_kw is None:
@@ -413,7 +414,7 @@ def month_bill(intervals: pd.DataFrame, contract: ContractTerms, tariff: Tariff,
     mode = BasicChargeMode.parse(contract.basic_charge_mode)
     pf_table(contract.pf_standard)  # an unknown standard is refused whatever the month's PF
     first = month_start(month)
-    start, clock = _midnight(first, zone), _now(now)
+    start, clock = local_midnight(first, zone), _now(now)
     if start >= clock:
         raise NoData(f"no data yet for {first:%Y-%m}: the month begins {start.isoformat()}")
     rows = priced_intervals(intervals, tariff, first, tz=zone, now=clock.to_pydatetime())

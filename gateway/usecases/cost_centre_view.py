@@ -36,7 +36,7 @@ from crm_bridge.services.allocation import (
 )
 from crm_bridge.services.allocation_setup import month_grids
 from crm_bridge.services.performance import energy_performance
-from crm_bridge.tariffs.bill import month_bounds
+from crm_bridge.tariffs.bill import local_midnight, month_bounds
 from crm_bridge.tariffs.model import next_month
 from gateway.usecases import allocation as uc_alloc
 from gateway.usecases.errors import BadInput, NotFound, UseCaseError
@@ -122,7 +122,7 @@ class CostCentreView:
         whole = Series(pd.DatetimeIndex(index), np.concatenate([p.kwh for p in parts]),
                        np.concatenate([p.rank for p in parts]), sorted({f for p in parts for f in p.formulas}),
                        [x for p in parts for x in p.missing])
-        return whole.cut(_midnight(first_day, tz), _midnight(last_day + timedelta(days=1), tz))
+        return whole.cut(local_midnight(first_day, tz), local_midnight(last_day + timedelta(days=1), tz))
 
     # -- the view ------------------------------------------------------------------------------------------------------
 
@@ -277,11 +277,6 @@ def sec_of(month: Series, output: dict[date, Decimal], first: date) -> tuple[lis
                   "sec": _num(sec_kwh / sec_out, 4) if sec_out > 0 else None, "sec_days": whole,
                   "production_days": sum(1 for d in days if d["output"] is not None),
                   "excluded_days": sum(1 for d in days if d["output"] is not None and not d["complete"])}
-
-
-def _midnight(day: date, tz: ZoneInfo) -> pd.Timestamp:
-    """The start of a local day (as the month bill's month bounds make it)."""
-    return pd.Timestamp(day).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
 
 
 def intervals(s: Series) -> list[dict[str, Any]]:
