@@ -35,6 +35,7 @@ from gateway.usecases.reports import customer_month
 from gateway.web import create_app
 from tests.gateway.api.world import PASSWORD, token_for
 from tests.gateway.store.conftest import BACKENDS, open_store
+from tests.gateway.test_jobs import CFG as JOBS_CFG
 
 TZ = "Asia/Shanghai"
 TOPO = Topology(customer_tz={"sh": TZ}, site_customer={"sh-1": "sh"}, meter_site={"m1": "sh-1"},
@@ -122,45 +123,7 @@ def test_accuracy_scores_measured_intervals_only(tmp_path):
     store.close()
 
 
-BACKFILL_CFG = """
-[gateway]
-data_dir = "state"
-environment = "development"
-[api]
-enabled = false
-[forecast]
-history_days = 21
-[[customers]]
-id = "acme"
-[[customers]]
-id = "beta"
-[[sites]]
-id = "s1"
-customer = "acme"
-[[sites]]
-id = "s2"
-customer = "beta"
-[[meters]]
-id = "m1"
-site = "s1"
-device = "d1"
-[[meters]]
-id = "m2"
-site = "s2"
-device = "d2"
-[[devices]]
-type = "modbus"
-name = "d1"
-host = "127.0.0.1"
-unit = 1
-profile = "generic"
-[[devices]]
-type = "modbus"
-name = "d2"
-host = "127.0.0.1"
-unit = 2
-profile = "generic"
-"""
+BACKFILL_CFG = JOBS_CFG + "\n[forecast]\nhistory_days = 21\n"  # the jobs tests' two plants, three weeks of history
 
 
 def test_backfill_sees_only_the_data_known_at_its_issue_time(tmp_path):
