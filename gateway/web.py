@@ -145,9 +145,19 @@ class RequestContext:
         token = request_id.set(rid)
         start = time.perf_counter()
         status = 500  # what the server answers when the app fails before it starts its response
+        logged = False
+
+        def log_access() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                access_log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s %d %.1f ms",
+                               scope["method"], scope["path"], status, (time.perf_counter() - start) * 1000)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                log_access()  # before the last byte leaves: a client holding the answer finds its line written
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
@@ -161,8 +171,7 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s %d %.1f ms", scope["method"],
-                           scope["path"], status, (time.perf_counter() - start) * 1000)
+            log_access()  # an app that failed, or never finished its body
             request_id.reset(token)
 
 
